@@ -1,0 +1,108 @@
+//! What both servers hold per process: Redis, users, hashing, throttling, metrics.
+
+use std::time::Instant;
+
+use crate::config::CommonSettings;
+use crate::contract::{Credentials, ADMIN_ROLE};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::password::PasswordHasher;
+use crate::rate_limit::LoginLimiter;
+use crate::redis_conn::Redis;
+use crate::users::{StoredUser, UserDirectory};
+
+#[derive(Clone)]
+pub struct Core {
+    /// `session-server` or `token-server`: names metrics and the public route's answer.
+    pub server_name: &'static str,
+    pub redis: Redis,
+    pub users: UserDirectory,
+    pub hasher: PasswordHasher,
+    pub limiter: LoginLimiter,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+impl Core {
+    pub async fn build(settings: &CommonSettings, server_name: &'static str) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(server_name);
+        let redis = Redis::connect(&settings.redis_url, metrics.redis_commands.clone()).await?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let core = Self {
+            server_name,
+            users: UserDirectory::new(redis.clone()),
+            hasher: PasswordHasher::new(cores)?,
+            limiter: LoginLimiter::new(
+                redis.clone(),
+                settings.login_max_failures,
+                settings.login_failure_window_s,
+            ),
+            redis,
+            metrics,
+            started: Instant::now(),
+        };
+        if let Some((username, password)) = &settings.bootstrap_admin {
+            core.bootstrap_admin(username, password).await?;
+        }
+        Ok(core)
+    }
+
+    async fn bootstrap_admin(&self, username: &str, password: &str) -> anyhow::Result<()> {
+        let creds = Credentials { username: username.into(), password: password.into() };
+        creds
+            .validate_for_signup()
+            .map_err(|e| anyhow::anyhow!("BOOTSTRAP_ADMIN: {e}"))?;
+        match self.create_user(creds, vec!["user".into(), ADMIN_ROLE.into()]).await {
+            Ok(_) => tracing::info!(username, "created the bootstrap admin"),
+            // Another replica (or an earlier start) created it: nothing to do.
+            Err(ApiError::Conflict(_)) => {}
+            Err(e) => anyhow::bail!("BOOTSTRAP_ADMIN: could not create the admin: {e}"),
+        }
+        Ok(())
+    }
+
+    /// `POST /auth/signup`'s work, after the body was validated.
+    pub async fn create_user(
+        &self,
+        creds: Credentials,
+        roles: Vec<String>,
+    ) -> Result<StoredUser, ApiError> {
+        // Cheap early answer for the common case; `create` is still the atomic check.
+        if self.users.find(&creds.username).await?.is_some() {
+            return Err(ApiError::Conflict(format!("username `{}` is taken", creds.username)));
+        }
+        let user = StoredUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: creds.username,
+            password_hash: self.hasher.hash(creds.password).await?,
+            roles,
+        };
+        self.users.create(&user).await?;
+        Ok(user)
+    }
+
+    /// The password check behind both servers' login: throttled, constant-ish time for
+    /// unknown names, one answer for every kind of failure.
+    #[tracing::instrument(name = "authenticate", skip(self, creds), fields(username = %creds.username))]
+    pub async fn authenticate(&self, creds: Credentials, client: &str) -> Result<StoredUser, ApiError> {
+        creds.validate_for_login()?;
+        let earlier_failures = self.limiter.check(&creds.username, client).await?;
+        let user = self.users.find(&creds.username).await?;
+        let ok = self
+            .hasher
+            .verify(creds.password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        match user {
+            Some(user) if ok => {
+                if earlier_failures > 0 {
+                    self.limiter.record_success(&user.username).await?;
+                }
+                Ok(user)
+            }
+            _ => {
+                self.limiter.record_failure(&creds.username, client).await?;
+                Err(ApiError::InvalidCredentials)
+            }
+        }
+    }
+}

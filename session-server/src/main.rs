@@ -1,0 +1,10 @@
+use session_server::settings::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    auth_core::telemetry::init("info");
+    let settings = Settings::from_env()?;
+    let app = session_server::startup::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The session server's settings: the common ones plus the cookie and session timeouts.
+
+use std::time::Duration;
+
+use auth_core::config::{env_bool, env_or, env_secret, env_secs, CommonSettings, ConfigError};
+
+/// Where session state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Shared by every replica: any replica can serve any session.
+    Redis,
+    /// In this replica's memory: only the replica that created a session knows it.
+    Memory,
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "redis" => Ok(Self::Redis),
+            "memory" => Ok(Self::Memory),
+            other => Err(format!("`{other}` is neither `redis` nor `memory`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonSettings,
+    /// `COOKIE_SECURE`: mark the cookie `Secure`; `false` only for plain-HTTP local runs.
+    pub cookie_secure: bool,
+    /// `SESSION_KEY`: at least 64 bytes; encrypts and signs the cookie. Every replica
+    /// needs the same one.
+    pub session_key: Vec<u8>,
+    /// `SESSION_IDLE_TIMEOUT`: seconds without a request after which a session ends.
+    pub idle_timeout: Duration,
+    /// `SESSION_ABSOLUTE_TIMEOUT`: seconds after login after which a session ends anyway.
+    pub absolute_timeout: Duration,
+    /// `SESSION_STORE`: `redis` (default) or `memory`.
+    pub store: StoreKind,
+}
+
+/// The cookie key must be 64 bytes (actix's `Key` needs that much).
+pub const SESSION_KEY_MIN_BYTES: usize = 64;
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let settings = Self {
+            common: CommonSettings::from_env()?,
+            cookie_secure: env_bool("COOKIE_SECURE", true)?,
+            session_key: env_secret("SESSION_KEY", SESSION_KEY_MIN_BYTES)?,
+            idle_timeout: env_secs("SESSION_IDLE_TIMEOUT", 30 * 60)?,
+            absolute_timeout: env_secs("SESSION_ABSOLUTE_TIMEOUT", 8 * 60 * 60)?,
+            store: env_or("SESSION_STORE", StoreKind::Redis)?,
+        };
+        if settings.absolute_timeout < settings.idle_timeout {
+            return Err(ConfigError(
+                "SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT".into(),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Plain-HTTP settings on a free loopback port, for tests.
+    pub fn for_tests(redis_url: String) -> Self {
+        Self {
+            common: CommonSettings::for_tests(redis_url),
+            cookie_secure: false,
+            session_key: vec![b'k'; SESSION_KEY_MIN_BYTES],
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(8 * 60 * 60),
+            store: StoreKind::Redis,
+        }
+    }
+}
