@@ -4,12 +4,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// `POST /auth/signup` and `POST /auth/login`.
-#[derive(Clone, Deserialize, Serialize)]
+/// serde accepts a JSON array for a struct (fields by position); the contract's bodies
+/// are objects, so anything else is a malformed request.
+fn object_only<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> Result<T, D::Error> {
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CredentialsFields {
+    username: String,
+    password: String,
+}
+
+/// `POST /auth/signup` and `POST /auth/login`.
+#[derive(Clone, Serialize)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+}
+
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f: CredentialsFields = object_only(d)?;
+        Ok(Credentials { username: f.username, password: f.password })
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -82,11 +104,23 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
 }
 
-/// The token server's refresh and logout body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RefreshFields {
+    refresh_token: String,
+}
+
+/// The token server's refresh and logout body.
+#[derive(Debug, Serialize)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+impl<'de> Deserialize<'de> for RefreshRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f: RefreshFields = object_only(d)?;
+        Ok(RefreshRequest { refresh_token: f.refresh_token })
+    }
 }
 
 /// `GET /api/items`.
@@ -139,6 +173,15 @@ mod tests {
         assert!(creds("a b", "12345678").validate_for_signup().is_err());
         assert!(creds("abc", "1234567").validate_for_signup().is_err());
         assert!(creds("abc", &"x".repeat(129)).validate_for_signup().is_err());
+    }
+
+    #[test]
+    fn bodies_must_be_objects_with_exactly_the_fields() {
+        assert!(serde_json::from_str::<Credentials>(r#"{"username":"a","password":"b"}"#).is_ok());
+        assert!(serde_json::from_str::<Credentials>(r#"["a","b"]"#).is_err());
+        assert!(serde_json::from_str::<Credentials>(r#"{"username":"a","password":"b","x":1}"#).is_err());
+        assert!(serde_json::from_str::<RefreshRequest>(r#"["t"]"#).is_err());
+        assert!(serde_json::from_str::<RefreshRequest>(r#"{"refresh_token":"t"}"#).is_ok());
     }
 
     #[test]

@@ -54,11 +54,16 @@ pub fn client_addr(req: &HttpRequest) -> String {
         .to_owned()
 }
 
-/// Routes whose behaviour does not depend on the auth model.
+/// API routes whose behaviour does not depend on the auth model.
 pub fn common_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/signup").route(web::post().to(signup)))
-        .service(resource("/api/public").route(web::get().to(public)))
-        .service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/api/public").route(web::get().to(public)));
+}
+
+/// Health, readiness and metrics: for orchestrators and scrapers, outside any auth
+/// middleware, so a credential a probe happens to carry cannot make them touch Redis.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/metrics").route(web::get().to(metrics::handler)));
 }

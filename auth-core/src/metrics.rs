@@ -69,19 +69,28 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let route = req.match_pattern();
     let start = Instant::now();
-    let res = next.call(req).await?;
+    let res = next.call(req).await;
     if let Some(m) = metrics {
         // Route templates, never raw paths, so unknown URLs cannot blow up label cardinality.
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let route = match &res {
+            Ok(r) => r.request().match_pattern(),
+            Err(_) => route,
+        }
+        .unwrap_or_else(|| "unmatched".into());
+        let status = match &res {
+            Ok(r) => r.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
         m.requests
-            .with_label_values(&[route.as_str(), res.status().as_str()])
+            .with_label_values(&[route.as_str(), status.as_str()])
             .inc();
         m.latency
             .with_label_values(&[route.as_str()])
             .observe(start.elapsed().as_secs_f64());
     }
-    Ok(res)
+    res
 }
 
 pub async fn handler(metrics: web::Data<Metrics>) -> HttpResponse {

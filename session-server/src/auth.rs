@@ -11,9 +11,9 @@ use auth_core::ApiError;
 use futures_util::future::{ready, Ready};
 
 const USER: &str = "user";
-/// When the session was created at login (unix seconds): the absolute timeout counts from it.
+/// When the session was created at login (unix milliseconds): the absolute timeout counts from it.
 const CREATED: &str = "created";
-/// When the idle TTL was last pushed forward (unix seconds).
+/// When the idle TTL was last pushed forward (unix milliseconds).
 const EXTENDED: &str = "extended";
 
 /// The session rules, from the settings.
@@ -24,10 +24,10 @@ pub struct SessionPolicy {
     pub absolute_timeout: Duration,
 }
 
-fn now_s() -> u64 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -38,8 +38,8 @@ impl SessionPolicy {
     /// Re-writing the session on every read would cost a second Redis round trip per
     /// request; instead the idle TTL is pushed forward once a tenth of it has passed, so
     /// a session idles out between 90% and 100% of the idle timeout after its last use.
-    fn extension_interval(&self) -> u64 {
-        (self.idle_timeout.as_secs() / 10).max(1)
+    fn extension_interval_ms(&self) -> u64 {
+        (self.idle_timeout.as_millis() as u64 / 10).max(1)
     }
 
     /// Login: whatever session the client brought is discarded and a fresh id issued
@@ -47,7 +47,7 @@ impl SessionPolicy {
     pub fn start(&self, session: &Session, user: &UserView) -> Result<(), ApiError> {
         session.clear();
         session.renew();
-        let now = now_s();
+        let now = now_ms();
         session.insert(USER, user).map_err(internal)?;
         session.insert(CREATED, now).map_err(internal)?;
         session.insert(EXTENDED, now).map_err(internal)?;
@@ -58,7 +58,7 @@ impl SessionPolicy {
     /// timeout still counts from login.
     pub fn rotate(&self, session: &Session) -> Result<(), ApiError> {
         session.renew();
-        session.insert(EXTENDED, now_s()).map_err(internal)
+        session.insert(EXTENDED, now_ms()).map_err(internal)
     }
 
     fn authenticate(&self, req: &HttpRequest) -> Result<AuthUser, ApiError> {
@@ -75,16 +75,16 @@ impl SessionPolicy {
         };
         let created: u64 = session.get(CREATED).map_err(internal)?.unwrap_or(0);
         let extended: u64 = session.get(EXTENDED).map_err(internal)?.unwrap_or(0);
-        let now = now_s();
+        let now = now_ms();
         // The store's TTL already drops idle sessions; checking here too keeps the rule
         // exact even if a store keeps an entry a little longer.
-        if now.saturating_sub(created) >= self.absolute_timeout.as_secs()
-            || now.saturating_sub(extended) >= self.idle_timeout.as_secs()
+        if now.saturating_sub(created) >= self.absolute_timeout.as_millis() as u64
+            || now.saturating_sub(extended) >= self.idle_timeout.as_millis() as u64
         {
             session.purge();
             return Err(ApiError::InvalidToken);
         }
-        if now.saturating_sub(extended) >= self.extension_interval() {
+        if now.saturating_sub(extended) >= self.extension_interval_ms() {
             session.insert(EXTENDED, now).map_err(internal)?;
         }
         Ok(AuthUser { user, session })

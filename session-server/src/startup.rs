@@ -8,9 +8,9 @@ use actix_web::body::MessageBody;
 use actix_web::cookie::{time, Key, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpServer, ResponseError};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use auth_core::http::{common_routes, json_config, not_found, Application};
+use auth_core::http::{common_routes, json_config, not_found, ops_routes, Application};
 use auth_core::{metrics, ApiError, Core};
 
 use crate::auth::SessionPolicy;
@@ -65,16 +65,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             )
             .build();
         App::new()
-            .wrap(sessions)
-            .wrap(from_fn(store_errors_as_503))
             .wrap(from_fn(metrics::record))
             .app_data(json_config())
             .app_data(core_data.clone())
             .app_data(policy_data.clone())
             .app_data(metrics_data.clone())
-            .configure(common_routes)
-            .configure(routes)
-            .default_service(web::to(not_found))
+            .configure(ops_routes)
+            .service(
+                web::scope("")
+                    .wrap(sessions)
+                    .wrap(from_fn(store_errors_as_503))
+                    .configure(common_routes)
+                    .configure(routes)
+                    .default_service(web::to(not_found)),
+            )
     })
     .workers(settings.common.workers)
     .listen(listener.try_clone()?)?
@@ -86,14 +90,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
 /// the store here is Redis or memory, so such a failure means Redis is away: 503.
 async fn store_errors_as_503(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let http_req = req.request().clone();
-    match next.call(req).await {
-        Ok(res) => Ok(res.map_into_left_body()),
-        Err(e) => {
-            let err = ApiError::Unavailable(anyhow::anyhow!("session store: {e:?}"));
-            Ok(ServiceResponse::new(http_req, err.error_response()).map_into_right_body())
-        }
-    }
+    next.call(req).await.map_err(|e| {
+        ApiError::Unavailable(anyhow::anyhow!("session store: {e:?}")).into()
+    })
 }

@@ -11,7 +11,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use auth_core::error::ErrorCode;
-use auth_core::http::{common_routes, json_config, not_found, Application};
+use auth_core::http::{common_routes, json_config, not_found, ops_routes, Application};
 use auth_core::{metrics, Core};
 
 use crate::denylist::Denylist;
@@ -55,7 +55,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         if let Some(d) = &denylist {
             app = app.app_data(d.clone());
         }
-        app.configure(common_routes)
+        app.configure(ops_routes)
+            .configure(common_routes)
             .configure(routes)
             .default_service(web::to(not_found))
     })

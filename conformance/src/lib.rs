@@ -1,0 +1,9 @@
+//! The contract suite: `TestApp` and a private Redis, and the tests of `API.md` written
+//! once. Each server's `tests/api/main.rs` runs them with `conformance::suite!(Server)`.
+
+pub mod app;
+pub mod redis_process;
+pub mod suite;
+
+pub use app::{random_username, Credential, Kind, Options, Reply, Server, TestApp, PASSWORD};
+pub use redis_process::RedisProcess;

@@ -1,0 +1,30 @@
+use std::time::Duration;
+
+use auth_core::http::Application;
+use conformance::{Kind, Options, Server};
+use session_server::settings::{Settings, StoreKind};
+
+pub struct SessionServer;
+
+impl Server for SessionServer {
+    const KIND: Kind = Kind::Session;
+
+    async fn build(redis_url: String, o: Options) -> anyhow::Result<Application> {
+        let mut s = Settings::for_tests(redis_url);
+        if let Some(t) = o.idle_timeout_s {
+            s.idle_timeout = Duration::from_secs(t);
+        }
+        if let Some(t) = o.absolute_timeout_s {
+            s.absolute_timeout = Duration::from_secs(t);
+        }
+        if o.memory_store {
+            s.store = StoreKind::Memory;
+        }
+        s.cookie_secure = o.cookie_secure;
+        if let Some(n) = o.login_max_failures {
+            s.common.login_max_failures = n;
+        }
+        s.common.bootstrap_admin = o.bootstrap_admin;
+        session_server::startup::build(s).await
+    }
+}
