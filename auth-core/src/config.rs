@@ -33,7 +33,9 @@ pub fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
         Ok(raw) if !raw.trim().is_empty() => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError(format!("{name}=`{raw}` is not a boolean (true/false)"))),
+            _ => Err(ConfigError(format!(
+                "{name}=`{raw}` is not a boolean (true/false)"
+            ))),
         },
         _ => Ok(default),
     }

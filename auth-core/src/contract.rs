@@ -30,7 +30,10 @@ pub struct Credentials {
 impl<'de> Deserialize<'de> for Credentials {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let f: CredentialsFields = object_only(d)?;
-        Ok(Credentials { username: f.username, password: f.password })
+        Ok(Credentials {
+            username: f.username,
+            password: f.password,
+        })
     }
 }
 
@@ -68,7 +71,9 @@ impl Credentials {
     /// spending a hash on it (128 chars is also what bounds the hashing work).
     pub fn validate_for_login(&self) -> Result<(), ApiError> {
         if self.username.is_empty() || self.username.len() > 64 {
-            return Err(ApiError::InvalidRequest("username is empty or too long".into()));
+            return Err(ApiError::InvalidRequest(
+                "username is empty or too long".into(),
+            ));
         }
         if self.password.chars().count() > 128 {
             return Err(ApiError::InvalidRequest("password is too long".into()));
@@ -119,7 +124,9 @@ pub struct RefreshRequest {
 impl<'de> Deserialize<'de> for RefreshRequest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let f: RefreshFields = object_only(d)?;
-        Ok(RefreshRequest { refresh_token: f.refresh_token })
+        Ok(RefreshRequest {
+            refresh_token: f.refresh_token,
+        })
     }
 }
 
@@ -160,26 +167,38 @@ mod tests {
     use super::*;
 
     fn creds(u: &str, p: &str) -> Credentials {
-        Credentials { username: u.into(), password: p.into() }
+        Credentials {
+            username: u.into(),
+            password: p.into(),
+        }
     }
 
     #[test]
     fn signup_rules_follow_the_contract() {
         assert!(creds("abc", "12345678").validate_for_signup().is_ok());
-        assert!(creds("a.b-c_9", &"x".repeat(128)).validate_for_signup().is_ok());
+        assert!(creds("a.b-c_9", &"x".repeat(128))
+            .validate_for_signup()
+            .is_ok());
         assert!(creds("ab", "12345678").validate_for_signup().is_err());
-        assert!(creds(&"a".repeat(33), "12345678").validate_for_signup().is_err());
+        assert!(creds(&"a".repeat(33), "12345678")
+            .validate_for_signup()
+            .is_err());
         assert!(creds("Abc", "12345678").validate_for_signup().is_err());
         assert!(creds("a b", "12345678").validate_for_signup().is_err());
         assert!(creds("abc", "1234567").validate_for_signup().is_err());
-        assert!(creds("abc", &"x".repeat(129)).validate_for_signup().is_err());
+        assert!(creds("abc", &"x".repeat(129))
+            .validate_for_signup()
+            .is_err());
     }
 
     #[test]
     fn bodies_must_be_objects_with_exactly_the_fields() {
         assert!(serde_json::from_str::<Credentials>(r#"{"username":"a","password":"b"}"#).is_ok());
         assert!(serde_json::from_str::<Credentials>(r#"["a","b"]"#).is_err());
-        assert!(serde_json::from_str::<Credentials>(r#"{"username":"a","password":"b","x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Credentials>(r#"{"username":"a","password":"b","x":1}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<RefreshRequest>(r#"["t"]"#).is_err());
         assert!(serde_json::from_str::<RefreshRequest>(r#"{"refresh_token":"t"}"#).is_ok());
     }

@@ -23,11 +23,12 @@ pub fn json_config() -> web::JsonConfig {
         .content_type_required(true)
         .error_handler(|err, _req| {
             match err {
-                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                    ApiError::PayloadTooLarge
-                }
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
                 JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                JsonPayloadError::Deserialize(e) => ApiError::InvalidRequest(format!("invalid JSON body: {e}")),
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
+                }
                 other => ApiError::InvalidRequest(format!("invalid request body: {other}")),
             }
             .into()
@@ -69,7 +70,10 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[tracing::instrument(name = "signup", skip_all, fields(username = %body.username))]
-async fn signup(core: web::Data<Core>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+async fn signup(
+    core: web::Data<Core>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     creds.validate_for_signup()?;
     let user = core.create_user(creds, vec!["user".into()]).await?;
@@ -111,7 +115,10 @@ pub struct Application {
 
 impl Application {
     pub fn new(listener: &TcpListener, server: Server) -> std::io::Result<Self> {
-        Ok(Self { port: listener.local_addr()?.port(), server })
+        Ok(Self {
+            port: listener.local_addr()?.port(),
+            server,
+        })
     }
 
     pub fn port(&self) -> u16 {

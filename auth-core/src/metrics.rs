@@ -23,7 +23,10 @@ impl Metrics {
         let registry = Registry::new_custom(None, Some([("server".into(), server.into())].into()))
             .expect("static registry labels are valid");
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route and status",
+            ),
             &["route", "status"],
         )
         .expect("static metric definition is valid");
@@ -49,9 +52,16 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(redis_commands.clone()),
         ] {
-            registry.register(c).expect("each metric is registered once");
+            registry
+                .register(c)
+                .expect("each metric is registered once");
         }
-        Self { registry, requests, latency, redis_commands }
+        Self {
+            registry,
+            requests,
+            latency,
+            redis_commands,
+        }
     }
 
     pub fn render(&self) -> String {

@@ -99,13 +99,19 @@ mod tests {
         let h = PasswordHasher::new(1).unwrap();
         let stored = h.hash("correct horse".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(h.verify("correct horse".into(), Some(stored.clone())).await.unwrap());
+        assert!(h
+            .verify("correct horse".into(), Some(stored.clone()))
+            .await
+            .unwrap());
         assert!(!h.verify("wrong horse".into(), Some(stored)).await.unwrap());
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
         let h = PasswordHasher::new(1).unwrap();
-        assert!(!h.verify("not a password anybody has".into(), None).await.unwrap());
+        assert!(!h
+            .verify("not a password anybody has".into(), None)
+            .await
+            .unwrap());
     }
 }

@@ -37,10 +37,8 @@ impl LoginLimiter {
     /// the username's failure count, so a success clears it only when there is one.
     pub async fn check(&self, username: &str, client: &str) -> Result<u64, ApiError> {
         let (u, c) = (user_key(username), client_key(client));
-        let counts: (Option<u64>, Option<u64>) = self
-            .redis
-            .query(redis::cmd("MGET").arg(&u).arg(&c))
-            .await?;
+        let counts: (Option<u64>, Option<u64>) =
+            self.redis.query(redis::cmd("MGET").arg(&u).arg(&c)).await?;
         let limited = match counts {
             (Some(n), _) if n >= self.max_per_user => u,
             (_, Some(n)) if n >= self.max_per_client => c,
@@ -56,7 +54,11 @@ impl LoginLimiter {
         let mut pipe = redis::pipe();
         for key in [user_key(username), client_key(client)] {
             pipe.cmd("INCR").arg(&key).ignore();
-            pipe.cmd("EXPIRE").arg(&key).arg(self.window_s).arg("NX").ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(self.window_s)
+                .arg("NX")
+                .ignore();
         }
         self.redis.pipeline::<()>(&pipe).await?;
         Ok(())

@@ -24,7 +24,10 @@ pub struct Core {
 }
 
 impl Core {
-    pub async fn build(settings: &CommonSettings, server_name: &'static str) -> anyhow::Result<Self> {
+    pub async fn build(
+        settings: &CommonSettings,
+        server_name: &'static str,
+    ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(server_name);
         let redis = Redis::connect(&settings.redis_url, metrics.redis_commands.clone()).await?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -48,11 +51,17 @@ impl Core {
     }
 
     async fn bootstrap_admin(&self, username: &str, password: &str) -> anyhow::Result<()> {
-        let creds = Credentials { username: username.into(), password: password.into() };
+        let creds = Credentials {
+            username: username.into(),
+            password: password.into(),
+        };
         creds
             .validate_for_signup()
             .map_err(|e| anyhow::anyhow!("BOOTSTRAP_ADMIN: {e}"))?;
-        match self.create_user(creds, vec!["user".into(), ADMIN_ROLE.into()]).await {
+        match self
+            .create_user(creds, vec!["user".into(), ADMIN_ROLE.into()])
+            .await
+        {
             Ok(_) => tracing::info!(username, "created the bootstrap admin"),
             // Another replica (or an earlier start) created it: nothing to do.
             Err(ApiError::Conflict(_)) => {}
@@ -69,7 +78,10 @@ impl Core {
     ) -> Result<StoredUser, ApiError> {
         // Cheap early answer for the common case; `create` is still the atomic check.
         if self.users.find(&creds.username).await?.is_some() {
-            return Err(ApiError::Conflict(format!("username `{}` is taken", creds.username)));
+            return Err(ApiError::Conflict(format!(
+                "username `{}` is taken",
+                creds.username
+            )));
         }
         let user = StoredUser {
             id: uuid::Uuid::new_v4().to_string(),
@@ -84,13 +96,20 @@ impl Core {
     /// The password check behind both servers' login: throttled, constant-ish time for
     /// unknown names, one answer for every kind of failure.
     #[tracing::instrument(name = "authenticate", skip(self, creds), fields(username = %creds.username))]
-    pub async fn authenticate(&self, creds: Credentials, client: &str) -> Result<StoredUser, ApiError> {
+    pub async fn authenticate(
+        &self,
+        creds: Credentials,
+        client: &str,
+    ) -> Result<StoredUser, ApiError> {
         creds.validate_for_login()?;
         let earlier_failures = self.limiter.check(&creds.username, client).await?;
         let user = self.users.find(&creds.username).await?;
         let ok = self
             .hasher
-            .verify(creds.password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                creds.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await?;
         match user {
             Some(user) if ok => {

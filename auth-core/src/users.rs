@@ -45,7 +45,12 @@ impl UserDirectory {
         let body = serde_json::to_string(user).map_err(|e| ApiError::Internal(e.into()))?;
         let created: Option<String> = self
             .redis
-            .query(redis::cmd("SET").arg(key(&user.username)).arg(body).arg("NX"))
+            .query(
+                redis::cmd("SET")
+                    .arg(key(&user.username))
+                    .arg(body)
+                    .arg("NX"),
+            )
             .await?;
         match created {
             Some(_) => Ok(()),
@@ -57,7 +62,10 @@ impl UserDirectory {
     }
 
     pub async fn find(&self, username: &str) -> Result<Option<StoredUser>, ApiError> {
-        let raw: Option<String> = self.redis.query(redis::cmd("GET").arg(key(username))).await?;
+        let raw: Option<String> = self
+            .redis
+            .query(redis::cmd("GET").arg(key(username)))
+            .await?;
         raw.map(|raw| serde_json::from_str(&raw))
             .transpose()
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("user record is corrupt: {e}")))

@@ -35,7 +35,10 @@ pub struct Options {
 /// What a server crate implements to run the suite against itself.
 pub trait Server {
     const KIND: Kind;
-    fn build(redis_url: String, options: Options) -> impl Future<Output = anyhow::Result<Application>>;
+    fn build(
+        redis_url: String,
+        options: Options,
+    ) -> impl Future<Output = anyhow::Result<Application>>;
 }
 
 /// What a client holds after login.
@@ -43,7 +46,10 @@ pub trait Server {
 pub enum Credential {
     /// `sid=<value>`, as sent in `Cookie`.
     Cookie(String),
-    Tokens { access: String, refresh: String },
+    Tokens {
+        access: String,
+        refresh: String,
+    },
 }
 
 /// An answer, read whole.
@@ -65,8 +71,17 @@ impl Reply {
         assert_eq!(self.status, status, "status; body: {}", self.text);
         let body = self.json();
         assert_eq!(body["error"], code, "error code; body: {}", self.text);
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message; body: {}", self.text);
-        assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only error and message: {}", self.text);
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message; body: {}",
+            self.text
+        );
+        assert_eq!(
+            body.as_object().map(|o| o.len()),
+            Some(2),
+            "only error and message: {}",
+            self.text
+        );
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -135,7 +150,9 @@ impl TestApp {
     }
 
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self.client.request(method, format!("{}{path}", self.address));
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
         match self.credential() {
             Some(Credential::Cookie(c)) => req = req.header(COOKIE, c),
             Some(Credential::Tokens { access, .. }) => {
@@ -174,11 +191,12 @@ impl TestApp {
                 }
             }
             Kind::Token => {
+                let body = serde_json::from_str::<Value>(&reply.text).unwrap_or_default();
                 if reply.status == 200 {
-                    let body = reply.json();
-                    if let (Some(a), Some(r)) =
-                        (body["access_token"].as_str(), body["refresh_token"].as_str())
-                    {
+                    if let (Some(a), Some(r)) = (
+                        body["access_token"].as_str(),
+                        body["refresh_token"].as_str(),
+                    ) {
                         self.set_credential(Some(Credential::Tokens {
                             access: a.into(),
                             refresh: r.into(),
@@ -189,7 +207,12 @@ impl TestApp {
         }
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
         Self::read(
             self.client
                 .post(format!("{}{path}", self.address))
@@ -200,13 +223,21 @@ impl TestApp {
     }
 
     pub async fn signup(&self, username: &str, password: &str) -> Reply {
-        self.request(Method::POST, "/auth/signup", Some(json!({"username": username, "password": password})))
-            .await
+        self.request(
+            Method::POST,
+            "/auth/signup",
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Reply {
-        self.request(Method::POST, "/auth/login", Some(json!({"username": username, "password": password})))
-            .await
+        self.request(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
     }
 
     /// Signs a fresh user up and logs them in; returns the username.
@@ -267,7 +298,8 @@ impl TestApp {
     }
 
     pub async fn jwks(&self) -> Reply {
-        self.request(Method::GET, "/.well-known/jwks.json", None).await
+        self.request(Method::GET, "/.well-known/jwks.json", None)
+            .await
     }
 
     /// `redis_commands_total` from `/metrics`.

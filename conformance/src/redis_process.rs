@@ -24,7 +24,11 @@ impl RedisProcess {
     pub async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("svt-redis-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
-        let me = Self { child: Mutex::new(None), port: free_port(), dir };
+        let me = Self {
+            child: Mutex::new(None),
+            port: free_port(),
+            dir,
+        };
         me.launch().await;
         me
     }
@@ -33,7 +37,14 @@ impl RedisProcess {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             // No background saves; `stop` saves once so a restart keeps the data.
-            .args(["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dbfilename",
+                "dump.rdb",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -51,7 +62,10 @@ impl RedisProcess {
             if self.ping().await {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server did not answer within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer within 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -65,7 +79,9 @@ impl RedisProcess {
     }
 
     async fn ping(&self) -> bool {
-        let Ok(client) = redis::Client::open(self.url()) else { return false };
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
         let Ok(Ok(mut conn)) = tokio::time::timeout(
             Duration::from_millis(500),
             client.get_multiplexed_async_connection(),
@@ -75,7 +91,10 @@ impl RedisProcess {
             return false;
         };
         matches!(
-            redis::cmd("PING").query_async::<String>(&mut conn).await.as_deref(),
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .as_deref(),
             Ok("PONG")
         )
     }
@@ -93,12 +112,18 @@ impl RedisProcess {
     pub async fn stop(&self) {
         let mut conn = self.conn().await;
         // The server closes the connection instead of answering.
-        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query_async::<()>(&mut conn).await;
+        let _ = redis::cmd("SHUTDOWN")
+            .arg("SAVE")
+            .query_async::<()>(&mut conn)
+            .await;
         let child = self.child.lock().unwrap().take();
         if let Some(mut child) = child {
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait().ok().flatten().is_none() {
-                assert!(Instant::now() < deadline, "redis-server did not stop within 10 s");
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server did not stop within 10 s"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -125,7 +150,10 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

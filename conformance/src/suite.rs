@@ -72,7 +72,9 @@ pub async fn signup_with_a_taken_name_is_a_conflict<S: Server>() {
     let app = app::<S>().await;
     let name = random_username();
     assert_eq!(app.signup(&name, PASSWORD).await.status, 201);
-    app.signup(&name, "another-password").await.assert_error(409, "conflict");
+    app.signup(&name, "another-password")
+        .await
+        .assert_error(409, "conflict");
 }
 
 pub async fn signup_validates_its_fields<S: Server>() {
@@ -86,7 +88,9 @@ pub async fn signup_validates_its_fields<S: Server>() {
         ("okname", "short"),
         ("okname", &"p".repeat(129)[..]),
     ] {
-        app.signup(user, pass).await.assert_error(400, "invalid_request");
+        app.signup(user, pass)
+            .await
+            .assert_error(400, "invalid_request");
     }
     for body in [
         json!({"username": "okname"}),
@@ -104,7 +108,13 @@ pub async fn signup_validates_its_fields<S: Server>() {
 pub async fn malformed_json_is_invalid_request<S: Server>() {
     let app = app::<S>().await;
     for path in ["/auth/signup", "/auth/login"] {
-        for body in ["{", "", "null", "{\"username\": \"a\", \"password\": }", "\u{0}"] {
+        for body in [
+            "{",
+            "",
+            "null",
+            "{\"username\": \"a\", \"password\": }",
+            "\u{0}",
+        ] {
             app.post_raw(path, "application/json", body)
                 .await
                 .assert_error(400, "invalid_request");
@@ -114,7 +124,10 @@ pub async fn malformed_json_is_invalid_request<S: Server>() {
 
 pub async fn a_json_route_refuses_other_content_types<S: Server>() {
     let app = app::<S>().await;
-    let body = format!(r#"{{"username": "{}", "password": "{PASSWORD}"}}"#, random_username());
+    let body = format!(
+        r#"{{"username": "{}", "password": "{PASSWORD}"}}"#,
+        random_username()
+    );
     for ct in ["text/plain", "application/x-www-form-urlencoded"] {
         app.post_raw("/auth/signup", ct, body.clone())
             .await
@@ -124,7 +137,10 @@ pub async fn a_json_route_refuses_other_content_types<S: Server>() {
 
 pub async fn a_body_over_16_kib_is_too_large<S: Server>() {
     let app = app::<S>().await;
-    let big = format!(r#"{{"username": "abc", "password": "{}"}}"#, "x".repeat(17 * 1024));
+    let big = format!(
+        r#"{{"username": "abc", "password": "{}"}}"#,
+        "x".repeat(17 * 1024)
+    );
     app.post_raw("/auth/login", "application/json", big)
         .await
         .assert_error(413, "payload_too_large");
@@ -141,13 +157,19 @@ pub async fn login_hands_out_a_credential_that_reads_me_and_items<S: Server>() {
     match app.kind {
         Kind::Session => {
             assert!(matches!(app.credential(), Some(Credential::Cookie(_))));
-            assert!(body.get("access_token").is_none(), "a session login hands out no token");
+            assert!(
+                body.get("access_token").is_none(),
+                "a session login hands out no token"
+            );
         }
         Kind::Token => {
             assert_eq!(body["token_type"], "Bearer");
             assert_eq!(body["expires_in"], 900);
             assert_eq!(body["refresh_expires_in"], 14 * 24 * 3600);
-            assert!(login.set_cookies().is_empty(), "a token login sets no cookie");
+            assert!(
+                login.set_cookies().is_empty(),
+                "a token login sets no cookie"
+            );
         }
     }
     let me = app.me().await;
@@ -155,7 +177,10 @@ pub async fn login_hands_out_a_credential_that_reads_me_and_items<S: Server>() {
     assert_eq!(me.json(), signup);
     let items = app.items().await;
     assert_eq!(items.status, 200);
-    let items = items.json()["items"].as_array().cloned().expect("items is a list");
+    let items = items.json()["items"]
+        .as_array()
+        .cloned()
+        .expect("items is a list");
     assert_eq!(items.len(), 10);
     assert!(items.iter().all(|i| i["owner"] == signup["id"]));
 }
@@ -205,7 +230,10 @@ pub async fn garbage_credentials_are_invalid_tokens<S: Server>() {
     let app = app::<S>().await;
     let garbage = match app.kind {
         Kind::Session => Credential::Cookie("sid=not-a-session".into()),
-        Kind::Token => Credential::Tokens { access: "not.a.token".into(), refresh: "x".into() },
+        Kind::Token => Credential::Tokens {
+            access: "not.a.token".into(),
+            refresh: "x".into(),
+        },
     };
     app.set_credential(Some(garbage));
     for path in ["/api/me", "/api/items", "/api/admin/stats"] {
@@ -222,7 +250,11 @@ pub async fn public_route_needs_nothing<S: Server>() {
     assert_eq!(r.status, 200);
     assert!(r.json().is_object());
     app.signed_in_user().await;
-    assert_eq!(app.public().await.status, 200, "credentials do not hurt either");
+    assert_eq!(
+        app.public().await.status,
+        200,
+        "credentials do not hurt either"
+    );
 }
 
 pub async fn admin_route_needs_the_admin_role<S: Server>() {
@@ -243,8 +275,12 @@ pub async fn admin_route_needs_the_admin_role<S: Server>() {
 
 pub async fn unknown_routes_and_wrong_methods_answer_in_json<S: Server>() {
     let app = app::<S>().await;
-    app.request(Method::GET, "/nope", None).await.assert_error(404, "not_found");
-    app.request(Method::GET, "/api/me/extra", None).await.assert_error(404, "not_found");
+    app.request(Method::GET, "/nope", None)
+        .await
+        .assert_error(404, "not_found");
+    app.request(Method::GET, "/api/me/extra", None)
+        .await
+        .assert_error(404, "not_found");
     for (method, path) in [
         (Method::GET, "/auth/login"),
         (Method::GET, "/auth/signup"),
@@ -272,7 +308,10 @@ pub async fn health_readiness_and_metrics<S: Server>() {
             && l.contains(r#"status="200""#)),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(app.redis_commands().await > 0);
 }
 
@@ -301,16 +340,25 @@ pub async fn logout_ends_the_credential_and_twice_is_fine<S: Server>() {
     app.set_credential(Some(held.clone()));
     app.refresh().await.assert_error(401, "invalid_token");
     app.set_credential(Some(held));
-    assert_eq!(app.logout().await.status, 204, "logging out twice is not an error");
+    assert_eq!(
+        app.logout().await.status,
+        204,
+        "logging out twice is not an error"
+    );
 }
 
 pub async fn repeated_failed_logins_are_rate_limited<S: Server>() {
-    let options = Options { login_max_failures: Some(3), ..Options::default() };
+    let options = Options {
+        login_max_failures: Some(3),
+        ..Options::default()
+    };
     let app = TestApp::spawn::<S>(options).await;
     let name = random_username();
     app.signup(&name, PASSWORD).await;
     for _ in 0..3 {
-        app.login(&name, "wrong-password").await.assert_error(401, "invalid_credentials");
+        app.login(&name, "wrong-password")
+            .await
+            .assert_error(401, "invalid_credentials");
     }
     let limited = app.login(&name, PASSWORD).await;
     limited.assert_error(429, "rate_limited");
@@ -329,7 +377,9 @@ pub async fn a_signup_on_one_replica_is_seen_by_another<S: Server>() {
     let name = random_username();
     assert_eq!(a.signup(&name, PASSWORD).await.status, 201);
     assert_eq!(b.login(&name, PASSWORD).await.status, 200);
-    b.signup(&name, PASSWORD).await.assert_error(409, "conflict");
+    b.signup(&name, PASSWORD)
+        .await
+        .assert_error(409, "conflict");
 }
 
 pub async fn hostile_input_never_gets_a_5xx<S: Server>() {
@@ -347,7 +397,12 @@ pub async fn hostile_input_never_gets_a_5xx<S: Server>() {
         json!({"refresh_token": null}),
         json!(null),
     ];
-    for path in ["/auth/signup", "/auth/login", "/auth/refresh", "/auth/logout"] {
+    for path in [
+        "/auth/signup",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+    ] {
         for body in &bodies {
             let r = app.request(Method::POST, path, Some(body.clone())).await;
             assert!(r.status < 500, "{path} {body}: {} {}", r.status, r.text);
@@ -374,10 +429,17 @@ pub async fn hostile_input_never_gets_a_5xx<S: Server>() {
     }
 }
 
-async fn within_two_seconds(what: &str, r: impl std::future::Future<Output = crate::Reply>) -> crate::Reply {
+async fn within_two_seconds(
+    what: &str,
+    r: impl std::future::Future<Output = crate::Reply>,
+) -> crate::Reply {
     let t = Instant::now();
     let r = r.await;
-    assert!(t.elapsed() < Duration::from_secs(2), "{what} took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "{what} took {:?}",
+        t.elapsed()
+    );
     r
 }
 
@@ -387,9 +449,17 @@ pub async fn redis_outage_is_503_fast_and_recovers<S: Server>() {
     let held = app.credential();
     app.redis.stop().await;
 
-    within_two_seconds("readyz", app.readyz()).await.assert_error(503, "unavailable");
-    assert_eq!(app.healthz().await.status, 200, "the process itself is fine");
-    within_two_seconds("login", app.login("someone", PASSWORD)).await.assert_error(503, "unavailable");
+    within_two_seconds("readyz", app.readyz())
+        .await
+        .assert_error(503, "unavailable");
+    assert_eq!(
+        app.healthz().await.status,
+        200,
+        "the process itself is fine"
+    );
+    within_two_seconds("login", app.login("someone", PASSWORD))
+        .await
+        .assert_error(503, "unavailable");
     app.set_credential(held.clone());
     within_two_seconds("signup", app.signup(&random_username(), PASSWORD))
         .await
@@ -406,18 +476,27 @@ pub async fn redis_outage_is_503_fast_and_recovers<S: Server>() {
         }
     }
     app.set_credential(held.clone());
-    within_two_seconds("refresh", app.refresh()).await.assert_error(503, "unavailable");
+    within_two_seconds("refresh", app.refresh())
+        .await
+        .assert_error(503, "unavailable");
 
     app.redis.restart().await;
     // Recovery without restarting the server: the first call may still find the old
     // connection broken, so allow a few tries within a bounded time.
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.readyz().await.status != 200 {
-        assert!(Instant::now() < deadline, "not ready 10 s after Redis came back");
+        assert!(
+            Instant::now() < deadline,
+            "not ready 10 s after Redis came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.set_credential(held);
-    assert_eq!(app.me().await.status, 200, "the credential from before the outage works");
+    assert_eq!(
+        app.me().await.status,
+        200,
+        "the credential from before the outage works"
+    );
     assert_eq!(app.refresh().await.status, 200);
     app.signed_in_user().await;
 }
@@ -427,15 +506,27 @@ pub async fn a_frozen_redis_is_503_within_two_seconds<S: Server>() {
     app.signed_in_user().await;
     let held = app.credential();
     app.redis.freeze(true);
-    within_two_seconds("readyz", app.readyz()).await.assert_error(503, "unavailable");
-    within_two_seconds("login", app.login("someone", PASSWORD)).await.assert_error(503, "unavailable");
+    within_two_seconds("readyz", app.readyz())
+        .await
+        .assert_error(503, "unavailable");
+    within_two_seconds("login", app.login("someone", PASSWORD))
+        .await
+        .assert_error(503, "unavailable");
     app.set_credential(held.clone());
     let me = within_two_seconds("me", app.me()).await;
-    assert_eq!(me.status, if app.kind == Kind::Session { 503 } else { 200 }, "{}", me.text);
+    assert_eq!(
+        me.status,
+        if app.kind == Kind::Session { 503 } else { 200 },
+        "{}",
+        me.text
+    );
     app.redis.freeze(false);
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.readyz().await.status != 200 {
-        assert!(Instant::now() < deadline, "not ready 10 s after Redis thawed");
+        assert!(
+            Instant::now() < deadline,
+            "not ready 10 s after Redis thawed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.set_credential(held);

@@ -92,7 +92,7 @@ async fn store_errors_as_503(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    next.call(req).await.map_err(|e| {
-        ApiError::Unavailable(anyhow::anyhow!("session store: {e:?}")).into()
-    })
+    next.call(req)
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("session store: {e:?}")).into())
 }

@@ -20,7 +20,9 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     };
     let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
         _ => Err(ApiError::InvalidToken),
@@ -62,10 +64,15 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let codec = req
                 .app_data::<web::Data<Arc<TokenCodec>>>()
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("TokenCodec is not registered")))?;
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("TokenCodec is not registered"))
+                })?;
             let denylist = req.app_data::<web::Data<Denylist>>();
             let claims = verify_request(&req, codec, denylist.map(|d| d.get_ref())).await?;
-            Ok(AuthUser { user: claims.user(), claims })
+            Ok(AuthUser {
+                user: claims.user(),
+                claims,
+            })
         })
     }
 }

@@ -25,7 +25,13 @@ impl Denylist {
     pub async fn deny(&self, claims: &AccessClaims) -> Result<(), ApiError> {
         let ttl = claims.exp.saturating_sub(now_s()) + LEEWAY_S + 1;
         self.redis
-            .query::<()>(redis::cmd("SET").arg(key(&claims.jti)).arg(1).arg("EX").arg(ttl))
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(key(&claims.jti))
+                    .arg(1)
+                    .arg("EX")
+                    .arg(ttl),
+            )
             .await?;
         Ok(())
     }

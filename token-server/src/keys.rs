@@ -26,7 +26,9 @@ pub fn generate_ed25519_pem() -> anyhow::Result<String> {
     let mut der = ED25519_PKCS8_PREFIX.to_vec();
     der.extend_from_slice(&rand::random::<[u8; 32]>());
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    Ok(format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n"))
+    Ok(format!(
+        "-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n"
+    ))
 }
 
 fn short_thumbprint(jwk: &Jwk) -> anyhow::Result<String> {
@@ -55,11 +57,12 @@ impl Keys {
                 let pem = std::fs::read(path).map_err(|e| {
                     anyhow::anyhow!("JWT_PRIVATE_KEY_FILE {}: cannot read: {e}", path.display())
                 })?;
-                Self::ed25519(&pem).map_err(|e| {
-                    anyhow::anyhow!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display())
-                })
+                Self::ed25519(&pem)
+                    .map_err(|e| anyhow::anyhow!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display()))
             }
-            (SigningAlg::EdDsa, KeySource::Generated) => Self::ed25519(generate_ed25519_pem()?.as_bytes()),
+            (SigningAlg::EdDsa, KeySource::Generated) => {
+                Self::ed25519(generate_ed25519_pem()?.as_bytes())
+            }
             (alg, _) => anyhow::bail!("JWT_ALG={alg:?} does not match the key that was given"),
         }
     }

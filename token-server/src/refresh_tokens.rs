@@ -54,22 +54,43 @@ fn family_key(family: &str) -> String {
 
 impl RefreshTokens {
     pub fn new(redis: Redis, ttl_s: u64) -> Self {
-        Self { redis, rotate: std::sync::Arc::new(Script::new(ROTATE)), ttl_s }
+        Self {
+            redis,
+            rotate: std::sync::Arc::new(Script::new(ROTATE)),
+            ttl_s,
+        }
     }
 
     /// A new family at login, with its first token live.
-    pub async fn start_family(&self, first: &RefreshClaims, user: &UserView) -> Result<(), ApiError> {
+    pub async fn start_family(
+        &self,
+        first: &RefreshClaims,
+        user: &UserView,
+    ) -> Result<(), ApiError> {
         let user = serde_json::to_string(user).map_err(|e| ApiError::Internal(e.into()))?;
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .cmd("SET").arg(family_key(&first.fam)).arg(user).arg("EX").arg(self.ttl_s).ignore()
-            .cmd("SET").arg(token_key(&first.jti)).arg(format!("live:{}", first.fam))
-            .arg("EX").arg(self.ttl_s).ignore();
+            .cmd("SET")
+            .arg(family_key(&first.fam))
+            .arg(user)
+            .arg("EX")
+            .arg(self.ttl_s)
+            .ignore()
+            .cmd("SET")
+            .arg(token_key(&first.jti))
+            .arg(format!("live:{}", first.fam))
+            .arg("EX")
+            .arg(self.ttl_s)
+            .ignore();
         self.redis.pipeline::<()>(&pipe).await?;
         Ok(())
     }
 
-    pub async fn rotate(&self, old: &RefreshClaims, new: &RefreshClaims) -> Result<Rotation, ApiError> {
+    pub async fn rotate(
+        &self,
+        old: &RefreshClaims,
+        new: &RefreshClaims,
+    ) -> Result<Rotation, ApiError> {
         let mut invocation = self.rotate.prepare_invoke();
         invocation
             .key(token_key(&old.jti))
@@ -83,7 +104,9 @@ impl RefreshTokens {
                 let user = answer
                     .get(1)
                     .and_then(|u| serde_json::from_str(u).ok())
-                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("refresh family holds no valid user")))?;
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("refresh family holds no valid user"))
+                    })?;
                 Ok(Rotation::Rotated(user))
             }
             Some("reuse") => {
@@ -96,7 +119,9 @@ impl RefreshTokens {
 
     /// Logout: the whole family, at once. Revoking a dead family is not an error.
     pub async fn revoke_family(&self, family: &str) -> Result<(), ApiError> {
-        self.redis.query::<()>(redis::cmd("DEL").arg(family_key(family))).await?;
+        self.redis
+            .query::<()>(redis::cmd("DEL").arg(family_key(family)))
+            .await?;
         Ok(())
     }
 }

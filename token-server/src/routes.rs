@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use auth_core::contract::{Credentials, Items, RefreshRequest, TokenResponse, UserView, ADMIN_ROLE};
+use auth_core::contract::{
+    Credentials, Items, RefreshRequest, TokenResponse, UserView, ADMIN_ROLE,
+};
 use auth_core::http::{admin_stats, client_addr, resource};
 use auth_core::{ApiError, Core};
 

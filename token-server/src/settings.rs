@@ -18,7 +18,9 @@ impl std::str::FromStr for SigningAlg {
         match s {
             "HS256" => Ok(Self::Hs256),
             "EdDSA" => Ok(Self::EdDsa),
-            other => Err(format!("`{other}` is not supported: use `HS256` or `EdDSA`")),
+            other => Err(format!(
+                "`{other}` is not supported: use `HS256` or `EdDSA`"
+            )),
         }
     }
 }

@@ -26,9 +26,15 @@ pub const SERVER_NAME: &str = "token-server";
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let keys = Keys::load(settings.alg, &settings.key)?;
     let core = Core::build(&settings.common, SERVER_NAME).await?;
-    let codec = Arc::new(TokenCodec::new(keys, settings.access_ttl, settings.refresh_ttl));
+    let codec = Arc::new(TokenCodec::new(
+        keys,
+        settings.access_ttl,
+        settings.refresh_ttl,
+    ));
     let refresh_tokens = RefreshTokens::new(core.redis.clone(), settings.refresh_ttl.as_secs());
-    let denylist = settings.access_denylist.then(|| web::Data::new(Denylist::new(core.redis.clone())));
+    let denylist = settings
+        .access_denylist
+        .then(|| web::Data::new(Denylist::new(core.redis.clone())));
     let listener = TcpListener::bind(settings.common.listen_addr)
         .with_context(|| format!("cannot listen on {}", settings.common.listen_addr))?;
     tracing::info!(

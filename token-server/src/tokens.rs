@@ -196,7 +196,11 @@ mod tests {
     }
 
     fn user() -> UserView {
-        UserView { id: "u1".into(), username: "alice".into(), roles: vec!["user".into()] }
+        UserView {
+            id: "u1".into(),
+            username: "alice".into(),
+            roles: vec!["user".into()],
+        }
     }
 
     #[test]
@@ -215,7 +219,9 @@ mod tests {
         assert!(c.verify_access(&token).is_err());
         let payload = token.split('.').nth(1).unwrap();
         use base64::Engine;
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
         let json = String::from_utf8(json).unwrap();
         assert!(!json.contains("alice") && !json.contains("u1") && !json.contains("sub"));
     }

@@ -36,7 +36,11 @@ async fn login_never_keeps_the_id_the_client_brought() {
     let fresh = cookie(&app);
     assert_ne!(fresh, planted);
     let keys = session_keys(&app).await;
-    assert_eq!(keys.len(), 1, "the planted session was deleted, one fresh one exists");
+    assert_eq!(
+        keys.len(),
+        1,
+        "the planted session was deleted, one fresh one exists"
+    );
     assert_ne!(keys, planted_keys);
     app.set_credential(Some(planted));
     app.me().await.assert_error(401, "invalid_token");
@@ -63,14 +67,21 @@ async fn the_session_id_is_long_random_and_never_reused() {
 #[tokio::test]
 async fn the_cookie_is_httponly_lax_rooted_and_secure_unless_turned_off() {
     for secure in [true, false] {
-        let app = app(Options { cookie_secure: secure, ..Options::default() }).await;
+        let app = app(Options {
+            cookie_secure: secure,
+            ..Options::default()
+        })
+        .await;
         let name = conformance::random_username();
         app.signup(&name, conformance::PASSWORD).await;
         let login = app.login(&name, conformance::PASSWORD).await;
         let cookies = login.set_cookies();
         assert_eq!(cookies.len(), 1, "{cookies:?}");
         let attrs: Vec<String> = cookies[0].split(';').map(|a| a.trim().to_owned()).collect();
-        assert!(attrs[0].starts_with("sid=") && attrs[0].len() > 40, "{attrs:?}");
+        assert!(
+            attrs[0].starts_with("sid=") && attrs[0].len() > 40,
+            "{attrs:?}"
+        );
         assert!(attrs.iter().any(|a| a == "HttpOnly"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a == "SameSite=Lax"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a == "Path=/"), "{attrs:?}");
@@ -90,7 +101,9 @@ async fn logout_deletes_the_session_in_redis_and_clears_the_cookie() {
     assert!(session_keys(&app).await.is_empty());
     let cleared = r.set_cookies();
     assert!(
-        cleared.iter().any(|c| c.starts_with("sid=") && c.contains("Max-Age=0")),
+        cleared
+            .iter()
+            .any(|c| c.starts_with("sid=") && c.contains("Max-Age=0")),
         "{cleared:?}"
     );
     app.set_credential(Some(held));
@@ -110,13 +123,21 @@ async fn refresh_rotates_the_id_in_redis_too() {
 
 #[tokio::test]
 async fn an_idle_session_ends() {
-    let app = app(Options { idle_timeout_s: Some(2), absolute_timeout_s: Some(60), ..Options::default() }).await;
+    let app = app(Options {
+        idle_timeout_s: Some(2),
+        absolute_timeout_s: Some(60),
+        ..Options::default()
+    })
+    .await;
     app.signed_in_user().await;
     assert_eq!(app.me().await.status, 200);
     let mut conn = app.redis.conn().await;
     let key = session_keys(&app).await.pop().unwrap();
     let ttl: i64 = conn.ttl(&key).await.unwrap();
-    assert!((1..=2).contains(&ttl), "Redis expires it after the idle timeout: {ttl}");
+    assert!(
+        (1..=2).contains(&ttl),
+        "Redis expires it after the idle timeout: {ttl}"
+    );
     // Waiting out a timeout is the behaviour under test, not synchronisation.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     app.me().await.assert_error(401, "invalid_token");
@@ -124,24 +145,45 @@ async fn an_idle_session_ends() {
 
 #[tokio::test]
 async fn an_active_session_still_ends_at_the_absolute_timeout() {
-    let app = app(Options { idle_timeout_s: Some(2), absolute_timeout_s: Some(3), ..Options::default() }).await;
+    let app = app(Options {
+        idle_timeout_s: Some(2),
+        absolute_timeout_s: Some(3),
+        ..Options::default()
+    })
+    .await;
     app.signed_in_user().await;
     for _ in 0..3 {
-        assert_eq!(app.me().await.status, 200, "activity keeps it alive before the limit");
+        assert_eq!(
+            app.me().await.status,
+            200,
+            "activity keeps it alive before the limit"
+        );
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     app.me().await.assert_error(401, "invalid_token");
-    assert!(session_keys(&app).await.is_empty(), "the expired session was deleted");
+    assert!(
+        session_keys(&app).await.is_empty(),
+        "the expired session was deleted"
+    );
 }
 
 #[tokio::test]
 async fn activity_extends_the_idle_timeout() {
-    let app = app(Options { idle_timeout_s: Some(2), absolute_timeout_s: Some(60), ..Options::default() }).await;
+    let app = app(Options {
+        idle_timeout_s: Some(2),
+        absolute_timeout_s: Some(60),
+        ..Options::default()
+    })
+    .await;
     app.signed_in_user().await;
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(app.me().await.status, 200, "a request within the idle timeout extends it");
+        assert_eq!(
+            app.me().await.status,
+            200,
+            "a request within the idle timeout extends it"
+        );
     }
 }
 
@@ -155,13 +197,19 @@ async fn a_read_costs_one_redis_command_on_average() {
         assert_eq!(app.items().await.status, 200);
     }
     let used = app.redis_commands().await - before;
-    assert!((100..=105).contains(&used), "100 reads issued {used} Redis commands");
+    assert!(
+        (100..=105).contains(&used),
+        "100 reads issued {used} Redis commands"
+    );
 }
 
 #[tokio::test]
 async fn a_memory_session_lives_on_one_replica_only() {
     let redis = Arc::new(RedisProcess::start().await);
-    let memory = Options { memory_store: true, ..Options::default() };
+    let memory = Options {
+        memory_store: true,
+        ..Options::default()
+    };
     let a = TestApp::spawn_on::<SessionServer>(redis.clone(), memory.clone()).await;
     let b = TestApp::spawn_on::<SessionServer>(redis.clone(), memory).await;
     a.signed_in_user().await;
@@ -174,12 +222,20 @@ async fn a_memory_session_lives_on_one_replica_only() {
     let d = TestApp::spawn_on::<SessionServer>(redis, Options::default()).await;
     c.signed_in_user().await;
     d.set_credential(c.credential());
-    assert_eq!(d.me().await.status, 200, "with Redis any replica serves any session");
+    assert_eq!(
+        d.me().await.status,
+        200,
+        "with Redis any replica serves any session"
+    );
 }
 
 #[tokio::test]
 async fn a_memory_session_does_the_whole_lifecycle() {
-    let app = app(Options { memory_store: true, ..Options::default() }).await;
+    let app = app(Options {
+        memory_store: true,
+        ..Options::default()
+    })
+    .await;
     app.signed_in_user().await;
     let first = cookie(&app);
     assert_eq!(app.refresh().await.status, 200);

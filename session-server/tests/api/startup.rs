@@ -10,7 +10,8 @@ fn run_with(vars: &[(&str, &str)]) -> (bool, String) {
         .envs(vars.iter().copied())
         .output()
         .expect("the binary runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -18,7 +19,10 @@ fn run_with(vars: &[(&str, &str)]) -> (bool, String) {
 fn a_short_session_key_is_a_clear_error() {
     let (ok, text) = run_with(&[("SESSION_KEY", "too-short")]);
     assert!(!ok);
-    assert!(text.contains("SESSION_KEY is 9 bytes long; it must be at least 64 bytes"), "{text}");
+    assert!(
+        text.contains("SESSION_KEY is 9 bytes long; it must be at least 64 bytes"),
+        "{text}"
+    );
     assert!(!text.contains("panicked"), "{text}");
 }
 
@@ -43,6 +47,9 @@ fn bad_values_name_the_variable() {
 fn an_unreachable_redis_is_a_clear_error() {
     let (ok, text) = run_with(&[]);
     assert!(!ok);
-    assert!(text.contains("cannot connect to Redis at redis://127.0.0.1:1"), "{text}");
+    assert!(
+        text.contains("cannot connect to Redis at redis://127.0.0.1:1"),
+        "{text}"
+    );
     assert!(!text.contains("panicked"), "{text}");
 }
