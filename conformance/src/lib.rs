@@ -2,6 +2,7 @@
 //! once. Each server's `tests/api/main.rs` runs them with `conformance::suite!(Server)`.
 
 pub mod app;
+pub mod process;
 pub mod redis_process;
 pub mod suite;
 

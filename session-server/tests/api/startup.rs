@@ -53,3 +53,16 @@ fn an_unreachable_redis_is_a_clear_error() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    conformance::process::sigterm_lets_in_flight_requests_finish(
+        env!("CARGO_BIN_EXE_session-server"),
+        &[
+            ("COOKIE_SECURE", "false"),
+            ("SESSION_KEY", &"k".repeat(64)),
+            ("JWT_SECRET", &"s".repeat(32)),
+        ],
+    )
+    .await;
+}

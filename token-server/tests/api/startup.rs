@@ -67,3 +67,16 @@ fn a_bad_private_key_file_is_a_clear_error() {
     assert!(text.contains("JWT_PRIVATE_KEY_FILE"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    conformance::process::sigterm_lets_in_flight_requests_finish(
+        env!("CARGO_BIN_EXE_token-server"),
+        &[
+            ("COOKIE_SECURE", "false"),
+            ("SESSION_KEY", &"k".repeat(64)),
+            ("JWT_SECRET", &"s".repeat(32)),
+        ],
+    )
+    .await;
+}

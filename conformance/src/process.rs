@@ -1,0 +1,124 @@
+//! A server binary as a real process (for what only the real binary shows: start-up
+//! errors, signals), stopped by PID on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::app::{client, Reply, TestApp};
+
+pub struct ServerProcess {
+    child: Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts `bin` on a free loopback port with `vars`, and waits for `/healthz`.
+    pub async fn start(bin: &str, vars: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("WORKERS", "2")
+            .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let me = Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let http = client();
+        loop {
+            if let Ok(r) = http.get(format!("{}/healthz", me.address)).send().await {
+                if r.status() == 200 {
+                    return me;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{bin} did not become healthy within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.pid());
+    }
+
+    /// Waits for the process to exit on its own; `None` if it is still running after `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> Reply {
+        TestApp::read(client().post(format!("{}{path}", self.address)).json(&body)).await
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIGTERM while logins are in flight: they all finish, then the process exits 0.
+pub async fn sigterm_lets_in_flight_requests_finish(bin: &str, extra: &[(&str, &str)]) {
+    let redis = crate::RedisProcess::start().await;
+    let url = redis.url();
+    let mut vars = vec![("REDIS_URL", url.as_str())];
+    vars.extend_from_slice(extra);
+    let mut server = ServerProcess::start(bin, &vars).await;
+    let name = crate::random_username();
+    let creds = serde_json::json!({"username": name, "password": crate::PASSWORD});
+    assert_eq!(
+        server.post_json("/auth/signup", creds.clone()).await.status,
+        201
+    );
+    // Each login hashes a password (tens of milliseconds): several are in flight at once.
+    let logins = futures_util::future::join_all(
+        (0..4).map(|_| server.post_json("/auth/login", creds.clone())),
+    );
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        server.signal("TERM");
+    };
+    let (replies, ()) = tokio::join!(logins, term);
+    for r in &replies {
+        assert_eq!(
+            r.status, 200,
+            "an in-flight request was cut off: {}",
+            r.text
+        );
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
