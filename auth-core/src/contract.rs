@@ -90,6 +90,15 @@ pub struct UserView {
     pub roles: Vec<String>,
 }
 
+/// The same JSON as `UserView`, borrowed: the hot read path serialises straight from the
+/// verified token without copying its strings.
+#[derive(Debug, Serialize)]
+pub struct UserRef<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub roles: &'a [String],
+}
+
 /// `{"user": {...}}`, the session server's login and refresh answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UserEnvelope {

@@ -78,28 +78,26 @@ pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let route = req.match_pattern();
+    let Some(metrics) = req.app_data::<web::Data<Metrics>>().cloned() else {
+        return next.call(req).await;
+    };
+    // Route templates, never raw paths, so unknown URLs cannot blow up label cardinality.
+    // Looked up once, before the call: the lookup walks the route table.
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let res = next.call(req).await;
-    if let Some(m) = metrics {
-        // Route templates, never raw paths, so unknown URLs cannot blow up label cardinality.
-        let route = match &res {
-            Ok(r) => r.request().match_pattern(),
-            Err(_) => route,
-        }
-        .unwrap_or_else(|| "unmatched".into());
-        let status = match &res {
-            Ok(r) => r.status(),
-            Err(e) => e.as_response_error().status_code(),
-        };
-        m.requests
-            .with_label_values(&[route.as_str(), status.as_str()])
-            .inc();
-        m.latency
-            .with_label_values(&[route.as_str()])
-            .observe(start.elapsed().as_secs_f64());
-    }
+    let status = match &res {
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    metrics
+        .requests
+        .with_label_values(&[route.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .latency
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
     res
 }
 

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
-use auth_core::contract::UserView;
 use auth_core::ApiError;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
 use crate::denylist::Denylist;
 use crate::tokens::{AccessClaims, TokenCodec};
 
 /// The bearer token of a request: `Ok(None)` when there is no `Authorization` header,
 /// `Err` when there is one that is not a bearer token.
-pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = req.headers().get(AUTHORIZATION) else {
         return Ok(None);
     };
@@ -23,7 +22,7 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(Some(token.trim().to_owned()))
+            Ok(Some(token.trim()))
         }
         _ => Err(ApiError::InvalidToken),
     }
@@ -35,11 +34,7 @@ pub async fn verify_request(
     codec: &TokenCodec,
     denylist: Option<&Denylist>,
 ) -> Result<AccessClaims, ApiError> {
-    let token = bearer(req)?.ok_or(ApiError::Unauthorized)?;
-    let claims = codec.verify_access(&token).map_err(|e| {
-        tracing::debug!(error = %e, "access token refused");
-        ApiError::InvalidToken
-    })?;
+    let claims = verify_now(req, codec)?;
     if let Some(denylist) = denylist {
         if denylist.is_denied(&claims.jti).await? {
             return Err(ApiError::InvalidToken);
@@ -51,28 +46,43 @@ pub async fn verify_request(
 /// A caller with a valid access token. Taking it as a handler argument is what makes a
 /// route protected.
 pub struct AuthUser {
-    pub user: UserView,
     pub claims: AccessClaims,
 }
 
+/// The stateless check, for when no denylist is configured.
+fn verify_now(req: &HttpRequest, codec: &TokenCodec) -> Result<AccessClaims, ApiError> {
+    let token = bearer(req)?.ok_or(ApiError::Unauthorized)?;
+    codec.verify_access(token).map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        ApiError::InvalidToken
+    })
+}
+
+type AuthFuture =
+    Either<Ready<Result<AuthUser, ApiError>>, LocalBoxFuture<'static, Result<AuthUser, ApiError>>>;
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    /// Without a denylist nothing is awaited, so the common path allocates no future.
+    type Future = AuthFuture;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let codec = req
-                .app_data::<web::Data<Arc<TokenCodec>>>()
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("TokenCodec is not registered"))
-                })?;
-            let denylist = req.app_data::<web::Data<Denylist>>();
-            let claims = verify_request(&req, codec, denylist.map(|d| d.get_ref())).await?;
-            Ok(AuthUser {
-                user: claims.user(),
-                claims,
-            })
-        })
+        let Some(codec) = req.app_data::<web::Data<Arc<TokenCodec>>>() else {
+            return Either::Left(ready(Err(ApiError::Internal(anyhow::anyhow!(
+                "TokenCodec is not registered"
+            )))));
+        };
+        let into_user = |claims: AccessClaims| AuthUser { claims };
+        match req.app_data::<web::Data<Denylist>>() {
+            None => Either::Left(ready(verify_now(req, codec).map(into_user))),
+            Some(denylist) => {
+                let (req, codec, denylist) = (req.clone(), codec.clone(), denylist.clone());
+                Either::Right(Box::pin(async move {
+                    verify_request(&req, &codec, Some(&denylist))
+                        .await
+                        .map(into_user)
+                }))
+            }
+        }
     }
 }

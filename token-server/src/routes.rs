@@ -100,7 +100,7 @@ async fn logout(
 }
 
 async fn me(caller: AuthUser) -> HttpResponse {
-    HttpResponse::Ok().json(caller.user)
+    HttpResponse::Ok().json(caller.claims.user_ref())
 }
 
 async fn items(caller: AuthUser) -> HttpResponse {
@@ -108,10 +108,10 @@ async fn items(caller: AuthUser) -> HttpResponse {
 }
 
 async fn admin(core: web::Data<Core>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
-    if !caller.user.roles.iter().any(|r| r == ADMIN_ROLE) {
+    if !caller.claims.roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(ApiError::Forbidden(ADMIN_ROLE));
     }
-    Ok(admin_stats(&core, &caller.user))
+    Ok(admin_stats(&core, &caller.claims.user()))
 }
 
 /// The public keys, for services that verify tokens without holding the secret. With

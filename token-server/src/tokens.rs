@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::contract::UserView;
+use auth_core::contract::{UserRef, UserView};
 use jsonwebtoken::{decode, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,14 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
+    pub fn user_ref(&self) -> UserRef<'_> {
+        UserRef {
+            id: &self.sub,
+            username: &self.preferred_username,
+            roles: &self.roles,
+        }
+    }
+
     pub fn user(&self) -> UserView {
         UserView {
             id: self.sub.clone(),
