@@ -2,15 +2,19 @@
 # Throughput and CPU per request of one single-worker replica of each server, next to a
 # bare actix-web handler doing the same auth work (bench-baseline), all on loopback.
 #
-#   scripts/bench-servers.sh [DURATION] [CONNECTIONS]     (defaults: 10s 32)
+#   scripts/bench-servers.sh [DURATION] [CONNECTIONS] [ROUNDS]    (defaults: 5s 32 3)
+#
+# Each target runs ROUNDS times, the targets interleaved, and the median round is reported:
+# a shared machine's noise then hits every target alike instead of whichever ran last.
 #
 # Needs: redis-server, wrk, curl (Debian: apt-get install -y redis-server wrk curl).
 # The server under test is pinned to CPU 0 and wrk to CPU 1 (when there are two), so the
 # load generator does not steal the server's core. Prints a table; changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10s}
+DURATION=${1:-5s}
 CONNECTIONS=${2:-32}
+ROUNDS=${3:-3}
 for tool in redis-server wrk curl; do
   command -v "$tool" >/dev/null || { echo "missing: $tool (Debian: apt-get install -y $tool)" >&2; exit 1; }
 done
@@ -86,33 +90,43 @@ BASE_COOKIE=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$BSESS_PORT/
   | sed -nE 's/^[Ss]et-[Cc]ookie: (id=[^;]+).*/\1/p')
 [[ -n $ACCESS && -n $COOKIE && -n $BASE_ACCESS && -n $BASE_COOKIE ]] || { echo "could not log in" >&2; exit 1; }
 
-printf '%-34s %10s %12s %12s %9s\n' "target (1 worker, $DURATION, $CONNECTIONS conns)" "req/s" "server us/req" "redis us/req" "p99"
-declare -A RPS
-measure() { # label pid url [header]
+declare -A RPS CPU RCPU
+measure() { # label pid url [header]: one round, appended to the label's lists
   local label=$1 pid=$2 url=$3 header=${4:-X-None: 1}
-  local s0 r0 s1 r1 out reqs rps p99
+  local s0 r0 s1 r1 out reqs
   s0=$(cpu_ticks "$pid"); r0=$(cpu_ticks "$REDIS_PID")
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" "$url")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "$header" "$url")
   s1=$(cpu_ticks "$pid"); r1=$(cpu_ticks "$REDIS_PID")
   if grep -q 'Non-2xx' <<<"$out"; then echo "$label: non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  RPS[$label]=$rps
-  awk -v l="$label" -v rps="$rps" -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v n="$reqs" -v t="$TICK" -v p="$p99" \
-    'BEGIN { printf "%-34s %10.0f %12.1f %12.1f %9s\n", l, rps, s * 1e6 / t / n, r * 1e6 / t / n, p }'
+  RPS[$label]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+  CPU[$label]+="$(awk -v s=$((s1 - s0)) -v n="$reqs" -v t="$TICK" 'BEGIN {print s * 1e6 / t / n}') "
+  RCPU[$label]+="$(awk -v s=$((r1 - r0)) -v n="$reqs" -v t="$TICK" 'BEGIN {print s * 1e6 / t / n}') "
 }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-measure "token-server /api/public" "$token_PID" "http://127.0.0.1:$TOKEN_PORT/api/public"
-measure "token-server /api/me" "$token_PID" "http://127.0.0.1:$TOKEN_PORT/api/me" "Authorization: Bearer $ACCESS"
-measure "bare actix + jsonwebtoken decode" "$JWT_PID" "http://127.0.0.1:$JWT_PORT/me" "Authorization: Bearer $BASE_ACCESS"
-measure "session-server /api/public" "$session_PID" "http://127.0.0.1:$SESSION_PORT/api/public"
-measure "session-server /api/me" "$session_PID" "http://127.0.0.1:$SESSION_PORT/api/me" "Cookie: $COOKIE"
-measure "bare actix + actix-session redis" "$BSESS_PID" "http://127.0.0.1:$BSESS_PORT/me" "Cookie: $BASE_COOKIE"
+labels=("token-server /api/public" "token-server /api/me" "bare actix + jsonwebtoken decode"
+        "session-server /api/public" "session-server /api/me" "bare actix + actix-session redis")
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS ..." >&2
+  measure "${labels[0]}" "$token_PID" "http://127.0.0.1:$TOKEN_PORT/api/public"
+  measure "${labels[1]}" "$token_PID" "http://127.0.0.1:$TOKEN_PORT/api/me" "Authorization: Bearer $ACCESS"
+  measure "${labels[2]}" "$JWT_PID" "http://127.0.0.1:$JWT_PORT/me" "Authorization: Bearer $BASE_ACCESS"
+  measure "${labels[3]}" "$session_PID" "http://127.0.0.1:$SESSION_PORT/api/public"
+  measure "${labels[4]}" "$session_PID" "http://127.0.0.1:$SESSION_PORT/api/me" "Cookie: $COOKIE"
+  measure "${labels[5]}" "$BSESS_PID" "http://127.0.0.1:$BSESS_PORT/me" "Cookie: $BASE_COOKIE"
+done
+
+printf '%-34s %10s %13s %12s\n' "median of $ROUNDS x $DURATION, $CONNECTIONS conns" "req/s" "server us/req" "redis us/req"
+declare -A MED
+for l in "${labels[@]}"; do
+  MED[$l]=$(median <<<"${RPS[$l]}")
+  printf '%-34s %10.0f %13.1f %12.1f\n' "$l" "${MED[$l]}" "$(median <<<"${CPU[$l]}")" "$(median <<<"${RCPU[$l]}")"
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 echo
-echo "token /api/me vs bare jsonwebtoken handler:   $(ratio "${RPS[token-server /api/me]}" "${RPS[bare actix + jsonwebtoken decode]}")  (goal >= 75%)"
-echo "session /api/me vs bare actix-session handler: $(ratio "${RPS[session-server /api/me]}" "${RPS[bare actix + actix-session redis]}")  (goal >= 75%)"
-echo "token /api/me vs token /api/public:           $(ratio "${RPS[token-server /api/me]}" "${RPS[token-server /api/public]}")  (goal >= 70%)"
+echo "token /api/me vs bare jsonwebtoken handler:   $(ratio "${MED[${labels[1]}]}" "${MED[${labels[2]}]}")  (goal >= 75%)"
+echo "session /api/me vs bare actix-session handler: $(ratio "${MED[${labels[4]}]}" "${MED[${labels[5]}]}")  (goal >= 75%)"
+echo "token /api/me vs token /api/public:           $(ratio "${MED[${labels[1]}]}" "${MED[${labels[0]}]}")  (goal >= 70%)"
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
