@@ -1,0 +1,322 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Measure session-server and token-server across replica counts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start Redis, N replicas of each server and nginx in front of them, sweep replica
+    /// counts, run every scenario, and write results.json.
+    Compare(CompareArgs),
+    /// Measure a deployment that already runs (docker compose, another machine).
+    Run(RunArgs),
+}
+
+/// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the
+/// token-server binary, through the same balancer).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    Session,
+    Token,
+    Public,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Session => "session",
+            ServerKind::Token => "token",
+            ServerKind::Public => "public",
+        }
+    }
+
+    /// The binary that serves this group.
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServerKind::Session => "session-server",
+            ServerKind::Token | ServerKind::Public => "token-server",
+        }
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Sign up and log in (not counted), then loop over `GET /api/me` and `GET /api/items`.
+    Read,
+    /// Repeated logins: what password hashing costs.
+    Login,
+    /// Reads with `POST /auth/refresh` every K requests.
+    Refresh,
+    /// `GET /api/public`: no credentials at all.
+    Public,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Read => "read",
+            Scenario::Login => "login",
+            Scenario::Refresh => "refresh",
+            Scenario::Public => "public",
+        }
+    }
+}
+
+/// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (e.g. 20s, 500ms, 2m)"))?;
+        let secs = match unit {
+            "" | "s" => n,
+            "ms" => n / 1000.0,
+            "m" => n * 60.0,
+            _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+        };
+        if !secs.is_finite() || !(0.0..=24.0 * 3600.0).contains(&secs) {
+            return Err(format!("`{s}` is out of range"));
+        }
+        Ok(Span(Duration::from_secs_f64(secs)))
+    }
+}
+
+/// Options that both commands share.
+#[derive(Args, Debug, Clone)]
+pub struct Measure {
+    /// Measured time per run.
+    #[arg(long, default_value = "20s")]
+    pub duration: Span,
+    /// Time per run before measuring: users sign up and log in, connections warm up.
+    #[arg(long, default_value = "5s")]
+    pub warmup: Span,
+    /// Concurrent simulated users.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub users: u32,
+    /// Scenarios to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "read,login,refresh,public"
+    )]
+    pub scenarios: Vec<Scenario>,
+    /// In the `refresh` scenario, refresh the credential every K reads.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub refresh_every: u32,
+    /// Where results.json goes (default: reports/<timestamp>/, with reports/latest pointing at it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A seconds-long smoke run: 1 replica, 3 s, 1 s warm-up, 8 users.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Replica counts to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub replicas: Vec<u32>,
+    /// Server groups to measure.
+    #[arg(long, value_delimiter = ',', default_value = "session,token,public")]
+    pub servers: Vec<ServerKind>,
+    /// CPU budget of each replica, in CPUs (e.g. 0.25), so capacity grows with replicas while
+    /// the load generator, nginx and Redis keep their room. Enforced with cgroup cpu quotas
+    /// when writable, else with taskset (whole CPUs only); results say which.
+    #[arg(long)]
+    pub cpus_per_replica: Option<f64>,
+    /// nginx worker processes (default: a quarter of the CPUs, at least 1).
+    #[arg(long)]
+    pub lb_workers: Option<u32>,
+    /// Directory holding the session-server and token-server binaries (default: next to
+    /// this program; `cargo run` builds them first).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: Measure,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Base URL of the deployment, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub target: String,
+    /// Which auth model the target speaks.
+    #[arg(long)]
+    pub server: ServerKind,
+    /// The deployment's Redis, to count Redis commands per request (optional).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Each replica's own base URL, to see how requests spread (optional, repeatable).
+    #[arg(long = "replica-url")]
+    pub replica_urls: Vec<String>,
+    #[command(flatten)]
+    pub measure: Measure,
+}
+
+impl Measure {
+    /// Applies `--quick`.
+    pub fn effective(&self) -> Measure {
+        let mut m = self.clone();
+        if m.quick {
+            m.duration = Span(Duration::from_secs(3));
+            m.warmup = Span(Duration::from_secs(1));
+            m.users = m.users.min(8);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadtest").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!("20s".parse::<Span>().unwrap().0, Duration::from_secs(20));
+        assert_eq!(
+            "500ms".parse::<Span>().unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!("2m".parse::<Span>().unwrap().0, Duration::from_secs(120));
+        assert_eq!("7".parse::<Span>().unwrap().0, Duration::from_secs(7));
+        assert_eq!(
+            "1.5s".parse::<Span>().unwrap().0,
+            Duration::from_millis(1500)
+        );
+        for bad in ["", "s", "10h", "-1s", "abc", "1e9"] {
+            assert!(bad.parse::<Span>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compare_defaults() {
+        let Command::Compare(c) = parse(&["compare"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(c.replicas, vec![1, 2, 4]);
+        assert_eq!(
+            c.servers,
+            vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
+        );
+        assert_eq!(c.measure.duration.0, Duration::from_secs(20));
+        assert_eq!(c.measure.warmup.0, Duration::from_secs(5));
+        assert_eq!(c.measure.users, 64);
+        assert_eq!(c.measure.scenarios.len(), 4);
+        assert!(c.cpus_per_replica.is_none());
+    }
+
+    #[test]
+    fn compare_options() {
+        let Command::Compare(c) = parse(&[
+            "compare",
+            "--replicas",
+            "1,8",
+            "--servers",
+            "token",
+            "--scenarios",
+            "read",
+            "--users",
+            "10",
+            "--cpus-per-replica",
+            "0.25",
+            "--quick",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(c.replicas, vec![1, 8]);
+        assert_eq!(c.servers, vec![ServerKind::Token]);
+        assert_eq!(c.cpus_per_replica, Some(0.25));
+        let m = c.measure.effective();
+        assert_eq!(
+            (m.duration.0, m.warmup.0, m.users),
+            (Duration::from_secs(3), Duration::from_secs(1), 8)
+        );
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for args in [
+            &["compare", "--replicas", "0"][..],
+            &["compare", "--replicas", "a"],
+            &["compare", "--servers", "cookie"],
+            &["compare", "--scenarios", "write"],
+            &["compare", "--users", "0"],
+            &["compare", "--duration", "soon"],
+            &["run", "--server", "token"],
+            &["frobnicate"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn run_needs_target_and_server() {
+        let Command::Run(r) = parse(&[
+            "run",
+            "--target",
+            "http://127.0.0.1:8080",
+            "--server",
+            "session",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(r.server, ServerKind::Session);
+    }
+}

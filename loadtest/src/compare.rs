@@ -1,0 +1,258 @@
+//! `loadtest compare`: the whole topology on this machine, swept over replica counts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+use crate::cli::{CompareArgs, Scenario, ServerKind};
+use crate::cpu_budget::CpuBudget;
+use crate::measure::{measure, Plan, Target};
+use crate::probe::Pids;
+use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::topology::{find_tool, Group, GroupSpec, Redis};
+use crate::{env_info, procfs, summary};
+
+/// The scenarios a group runs: `public` is what the `public` group is for; the auth groups
+/// run the rest.
+pub fn scenarios_for(server: ServerKind, wanted: &[Scenario]) -> Vec<Scenario> {
+    wanted
+        .iter()
+        .copied()
+        .filter(|s| (server == ServerKind::Public) == (*s == Scenario::Public))
+        .collect()
+}
+
+/// Where the server binaries are. Under `cargo run`, build them first with the same profile.
+fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &args.bin_dir {
+        return Ok(dir.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "session-server", "-p", "token-server"]);
+        if release {
+            cmd.arg("--release");
+        }
+        eprintln!(
+            "building the servers ({}) ...",
+            if release { "release" } else { "debug" }
+        );
+        anyhow::ensure!(cmd.status()?.success(), "building the servers failed");
+    }
+    Ok(dir)
+}
+
+fn secret(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
+    let m = args.measure.effective();
+    let replicas: Vec<u32> = if m.quick {
+        vec![1]
+    } else {
+        args.replicas.clone()
+    };
+    // Fail before starting anything when a tool is missing.
+    find_tool("redis-server", "redis-server")?;
+    find_tool("nginx", "nginx")?;
+    let bins = bin_dir(&args)?;
+    for s in &args.servers {
+        let b = bins.join(s.binary());
+        anyhow::ensure!(
+            b.is_file(),
+            "{} not found: build it with `cargo build --release -p {}`, or pass --bin-dir",
+            b.display(),
+            s.binary()
+        );
+    }
+    let stamp = env_info::utc_stamp();
+    let out = m
+        .out
+        .clone()
+        .unwrap_or_else(|| results::default_out_dir(&stamp));
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", logs.display()))?;
+    let logs = logs.canonicalize()?;
+
+    let cpus = procfs::available_cpus();
+    let lb_workers = args.lb_workers.unwrap_or((cpus / 4).max(1) as u32);
+    let workers_per_replica = args
+        .cpus_per_replica
+        .map_or(1, |c| c.ceil().max(1.0) as u32);
+    let mut budget = CpuBudget::new(args.cpus_per_replica)?;
+    let mut env = env_info::collect("compare", &stamp);
+    env.cpu_budget_method = budget.describe();
+    let config: BTreeMap<String, String> = [
+        ("JWT_ALG", "HS256".to_string()),
+        ("ACCESS_TOKEN_TTL", "900".into()),
+        ("SESSION_STORE", "redis".into()),
+        (
+            "password_hash",
+            auth_core::password::PasswordHasher::describe(),
+        ),
+        ("users", m.users.to_string()),
+        ("duration_s", m.duration.0.as_secs_f64().to_string()),
+        ("warmup_s", m.warmup.0.as_secs_f64().to_string()),
+        ("refresh_every", m.refresh_every.to_string()),
+        (
+            "cpus_per_replica",
+            args.cpus_per_replica
+                .map_or("none".into(), |c| c.to_string()),
+        ),
+        ("workers_per_replica", workers_per_replica.to_string()),
+        (
+            "lb",
+            format!("nginx, round robin, keep-alive to replicas, {lb_workers} worker(s)"),
+        ),
+        ("loadgen", "goose 0.19, in the loadtest process".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    env.config = config;
+
+    let redis = Redis::start(&logs).await?;
+    let (session_key, jwt_secret) = (secret(64), secret(48));
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        environment: env,
+        runs: Vec::new(),
+    };
+    let plan_count: usize = replicas.len()
+        * args
+            .servers
+            .iter()
+            .map(|s| scenarios_for(*s, &m.scenarios).len())
+            .sum::<usize>();
+    let mut done = 0;
+    println!("{}", summary::header());
+    let outcome: anyhow::Result<()> = async {
+        for &n in &replicas {
+            let oversubscribed = match args.cpus_per_replica {
+                Some(c) => c * n as f64 > cpus as f64,
+                None => n as usize * workers_per_replica as usize > cpus,
+            };
+            if oversubscribed {
+                let note = format!("{n} replicas ask for more CPUs than the machine's {cpus}: those runs are marked oversubscribed");
+                if !results.environment.notes.contains(&note) {
+                    results.environment.notes.push(note);
+                }
+            }
+            for &server in &args.servers {
+                let scenarios = scenarios_for(server, &m.scenarios);
+                if scenarios.is_empty() {
+                    continue;
+                }
+                let spec = GroupSpec {
+                    kind: server,
+                    replicas: n,
+                    bin_dir: &bins,
+                    redis_url: &redis.url,
+                    session_key: &session_key,
+                    jwt_secret: &jwt_secret,
+                    lb_workers,
+                    workers_per_replica,
+                    extra_env: Vec::new(),
+                    balance: None,
+                };
+                let mut group = Group::start(&spec, &mut budget, &logs).await?;
+                let target = Target {
+                    url: group.url(),
+                    server,
+                    pids: Pids {
+                        replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
+                        redis: Some(redis.proc_.pid()),
+                        lb: group.lb_pids(),
+                        loadgen: std::process::id(),
+                    },
+                    redis_url: Some(redis.url.clone()),
+                    replica_urls: group.replicas.iter().map(|r| format!("http://127.0.0.1:{}", r.port)).collect(),
+                    lb_workers,
+                };
+                for scenario in scenarios {
+                    done += 1;
+                    let plan = Plan {
+                        label: format!("[{done}/{plan_count}] {} {} x{n}", server.name(), scenario.name()),
+                        scenario,
+                        users: m.users,
+                        warmup: m.warmup.0,
+                        duration: m.duration.0,
+                        refresh_every: m.refresh_every,
+                        replicas: n,
+                        cpus_per_replica: args.cpus_per_replica,
+                        oversubscribed,
+                    };
+                    match measure(&target, &plan).await {
+                        Ok((run, note)) => {
+                            println!("{}", summary::line(&run));
+                            if let Some(note) = note {
+                                results.environment.notes.push(format!("{}: {note}", plan.label));
+                            }
+                            results.runs.push(run);
+                        }
+                        Err(e) => {
+                            eprintln!("{}: failed: {e:#}", plan.label);
+                            results.environment.notes.push(format!("{}: failed: {e:#}", plan.label));
+                        }
+                    }
+                    // Keep what was measured so far, whatever happens next.
+                    results.write(&out)?;
+                }
+                group.stop();
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(redis);
+    budget.release();
+    let path = results.write(&out)?;
+    if m.out.is_none() {
+        results::point_latest(&out);
+    }
+    outcome?;
+    if results.runs.is_empty() {
+        anyhow::bail!("no run succeeded; see the notes in {}", path.display());
+    }
+    println!("\nresults: {}", path.display());
+    for note in &results.environment.notes {
+        println!("note: {note}");
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_is_its_own_group() {
+        let all = [
+            Scenario::Read,
+            Scenario::Login,
+            Scenario::Refresh,
+            Scenario::Public,
+        ];
+        assert_eq!(
+            scenarios_for(ServerKind::Public, &all),
+            vec![Scenario::Public]
+        );
+        assert_eq!(
+            scenarios_for(ServerKind::Token, &all),
+            vec![Scenario::Read, Scenario::Login, Scenario::Refresh]
+        );
+        assert!(scenarios_for(ServerKind::Public, &[Scenario::Read]).is_empty());
+    }
+}

@@ -1,0 +1,183 @@
+//! A fixed CPU budget per replica, so capacity grows with replicas instead of every replica
+//! fighting the load generator for the same cores: cgroup v2 `cpu.max` where writable,
+//! cgroup v1 `cpu.cfs_quota_us` where that is, `taskset` (whole CPUs only) otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Throttling in 10 ms periods keeps a quota's pauses short next to request latencies.
+const PERIOD_US: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    None,
+    Cgroup2(PathBuf),
+    Cgroup1(PathBuf),
+    Taskset,
+}
+
+pub struct CpuBudget {
+    pub cpus_per_replica: Option<f64>,
+    pub method: Method,
+    created: Vec<PathBuf>,
+}
+
+impl CpuBudget {
+    pub fn new(cpus_per_replica: Option<f64>) -> anyhow::Result<Self> {
+        let method = match cpus_per_replica {
+            None => Method::None,
+            Some(c) if !(c > 0.0 && c.is_finite()) => {
+                anyhow::bail!("--cpus-per-replica must be a positive number of CPUs, not {c}")
+            }
+            Some(_) => detect(),
+        };
+        Ok(Self {
+            cpus_per_replica,
+            method,
+            created: Vec::new(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.method {
+            Method::None => "none".into(),
+            Method::Cgroup2(_) => "cgroup2 cpu.max".into(),
+            Method::Cgroup1(_) => "cgroup1 cpu.cfs_quota_us".into(),
+            Method::Taskset => "taskset (whole CPUs only)".into(),
+        }
+    }
+
+    /// Puts replica `index` (its process `pid`, every thread) under its budget.
+    pub fn apply(&mut self, index: usize, pid: u32) -> anyhow::Result<()> {
+        let Some(cpus) = self.cpus_per_replica else {
+            return Ok(());
+        };
+        let quota = ((cpus * PERIOD_US as f64).round() as u64).max(1000);
+        let name = format!("svt-loadtest-{}-r{index}", std::process::id());
+        match self.method.clone() {
+            Method::None => Ok(()),
+            Method::Cgroup2(root) => {
+                let dir = root.join(name);
+                std::fs::create_dir_all(&dir)?;
+                self.created.push(dir.clone());
+                std::fs::write(dir.join("cpu.max"), format!("{quota} {PERIOD_US}"))?;
+                std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+                Ok(())
+            }
+            Method::Cgroup1(root) => {
+                let dir = root.join(name);
+                std::fs::create_dir_all(&dir)?;
+                self.created.push(dir.clone());
+                std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+                std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+                std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+                Ok(())
+            }
+            Method::Taskset => {
+                let n = crate::procfs::available_cpus();
+                let per = (cpus.ceil() as usize).max(1);
+                let list: Vec<String> = (0..per)
+                    .map(|k| ((index * per + k) % n).to_string())
+                    .collect();
+                let ok = Command::new("taskset")
+                    .args(["-a", "-p", "-c", &list.join(","), &pid.to_string()])
+                    .output()?
+                    .status
+                    .success();
+                anyhow::ensure!(ok, "taskset failed for pid {pid}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the cgroups made (their processes must have exited).
+    pub fn release(&mut self) {
+        for dir in self.created.drain(..) {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+impl Drop for CpuBudget {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Mount points from `/proc/self/mountinfo`: (mount point, fs type, super options).
+fn mounts() -> Vec<(PathBuf, String, String)> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            let mut r = right.split_whitespace();
+            let fstype = r.next()?;
+            let _source = r.next();
+            let opts = r.next().unwrap_or_default();
+            Some((
+                PathBuf::from(mount_point),
+                fstype.to_owned(),
+                opts.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn writable_dir(p: &Path) -> bool {
+    let probe = p.join(format!("svt-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    ok
+}
+
+fn detect() -> Method {
+    let mounts = mounts();
+    for (mp, fstype, _) in &mounts {
+        if fstype == "cgroup2" {
+            let controllers =
+                std::fs::read_to_string(mp.join("cgroup.controllers")).unwrap_or_default();
+            let enabled =
+                std::fs::read_to_string(mp.join("cgroup.subtree_control")).unwrap_or_default();
+            if controllers.split_whitespace().any(|c| c == "cpu") && writable_dir(mp) {
+                if !enabled.split_whitespace().any(|c| c == "cpu") {
+                    let _ = std::fs::write(mp.join("cgroup.subtree_control"), "+cpu");
+                }
+                let now =
+                    std::fs::read_to_string(mp.join("cgroup.subtree_control")).unwrap_or_default();
+                if now.split_whitespace().any(|c| c == "cpu") {
+                    return Method::Cgroup2(mp.clone());
+                }
+            }
+        }
+    }
+    for (mp, fstype, opts) in &mounts {
+        if fstype == "cgroup" && opts.split(',').any(|o| o == "cpu") && writable_dir(mp) {
+            return Method::Cgroup1(mp.clone());
+        }
+    }
+    if Command::new("taskset").arg("-V").output().is_ok() {
+        return Method::Taskset;
+    }
+    Method::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonsense_budget_is_refused() {
+        assert!(CpuBudget::new(Some(0.0)).is_err());
+        assert!(CpuBudget::new(Some(-1.0)).is_err());
+        assert!(CpuBudget::new(Some(f64::NAN)).is_err());
+        assert_eq!(CpuBudget::new(None).unwrap().describe(), "none");
+    }
+
+    #[test]
+    fn mountinfo_is_readable_here() {
+        assert!(!mounts().is_empty());
+    }
+}

@@ -1,0 +1,97 @@
+//! Readings taken at the edges of the measured window: CPU of every process, Redis
+//! commands, requests each replica answered.
+
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+use crate::prometheus_text;
+use crate::redis_info;
+
+pub async fn redis_info(url: &str, section: &str) -> anyhow::Result<String> {
+    let client = redis::Client::open(url)?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await??;
+    Ok(tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("INFO").arg(section).query_async(&mut conn),
+    )
+    .await??)
+}
+
+pub async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
+/// The processes of one measurement, by component.
+#[derive(Debug, Clone, Default)]
+pub struct Pids {
+    pub replicas: Vec<u32>,
+    pub redis: Option<u32>,
+    pub lb: Vec<u32>,
+    pub loadgen: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub at: Instant,
+    pub cpu_replicas: f64,
+    pub cpu_redis: f64,
+    pub cpu_lb: f64,
+    pub cpu_loadgen: f64,
+    pub redis_calls: Option<u64>,
+    pub redis_used_memory: Option<u64>,
+    /// Requests answered so far, per replica (empty when the replicas are not reachable).
+    pub replica_requests: Vec<u64>,
+}
+
+fn cpu_sum(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|p| procfs::cpu_time(*p).ok())
+        .map(|d| d.as_secs_f64())
+        .sum()
+}
+
+pub async fn snapshot(
+    http: &reqwest::Client,
+    pids: &Pids,
+    redis_url: Option<&str>,
+    replica_urls: &[String],
+) -> Snapshot {
+    let (redis_calls, redis_used_memory) = match redis_url {
+        Some(url) => {
+            let stats = redis_info(url, "commandstats").await.ok();
+            let memory = redis_info(url, "memory").await.ok();
+            (
+                stats.map(|s| redis_info::workload_calls(&redis_info::parse_commandstats(&s))),
+                memory.and_then(|m| redis_info::field(&m, "used_memory")),
+            )
+        }
+        None => (None, None),
+    };
+    let mut replica_requests = Vec::new();
+    for url in replica_urls {
+        match scrape(http, url).await {
+            Ok(text) => replica_requests.push(prometheus_text::requests_total(&text)),
+            Err(_) => replica_requests.push(0),
+        }
+    }
+    Snapshot {
+        at: Instant::now(),
+        cpu_replicas: cpu_sum(&pids.replicas),
+        cpu_redis: pids.redis.map(|p| cpu_sum(&[p])).unwrap_or(0.0),
+        cpu_lb: cpu_sum(&pids.lb),
+        cpu_loadgen: cpu_sum(&[pids.loadgen]),
+        redis_calls,
+        redis_used_memory,
+        replica_requests,
+    }
+}
