@@ -153,16 +153,17 @@ pub struct Measure {
     /// Where results.json goes (default: reports/<timestamp>/, with reports/latest pointing at it).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A seconds-long smoke run: 1 replica, 3 s, 1 s warm-up, 8 users.
+    /// A seconds-long smoke run: 3 s, 1 s warm-up, at most 8 users, 1 replica unless
+    /// --replicas says otherwise.
     #[arg(long)]
     pub quick: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Replica counts to sweep.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub replicas: Vec<u32>,
+    /// Replica counts to sweep [default: 1,2,4; with --quick: 1].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub replicas: Option<Vec<u32>>,
     /// Server groups to measure.
     #[arg(long, value_delimiter = ',', default_value = "session,token,public")]
     pub servers: Vec<ServerKind>,
@@ -198,6 +199,16 @@ pub struct RunArgs {
     pub replica_urls: Vec<String>,
     #[command(flatten)]
     pub measure: Measure,
+}
+
+impl CompareArgs {
+    pub fn replica_counts(&self) -> Vec<u32> {
+        match &self.replicas {
+            Some(r) => r.clone(),
+            None if self.measure.quick => vec![1],
+            None => vec![1, 2, 4],
+        }
+    }
 }
 
 impl Measure {
@@ -244,7 +255,7 @@ mod tests {
         let Command::Compare(c) = parse(&["compare"]).unwrap().command else {
             panic!()
         };
-        assert_eq!(c.replicas, vec![1, 2, 4]);
+        assert_eq!(c.replica_counts(), vec![1, 2, 4]);
         assert_eq!(
             c.servers,
             vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
@@ -277,7 +288,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(c.replicas, vec![1, 8]);
+        assert_eq!(c.replica_counts(), vec![1, 8]);
         assert_eq!(c.servers, vec![ServerKind::Token]);
         assert_eq!(c.cpus_per_replica, Some(0.25));
         let m = c.measure.effective();

@@ -58,11 +58,7 @@ fn secret(len: usize) -> String {
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let m = args.measure.effective();
-    let replicas: Vec<u32> = if m.quick {
-        vec![1]
-    } else {
-        args.replicas.clone()
-    };
+    let replicas = args.replica_counts();
     // Fail before starting anything when a tool is missing.
     find_tool("redis-server", "redis-server")?;
     find_tool("nginx", "nginx")?;

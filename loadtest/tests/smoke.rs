@@ -1,0 +1,113 @@
+//! `loadtest compare --quick` for real: Redis, two replicas of each server behind nginx,
+//! every scenario, and the results.json it writes checked against what each model claims.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_loadtest"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn compare_quick_measures_both_models_honestly() {
+    let bins = bin_dir();
+    for server in ["session-server", "token-server"] {
+        assert!(
+            bins.join(server).is_file(),
+            "{server} is not built next to loadtest; run `cargo test --workspace` (or build it first)"
+        );
+    }
+    let out = std::env::temp_dir().join(format!("loadtest-smoke-{}", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["compare", "--quick", "--replicas", "2", "--users", "8"])
+        .arg("--bin-dir")
+        .arg(&bins)
+        .arg("--out")
+        .arg(&out)
+        .env_remove("CARGO")
+        .status()
+        .expect("loadtest runs");
+    assert!(status.success(), "loadtest compare --quick failed");
+
+    let raw = std::fs::read(out.join("results.json")).expect("results.json was written");
+    let results: Value = serde_json::from_slice(&raw).expect("results.json is JSON");
+    assert_eq!(results["schema_version"], 1);
+    let env = &results["environment"];
+    for key in [
+        "cpu_model",
+        "cpus",
+        "kernel",
+        "versions",
+        "config",
+        "cpu_budget_method",
+    ] {
+        assert!(env.get(key).is_some(), "environment.{key}");
+    }
+    assert!(env["config"]["password_hash"]
+        .as_str()
+        .unwrap()
+        .starts_with("argon2id"));
+    let runs = results["runs"].as_array().expect("runs is a list");
+    // session and token: read, login, refresh; public: public.
+    assert_eq!(runs.len(), 7, "{:#}", results["environment"]["notes"]);
+    for run in runs {
+        let name = format!("{} {}", run["server"], run["scenario"]);
+        assert!(run["rps"].as_f64().unwrap() > 0.0, "{name}: no throughput");
+        assert_eq!(
+            run["errors"], 0,
+            "{name}: errors {}",
+            run["errors_by_status"]
+        );
+        assert!(
+            run["duration_s"].as_f64().unwrap() > 1.0,
+            "{name}: window too short"
+        );
+        for key in ["p50", "p90", "p99", "max"] {
+            assert!(
+                run["latency_ms"][key].as_f64().unwrap() > 0.0,
+                "{name}: latency {key}"
+            );
+        }
+        let spread: Vec<u64> = run["requests_per_replica"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(spread.len(), 2, "{name}");
+        assert!(
+            spread.iter().all(|n| *n > 0),
+            "{name}: a replica got no requests: {spread:?}"
+        );
+        assert!(
+            run["cpu_us_per_request"]["replicas"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert!(
+            run["cpu_us_per_request"]["loadgen"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        let redis = run["redis_commands_per_request"].as_f64().unwrap();
+        match (
+            run["server"].as_str().unwrap(),
+            run["scenario"].as_str().unwrap(),
+        ) {
+            ("session", "read") => {
+                assert!(redis >= 1.0, "{name}: {redis} Redis commands per request")
+            }
+            ("token", "read") | ("public", _) => assert_eq!(redis, 0.0, "{name}"),
+            _ => {}
+        }
+        match run["server"].as_str().unwrap() {
+            "session" => assert!(run["credential_bytes"].as_u64().unwrap() > 40, "{name}"),
+            "token" => assert!(run["credential_bytes"].as_u64().unwrap() > 200, "{name}"),
+            _ => assert_eq!(run["credential_bytes"], 0),
+        }
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
