@@ -166,6 +166,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 let mut group = Group::start(&spec, &mut budget, &logs).await?;
                 let target = Target {
                     url: group.url(),
+                    budget: Some(&budget),
                     server,
                     pids: Pids {
                         replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),

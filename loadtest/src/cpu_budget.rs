@@ -1,12 +1,24 @@
 //! A fixed CPU budget per replica, so capacity grows with replicas instead of every replica
 //! fighting the load generator for the same cores: cgroup v2 `cpu.max` where writable,
 //! cgroup v1 `cpu.cfs_quota_us` where that is, `taskset` (whole CPUs only) otherwise.
+//!
+//! The budget holds during measured windows only: set-up before a window (every user signs
+//! up and logs in, two password hashes each) runs unthrottled, or a small budget would
+//! stretch it to minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Throttling in 10 ms periods keeps a quota's pauses short next to request latencies.
-const PERIOD_US: u64 = 10_000;
+/// Throttling in 10 ms periods keeps a quota's pauses short next to request latencies;
+/// below 0.1 CPU the period grows, since a quota cannot be under 1 ms.
+fn period_and_quota_us(cpus: f64) -> (u64, u64) {
+    let period = if cpus >= 0.1 {
+        10_000
+    } else {
+        (1000.0 / cpus).ceil() as u64
+    };
+    (period, ((cpus * period as f64).round() as u64).max(1000))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
@@ -20,6 +32,8 @@ pub struct CpuBudget {
     pub cpus_per_replica: Option<f64>,
     pub method: Method,
     created: Vec<PathBuf>,
+    /// (replica index, pid, its cgroup) of the replicas running now.
+    assigned: Vec<(usize, u32, Option<PathBuf>)>,
 }
 
 impl CpuBudget {
@@ -35,6 +49,7 @@ impl CpuBudget {
             cpus_per_replica,
             method,
             created: Vec::new(),
+            assigned: Vec::new(),
         })
     }
 
@@ -47,51 +62,77 @@ impl CpuBudget {
         }
     }
 
-    /// Puts replica `index` (its process `pid`, every thread) under its budget.
-    pub fn apply(&mut self, index: usize, pid: u32) -> anyhow::Result<()> {
+    /// Gives replica `index` (its process `pid`, every thread) a cgroup of its own, not yet
+    /// limited.
+    pub fn assign(&mut self, index: usize, pid: u32) -> anyhow::Result<()> {
+        if self.cpus_per_replica.is_none() {
+            return Ok(());
+        }
+        self.assigned.retain(|(i, _, _)| *i != index);
+        let name = format!("svt-loadtest-{}-r{index}", std::process::id());
+        let dir = match &self.method {
+            Method::Cgroup2(root) | Method::Cgroup1(root) => {
+                let dir = root.join(name);
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir)?;
+                    self.created.push(dir.clone());
+                }
+                std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+                Some(dir)
+            }
+            Method::Taskset | Method::None => None,
+        };
+        self.assigned.push((index, pid, dir));
+        self.limit(false)
+    }
+
+    /// Switches every assigned replica's budget on (`true`) or off.
+    pub fn limit(&self, on: bool) -> anyhow::Result<()> {
         let Some(cpus) = self.cpus_per_replica else {
             return Ok(());
         };
-        let quota = ((cpus * PERIOD_US as f64).round() as u64).max(1000);
-        let name = format!("svt-loadtest-{}-r{index}", std::process::id());
-        match self.method.clone() {
-            Method::None => Ok(()),
-            Method::Cgroup2(root) => {
-                let dir = root.join(name);
-                std::fs::create_dir_all(&dir)?;
-                self.created.push(dir.clone());
-                std::fs::write(dir.join("cpu.max"), format!("{quota} {PERIOD_US}"))?;
-                std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
-                Ok(())
-            }
-            Method::Cgroup1(root) => {
-                let dir = root.join(name);
-                std::fs::create_dir_all(&dir)?;
-                self.created.push(dir.clone());
-                std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
-                std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
-                std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
-                Ok(())
-            }
-            Method::Taskset => {
-                let n = crate::procfs::available_cpus();
-                let per = (cpus.ceil() as usize).max(1);
-                let list: Vec<String> = (0..per)
-                    .map(|k| ((index * per + k) % n).to_string())
-                    .collect();
-                let ok = Command::new("taskset")
-                    .args(["-a", "-p", "-c", &list.join(","), &pid.to_string()])
-                    .output()?
-                    .status
-                    .success();
-                anyhow::ensure!(ok, "taskset failed for pid {pid}");
-                Ok(())
+        let (period, quota) = period_and_quota_us(cpus);
+        let all = crate::procfs::available_cpus();
+        for (index, pid, dir) in &self.assigned {
+            match (&self.method, dir) {
+                (Method::Cgroup2(_), Some(dir)) => {
+                    let v = if on {
+                        format!("{quota} {period}")
+                    } else {
+                        format!("max {period}")
+                    };
+                    std::fs::write(dir.join("cpu.max"), v)?;
+                }
+                (Method::Cgroup1(_), Some(dir)) => {
+                    std::fs::write(dir.join("cpu.cfs_period_us"), period.to_string())?;
+                    let v = if on { quota.to_string() } else { "-1".into() };
+                    std::fs::write(dir.join("cpu.cfs_quota_us"), v)?;
+                }
+                (Method::Taskset, _) => {
+                    let per = (cpus.ceil() as usize).max(1);
+                    let list: Vec<String> = if on {
+                        (0..per)
+                            .map(|k| ((index * per + k) % all).to_string())
+                            .collect()
+                    } else {
+                        (0..all).map(|k| k.to_string()).collect()
+                    };
+                    let ok = Command::new("taskset")
+                        .args(["-a", "-p", "-c", &list.join(","), &pid.to_string()])
+                        .output()?
+                        .status
+                        .success();
+                    anyhow::ensure!(ok, "taskset failed for pid {pid}");
+                }
+                _ => {}
             }
         }
+        Ok(())
     }
 
     /// Removes the cgroups made (their processes must have exited).
     pub fn release(&mut self) {
+        self.assigned.clear();
         for dir in self.created.drain(..) {
             let _ = std::fs::remove_dir(&dir);
         }
@@ -174,6 +215,14 @@ mod tests {
         assert!(CpuBudget::new(Some(-1.0)).is_err());
         assert!(CpuBudget::new(Some(f64::NAN)).is_err());
         assert_eq!(CpuBudget::new(None).unwrap().describe(), "none");
+    }
+
+    #[test]
+    fn small_budgets_stretch_the_period_not_the_share() {
+        assert_eq!(period_and_quota_us(0.5), (10_000, 5_000));
+        assert_eq!(period_and_quota_us(0.1), (10_000, 1_000));
+        assert_eq!(period_and_quota_us(0.05), (20_000, 1_000));
+        assert_eq!(period_and_quota_us(2.0), (10_000, 20_000));
     }
 
     #[test]

@@ -16,8 +16,10 @@ use crate::results::{CpuPerRequest, PeakMemory, Run};
 use crate::scenarios;
 
 /// Where and what to measure.
-pub struct Target {
+pub struct Target<'a> {
     pub url: String,
+    /// Switched on for the measured window only.
+    pub budget: Option<&'a crate::cpu_budget::CpuBudget>,
     pub server: ServerKind,
     pub pids: Pids,
     pub redis_url: Option<String>,
@@ -87,7 +89,7 @@ pub async fn credential_bytes(
     }
 }
 
-fn goose_attack(target: &Target, plan: &Plan, run_time_s: u64) -> anyhow::Result<GooseAttack> {
+fn goose_attack(target: &Target<'_>, plan: &Plan, run_time_s: u64) -> anyhow::Result<GooseAttack> {
     let users = plan.users.to_string();
     let run_time = format!("{run_time_s}s");
     let args = [
@@ -121,7 +123,7 @@ struct Window {
 /// Waits for set-up and warm-up, then measures until `duration` passed or goose is about
 /// to stop, printing progress.
 async fn window(
-    target: &Target,
+    target: &Target<'_>,
     plan: &Plan,
     http: &reqwest::Client,
     goose_ends: Instant,
@@ -173,6 +175,11 @@ async fn window(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let late = began.elapsed().saturating_sub(plan.warmup);
+    if let Some(b) = target.budget {
+        b.limit(true)?;
+        // Let the throttled replicas settle before the first reading.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let start = snapshot(
         http,
         &target.pids,
@@ -210,7 +217,7 @@ async fn window(
     Ok(Window { start, end, note })
 }
 
-pub async fn measure(target: &Target, plan: &Plan) -> anyhow::Result<(Run, Option<String>)> {
+pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, Option<String>)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;

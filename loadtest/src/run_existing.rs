@@ -45,6 +45,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     };
     let target = Target {
         url: url.clone(),
+        budget: None,
         server: args.server,
         pids: Pids {
             loadgen: std::process::id(),

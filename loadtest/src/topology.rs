@@ -226,7 +226,7 @@ impl Group {
             let name = format!("{}-{}", spec.kind.binary(), i + 1);
             let mut proc_ = Proc::spawn(&name, cmd, work.join(format!("{name}.log")))?;
             budget
-                .apply(i, proc_.pid())
+                .assign(i, proc_.pid())
                 .map_err(|e| anyhow::anyhow!("CPU budget for {name}: {e}"))?;
             wait_ready(
                 &http,
