@@ -122,3 +122,37 @@ pub async fn sigterm_lets_in_flight_requests_finish(bin: &str, extra: &[(&str, &
         .expect("exits after SIGTERM");
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// Runs `bin` to its exit with a dead Redis and `vars`, and asserts that it failed with a
+/// message containing `expected` and no panic.
+pub fn assert_refuses_to_start(bin: &str, vars: &[(&str, &str)], expected: &str) {
+    let out = Command::new(bin)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("the binary runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{vars:?}: started anyway");
+    assert!(
+        text.contains(expected),
+        "{vars:?}: expected `{expected}` in:\n{text}"
+    );
+    assert!(!text.contains("panicked"), "{vars:?}: panicked:\n{text}");
+}
+
+/// Start-up checks both binaries share: a missing Redis, malformed common variables.
+pub fn assert_common_settings_are_checked(bin: &str) {
+    assert_refuses_to_start(bin, &[], "cannot connect to Redis at redis://127.0.0.1:1");
+    for (var, value) in [
+        ("WORKERS", "0"),
+        ("LISTEN_ADDR", "nowhere"),
+        ("BOOTSTRAP_ADMIN", "nopassword"),
+        ("LOGIN_MAX_FAILURES", "many"),
+        ("LOGIN_FAILURE_WINDOW", "0"),
+    ] {
+        assert_refuses_to_start(bin, &[(var, value)], var);
+    }
+}

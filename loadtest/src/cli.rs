@@ -24,6 +24,11 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure a deployment that already runs (docker compose, another machine).
     Run(RunArgs),
+    /// Rebuild report.html, report.md and charts/ from DIR/results.json alone.
+    Report {
+        /// A folder holding results.json (e.g. reports/latest).
+        dir: PathBuf,
+    },
 }
 
 /// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the

@@ -224,10 +224,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         anyhow::bail!("no run succeeded; see the notes in {}", path.display());
     }
     println!("\nresults: {}", path.display());
+    crate::report::write(&results, &out)?;
     for note in &results.environment.notes {
         println!("note: {note}");
     }
-    Ok(path)
+    Ok(out.join("report.html"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod procfs;
 mod prometheus_text;
 mod recorder;
 mod redis_info;
+mod report;
 mod results;
 mod run_existing;
 mod scenarios;
@@ -25,6 +26,11 @@ async fn main() {
         match cli.command {
             cli::Command::Compare(args) => compare::compare(args).await,
             cli::Command::Run(args) => run_existing::run(args).await,
+            cli::Command::Report { dir } => {
+                let results = results::Results::read(&dir.join("results.json"))?;
+                report::write(&results, &dir)?;
+                Ok(dir.join("report.html"))
+            }
         }
     };
     // Ctrl-C drops the work future: every process it started is stopped on the way out.
@@ -32,8 +38,11 @@ async fn main() {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
-    if let Err(e) = outcome {
-        eprintln!("loadtest: {e:#}");
-        std::process::exit(1);
+    match outcome {
+        Ok(report) => println!("report: {}", report.display()),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

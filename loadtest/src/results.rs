@@ -110,7 +110,6 @@ impl Results {
         Ok(path)
     }
 
-    #[cfg(test)]
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let raw = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;

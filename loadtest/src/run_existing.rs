@@ -120,5 +120,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         results.environment.notes
     );
     println!("\nresults: {}", path.display());
-    Ok(path)
+    crate::report::write(&results, &out)?;
+    Ok(out.join("report.html"))
 }

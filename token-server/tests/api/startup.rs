@@ -1,82 +1,49 @@
-//! The real binary: bad settings stop it with a message, never a panic.
+//! The real binary: bad settings stop it with a message, never a panic; SIGTERM drains.
 
-use std::process::Command;
+use conformance::process::{assert_common_settings_are_checked, assert_refuses_to_start};
 
-fn run_with(vars: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_token-server"))
-        .env_clear()
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("REDIS_URL", "redis://127.0.0.1:1")
-        .envs(vars.iter().copied())
-        .output()
-        .expect("the binary runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+const BIN: &str = env!("CARGO_BIN_EXE_token-server");
 
 #[test]
-fn a_short_jwt_secret_is_a_clear_error() {
-    let (ok, text) = run_with(&[("JWT_SECRET", "too-short")]);
-    assert!(!ok);
-    assert!(
-        text.contains("JWT_SECRET is 9 bytes long; it must be at least 32 bytes"),
-        "{text}"
+fn bad_settings_are_clear_errors() {
+    assert_common_settings_are_checked(BIN);
+    assert_refuses_to_start(
+        BIN,
+        &[("JWT_SECRET", "too-short")],
+        "JWT_SECRET is 9 bytes long; it must be at least 32 bytes",
     );
-    assert!(!text.contains("panicked"), "{text}");
-}
-
-#[test]
-fn bad_values_name_the_variable() {
     for (var, value) in [
         ("JWT_ALG", "none"),
         ("ACCESS_DENYLIST", "maybe"),
         ("ACCESS_TOKEN_TTL", "-5"),
-        ("WORKERS", "0"),
-        ("LISTEN_ADDR", "nowhere"),
-        ("BOOTSTRAP_ADMIN", "nopassword"),
+        ("REFRESH_TOKEN_TTL", "0"),
     ] {
-        let (ok, text) = run_with(&[(var, value)]);
-        assert!(!ok, "{var}={value}");
-        assert!(text.contains(var), "{var}={value}: {text}");
-        assert!(!text.contains("panicked"), "{text}");
+        assert_refuses_to_start(BIN, &[(var, value)], var);
     }
-}
-
-#[test]
-fn an_unreachable_redis_is_a_clear_error() {
-    let (ok, text) = run_with(&[]);
-    assert!(!ok);
-    assert!(
-        text.contains("cannot connect to Redis at redis://127.0.0.1:1"),
-        "{text}"
-    );
-    assert!(!text.contains("panicked"), "{text}");
-}
-
-#[test]
-fn a_bad_private_key_file_is_a_clear_error() {
     let path = std::env::temp_dir().join(format!("svt-bad-{}.pem", std::process::id()));
     std::fs::write(&path, "not a key").unwrap();
-    let (ok, text) = run_with(&[
-        ("JWT_ALG", "EdDSA"),
-        ("JWT_PRIVATE_KEY_FILE", path.to_str().unwrap()),
-    ]);
+    let file = path.to_str().unwrap();
+    assert_refuses_to_start(
+        BIN,
+        &[("JWT_ALG", "EdDSA"), ("JWT_PRIVATE_KEY_FILE", file)],
+        "JWT_PRIVATE_KEY_FILE",
+    );
     let _ = std::fs::remove_file(&path);
-    assert!(!ok);
-    assert!(text.contains("JWT_PRIVATE_KEY_FILE"), "{text}");
-    assert!(!text.contains("panicked"), "{text}");
+    assert_refuses_to_start(
+        BIN,
+        &[
+            ("JWT_ALG", "EdDSA"),
+            ("JWT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+        ],
+        "cannot read",
+    );
 }
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     conformance::process::sigterm_lets_in_flight_requests_finish(
-        env!("CARGO_BIN_EXE_token-server"),
-        &[
-            ("COOKIE_SECURE", "false"),
-            ("SESSION_KEY", &"k".repeat(64)),
-            ("JWT_SECRET", &"s".repeat(32)),
-        ],
+        BIN,
+        &[("JWT_SECRET", &"s".repeat(32))],
     )
     .await;
 }

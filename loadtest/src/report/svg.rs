@@ -1,0 +1,287 @@
+//! Small, dependency-free SVG charts: lines over replica counts and grouped bars. Text is
+//! escaped, sizes are fixed, and nothing is fetched: the SVG can be inlined in HTML or
+//! saved beside Markdown.
+
+use std::fmt::Write;
+
+/// Colour-blind-safe palette (Okabe-Ito).
+const COLOURS: [&str; 6] = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+];
+const W: f64 = 640.0;
+const H: f64 = 320.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 150.0;
+const TOP: f64 = 30.0;
+const BOTTOM: f64 = 50.0;
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (e.g. p50 next to a solid p99).
+    pub dashed: bool,
+}
+
+/// A tidy upper bound for an axis: 1, 2 or 5 times a power of ten.
+pub fn nice_max(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if v <= m * p {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn frame(out: &mut String, title: &str, y_label: &str, y_max: f64) {
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" style="max-width:100%;height:auto;font-family:sans-serif;font-size:12px"><title>{t}</title><rect width="{W}" height="{H}" fill="white"/><text x="{LEFT}" y="18" font-weight="bold">{t}</text>"#,
+        t = escape(title)
+    );
+    let plot_h = H - TOP - BOTTOM;
+    for i in 0..=4 {
+        let v = y_max * i as f64 / 4.0;
+        let y = TOP + plot_h - plot_h * i as f64 / 4.0;
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{v}</text>"##,
+            x2 = W - RIGHT,
+            tx = LEFT - 6.0,
+            ty = y + 4.0,
+            v = fmt_num(v)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text transform="translate(14,{cy}) rotate(-90)" text-anchor="middle">{l}</text>"#,
+        cy = TOP + plot_h / 2.0,
+        l = escape(y_label)
+    );
+}
+
+fn legend(out: &mut String, names: &[(String, bool)]) {
+    for (i, (name, dashed)) in names.iter().enumerate() {
+        let y = TOP + 10.0 + i as f64 * 18.0;
+        let x = W - RIGHT + 12.0;
+        let dash = if *dashed {
+            r#" stroke-dasharray="5,3""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<line x1="{x}" x2="{x2}" y1="{y}" y2="{y}" stroke="{c}" stroke-width="3"{dash}/><text x="{tx}" y="{ty}">{n}</text>"#,
+            x2 = x + 18.0,
+            c = COLOURS[i % COLOURS.len()],
+            tx = x + 24.0,
+            ty = y + 4.0,
+            n = escape(name)
+        );
+    }
+}
+
+/// Lines over a numeric x axis (replica counts): one per series, with points marked.
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+    let xs: Vec<f64> = {
+        let mut v: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.dedup();
+        v
+    };
+    let y_max = nice_max(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max),
+    );
+    let mut out = String::new();
+    frame(&mut out, title, y_label, y_max);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    // Categorical spacing: replica counts 1, 2, 4, 8 sit evenly.
+    let x_of = |x: f64| {
+        let i = xs.iter().position(|v| *v == x).unwrap_or(0) as f64;
+        let n = xs.len().max(2) as f64 - 1.0;
+        LEFT + 20.0 + (plot_w - 40.0) * if xs.len() < 2 { 0.5 } else { i / n }
+    };
+    let y_of = |y: f64| TOP + plot_h - plot_h * (y / y_max);
+    for x in &xs {
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            x_of(*x),
+            H - BOTTOM + 18.0,
+            fmt_num(*x)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        H - 10.0,
+        escape(x_label)
+    );
+    for (i, s) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", x_of(*x), y_of(*y)))
+            .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="5,3""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2.5"{dash} points="{}"/>"#,
+            pts.join(" ")
+        );
+        for (x, y) in &s.points {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"><title>{}: {}</title></circle>"#,
+                x_of(*x),
+                y_of(*y),
+                escape(&s.name),
+                fmt_num(*y)
+            );
+        }
+    }
+    legend(
+        &mut out,
+        &series
+            .iter()
+            .map(|s| (s.name.clone(), s.dashed))
+            .collect::<Vec<_>>(),
+    );
+    out.push_str("</svg>");
+    out
+}
+
+/// Bars per category; `stack` piles each category's values (CPU split by component),
+/// otherwise they stand side by side.
+pub fn bar_chart(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+    stack: bool,
+) -> String {
+    let totals: Vec<f64> = (0..categories.len())
+        .map(|c| {
+            let vals = series.iter().map(|(_, v)| v.get(c).copied().unwrap_or(0.0));
+            if stack {
+                vals.sum()
+            } else {
+                vals.fold(0.0, f64::max)
+            }
+        })
+        .collect();
+    let y_max = nice_max(totals.iter().copied().fold(0.0, f64::max));
+    let mut out = String::new();
+    frame(&mut out, title, y_label, y_max);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let slot = plot_w / categories.len().max(1) as f64;
+    let n = series.len().max(1) as f64;
+    for (ci, cat) in categories.iter().enumerate() {
+        let x0 = LEFT + slot * ci as f64 + slot * 0.15;
+        let width = slot * 0.7;
+        let mut base = 0.0;
+        for (si, (name, vals)) in series.iter().enumerate() {
+            let v = vals.get(ci).copied().unwrap_or(0.0);
+            let h = plot_h * v / y_max;
+            let (x, w, y) = if stack {
+                (x0, width, TOP + plot_h - plot_h * base / y_max - h)
+            } else {
+                (x0 + width / n * si as f64, width / n, TOP + plot_h - h)
+            };
+            let _ = write!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{c}"><title>{cat} {name}: {v}</title></rect>"#,
+                c = COLOURS[si % COLOURS.len()],
+                cat = escape(cat),
+                name = escape(name),
+                v = fmt_num(v)
+            );
+            base += v;
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            x0 + width / 2.0,
+            H - BOTTOM + 18.0,
+            escape(cat)
+        );
+    }
+    legend(
+        &mut out,
+        &series
+            .iter()
+            .map(|(n, _)| (n.clone(), false))
+            .collect::<Vec<_>>(),
+    );
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_maxima_are_round() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(12.0), 20.0);
+        assert_eq!(nice_max(4100.0), 5000.0);
+        assert_eq!(nice_max(f64::NAN), 1.0);
+    }
+
+    #[test]
+    fn charts_are_well_formed_and_escaped() {
+        let s = [Series {
+            name: "a<b".into(),
+            points: vec![(1.0, 10.0), (2.0, 20.0)],
+            dashed: false,
+        }];
+        let svg = line_chart("t&t", "replicas", "req/s", &s);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains("a&lt;b") && svg.contains("t&amp;t"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        let b = bar_chart(
+            "b",
+            "us",
+            &["x".into(), "y".into()],
+            &[("p".into(), vec![1.0, 2.0]), ("q".into(), vec![3.0, 4.0])],
+            true,
+        );
+        assert_eq!(b.matches("<rect x=").count(), 4);
+    }
+}
