@@ -212,7 +212,11 @@ fn scaling(results: &Results) -> Section {
                     if limited.is_empty() {
                         String::new()
                     } else {
-                        format!(" At {} the limit was not the server, so the server could have done more.", limited.join(", "))
+                        format!(
+                            " At {} another component was saturated, not the server: those figures are that component's \
+                             limit on this machine.",
+                            limited.join(", ")
+                        )
                     }
                 ));
             }

@@ -43,6 +43,35 @@ pub fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
+/// Axis ticks: as many decimals as the scale needs, and no more.
+fn fmt_tick(v: f64, max: f64) -> String {
+    if max >= 50.0 {
+        format!("{v:.0}")
+    } else if max >= 5.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A category label on up to two lines (`session read` becomes `session` over `read`).
+fn category_label(out: &mut String, x: f64, y: f64, text: &str) {
+    let mut words = text.splitn(2, ' ');
+    let first = escape(words.next().unwrap_or_default());
+    let _ = write!(
+        out,
+        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="middle">{first}"#
+    );
+    if let Some(second) = words.next() {
+        let _ = write!(
+            out,
+            r#"<tspan x="{x:.1}" dy="14">{}</tspan>"#,
+            escape(second)
+        );
+    }
+    out.push_str("</text>");
+}
+
 pub fn fmt_num(v: f64) -> String {
     if v.abs() >= 100.0 || v == 0.0 {
         format!("{v:.0}")
@@ -69,7 +98,7 @@ fn frame(out: &mut String, title: &str, y_label: &str, y_max: f64) {
             x2 = W - RIGHT,
             tx = LEFT - 6.0,
             ty = y + 4.0,
-            v = fmt_num(v)
+            v = fmt_tick(v, y_max)
         );
     }
     let _ = write!(
@@ -130,13 +159,12 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     };
     let y_of = |y: f64| TOP + plot_h - plot_h * (y / y_max);
     for x in &xs {
-        let _ = write!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            x_of(*x),
-            H - BOTTOM + 18.0,
+        let label = if x.fract() == 0.0 {
+            format!("{x:.0}")
+        } else {
             fmt_num(*x)
-        );
+        };
+        category_label(&mut out, x_of(*x), H - BOTTOM + 18.0, &label);
     }
     let _ = write!(
         out,
@@ -232,13 +260,7 @@ pub fn bar_chart(
             );
             base += v;
         }
-        let _ = write!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            x0 + width / 2.0,
-            H - BOTTOM + 18.0,
-            escape(cat)
-        );
+        category_label(&mut out, x0 + width / 2.0, H - BOTTOM + 16.0, cat);
     }
     legend(
         &mut out,

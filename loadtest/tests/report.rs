@@ -1,0 +1,202 @@
+//! `loadtest report DIR` from a fixed results.json: every section is there, every number
+//! in its tables comes from the fixture, nothing is fetched from the network, and a real
+//! browser renders it with its charts and no console errors.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
+
+fn build_report() -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("loadtest-report-{}-{}", std::process::id(), uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(FIXTURE, dir.join("results.json")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("report")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn uuid() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The report's number format (report/svg.rs `fmt_num`).
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn numbers_in(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap();
+            out.insert(fmt_num(f));
+            out.insert(format!("{f:.0}"));
+        }
+        Value::Array(a) => a.iter().for_each(|x| numbers_in(x, out)),
+        Value::Object(o) => o.values().for_each(|x| numbers_in(x, out)),
+        Value::String(s) => {
+            out.insert(s.clone());
+        }
+        _ => {}
+    }
+}
+
+fn cells(html: &str) -> Vec<String> {
+    html.split("<td>")
+        .skip(1)
+        .filter_map(|s| s.split("</td>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
+    let dir = build_report();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for id in ["machine", "scaling", "latency", "cpu", "redis", "runs"] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "section {id}"
+        );
+    }
+    for chart in ["throughput", "latency", "cpu", "redis", "credential-bytes"] {
+        assert!(
+            dir.join("charts").join(format!("{chart}.svg")).is_file(),
+            "{chart}.svg"
+        );
+        assert!(
+            md.contains(&format!("(charts/{chart}.svg)")),
+            "report.md links {chart}.svg"
+        );
+    }
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let mut known = BTreeSet::new();
+    numbers_in(&fixture, &mut known);
+    for run in fixture["runs"].as_array().unwrap() {
+        let rps = fmt_num(run["rps"].as_f64().unwrap());
+        assert!(
+            html.contains(&format!("<td>{rps}</td>")),
+            "run rps {rps} is in the report"
+        );
+    }
+    let numeric = cells(&html)
+        .into_iter()
+        .filter(|c| c.parse::<f64>().is_ok());
+    for cell in numeric {
+        assert!(
+            known.contains(&cell),
+            "table value {cell} is not in results.json"
+        );
+    }
+    // The fixture's loadgen-bound runs are called what they are.
+    assert!(html.contains("loadgen (not the server)"));
+    assert!(
+        html.contains("the load generator was")
+            || html.contains("something other than the replicas was the bottleneck")
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn the_report_fetches_nothing() {
+    let dir = build_report();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            assert!(
+                part.starts_with('#'),
+                "{attr}{} points outside the file",
+                &part[..part.len().min(40)]
+            );
+        }
+    }
+    assert!(!html.contains("<script"), "no scripts at all");
+    assert!(
+        !html.contains("@import") && !html.contains("url("),
+        "no external CSS"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!("this test needs a browser: install Debian's `chromium` package (.ci/run does)");
+}
+
+fn browser(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
+        .args(args)
+        .arg(format!("file://{}", dir.join("report.html").display()))
+        .output()
+        .expect("chromium runs")
+}
+
+#[test]
+fn a_browser_renders_the_charts_without_console_errors() {
+    let dir = build_report();
+    let shot = dir.join("report.png");
+    let out = browser(
+        &dir,
+        &[
+            "--window-size=1000,1600",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("CONSOLE"), "console output:\n{log}");
+    let png = std::fs::read(&shot).expect("a screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "screenshot is {} bytes",
+        png.len()
+    );
+    let dom = browser(&dir, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        5,
+        "every chart is in the rendered page"
+    );
+    assert!(
+        dom.contains("<polyline") && dom.contains("<rect x="),
+        "lines and bars were drawn"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
