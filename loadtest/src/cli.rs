@@ -105,6 +105,11 @@ impl Scenario {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Experiment {
+    SharedStore,
+}
+
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -180,6 +185,13 @@ pub struct CompareArgs {
     /// nginx worker processes (default: a quarter of the CPUs, at least 1).
     #[arg(long)]
     pub lb_workers: Option<u32>,
+    /// Experiments to run after the sweep. `shared-store`: session-server with sessions in
+    /// each replica's memory behind round robin, then behind sticky routing, then with Redis.
+    #[arg(long, value_delimiter = ',', default_value = "shared-store")]
+    pub experiments: Vec<Experiment>,
+    /// Run the sweep only.
+    #[arg(long)]
+    pub no_experiments: bool,
     /// Directory holding the session-server and token-server binaries (default: next to
     /// this program; `cargo run` builds them first).
     #[arg(long)]

@@ -7,7 +7,7 @@ use std::process::Command;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use crate::cli::{CompareArgs, Scenario, ServerKind};
+use crate::cli::{CompareArgs, Experiment, Scenario, ServerKind};
 use crate::cpu_budget::CpuBudget;
 use crate::measure::{measure, Plan, Target};
 use crate::probe::Pids;
@@ -47,6 +47,74 @@ fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
     }
     Ok(dir)
 }
+
+/// One group of replicas to start, and what to run against it.
+struct Job {
+    server: ServerKind,
+    replicas: u32,
+    scenarios: Vec<Scenario>,
+    extra_env: Vec<(String, String)>,
+    balance: Option<String>,
+    /// (experiment, variant) for experiment runs.
+    variant: Option<(String, String)>,
+}
+
+/// The sweep, then the experiments.
+fn jobs(args: &CompareArgs, replicas: &[u32], scenarios: &[Scenario]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for &n in replicas {
+        for &server in &args.servers {
+            let scenarios = scenarios_for(server, scenarios);
+            if !scenarios.is_empty() {
+                jobs.push(Job {
+                    server,
+                    replicas: n,
+                    scenarios,
+                    extra_env: Vec::new(),
+                    balance: None,
+                    variant: None,
+                });
+            }
+        }
+    }
+    if args.no_experiments {
+        return jobs;
+    }
+    for experiment in &args.experiments {
+        match experiment {
+            Experiment::SharedStore => {
+                // Two replicas at least: with one, every request lands where its session is.
+                let n = replicas
+                    .iter()
+                    .copied()
+                    .filter(|n| *n > 1)
+                    .min()
+                    .unwrap_or(2);
+                let memory = vec![("SESSION_STORE".to_string(), "memory".to_string())];
+                for (variant, env, balance) in [
+                    ("memory store, round robin", memory.clone(), None),
+                    ("memory store, sticky", memory, Some(STICKY.to_string())),
+                    ("Redis store, round robin", Vec::new(), None),
+                ] {
+                    jobs.push(Job {
+                        server: ServerKind::Session,
+                        replicas: n,
+                        scenarios: vec![Scenario::Read],
+                        extra_env: env,
+                        balance,
+                        variant: Some(("shared-store".into(), variant.into())),
+                    });
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// Sticky routing: each client always reaches the same replica. The load test's users
+/// send a stable `X-Client-Id`; hashing the session cookie instead would send the login
+/// (which has no cookie yet) and the reads after it to different replicas.
+pub const STICKY: &str = "hash $http_x_client_id consistent";
 
 fn secret(len: usize) -> String {
     rand::thread_rng()
@@ -126,16 +194,13 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         environment: env,
         runs: Vec::new(),
     };
-    let plan_count: usize = replicas.len()
-        * args
-            .servers
-            .iter()
-            .map(|s| scenarios_for(*s, &m.scenarios).len())
-            .sum::<usize>();
+    let jobs = jobs(&args, &replicas, &m.scenarios);
+    let plan_count: usize = jobs.iter().map(|j| j.scenarios.len()).sum();
     let mut done = 0;
     println!("{}", summary::header());
     let outcome: anyhow::Result<()> = async {
-        for &n in &replicas {
+        for job in &jobs {
+            let n = job.replicas;
             let oversubscribed = match args.cpus_per_replica {
                 Some(c) => c * n as f64 > cpus as f64,
                 None => n as usize * workers_per_replica as usize > cpus,
@@ -146,69 +211,68 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                     results.environment.notes.push(note);
                 }
             }
-            for &server in &args.servers {
-                let scenarios = scenarios_for(server, &m.scenarios);
-                if scenarios.is_empty() {
-                    continue;
-                }
-                let spec = GroupSpec {
-                    kind: server,
+            let spec = GroupSpec {
+                kind: job.server,
+                replicas: n,
+                bin_dir: &bins,
+                redis_url: &redis.url,
+                session_key: &session_key,
+                jwt_secret: &jwt_secret,
+                lb_workers,
+                workers_per_replica,
+                extra_env: job.extra_env.clone(),
+                balance: job.balance.clone(),
+            };
+            let mut group = Group::start(&spec, &mut budget, &logs).await?;
+            let target = Target {
+                url: group.url(),
+                budget: Some(&budget),
+                server: job.server,
+                pids: Pids {
+                    replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
+                    redis: Some(redis.proc_.pid()),
+                    lb: group.lb_pids(),
+                    loadgen: std::process::id(),
+                },
+                redis_url: Some(redis.url.clone()),
+                replica_urls: group.replicas.iter().map(|r| format!("http://127.0.0.1:{}", r.port)).collect(),
+                lb_workers,
+            };
+            for &scenario in &job.scenarios {
+                done += 1;
+                let variant = job.variant.as_ref().map(|(_, v)| format!(" [{v}]")).unwrap_or_default();
+                let plan = Plan {
+                    label: format!("[{done}/{plan_count}] {} {} x{n}{variant}", job.server.name(), scenario.name()),
+                    scenario,
+                    users: m.users,
+                    warmup: m.warmup.0,
+                    duration: m.duration.0,
+                    refresh_every: m.refresh_every,
                     replicas: n,
-                    bin_dir: &bins,
-                    redis_url: &redis.url,
-                    session_key: &session_key,
-                    jwt_secret: &jwt_secret,
-                    lb_workers,
-                    workers_per_replica,
-                    extra_env: Vec::new(),
-                    balance: None,
+                    cpus_per_replica: args.cpus_per_replica,
+                    oversubscribed,
                 };
-                let mut group = Group::start(&spec, &mut budget, &logs).await?;
-                let target = Target {
-                    url: group.url(),
-                    budget: Some(&budget),
-                    server,
-                    pids: Pids {
-                        replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
-                        redis: Some(redis.proc_.pid()),
-                        lb: group.lb_pids(),
-                        loadgen: std::process::id(),
-                    },
-                    redis_url: Some(redis.url.clone()),
-                    replica_urls: group.replicas.iter().map(|r| format!("http://127.0.0.1:{}", r.port)).collect(),
-                    lb_workers,
-                };
-                for scenario in scenarios {
-                    done += 1;
-                    let plan = Plan {
-                        label: format!("[{done}/{plan_count}] {} {} x{n}", server.name(), scenario.name()),
-                        scenario,
-                        users: m.users,
-                        warmup: m.warmup.0,
-                        duration: m.duration.0,
-                        refresh_every: m.refresh_every,
-                        replicas: n,
-                        cpus_per_replica: args.cpus_per_replica,
-                        oversubscribed,
-                    };
-                    match measure(&target, &plan).await {
-                        Ok((run, note)) => {
-                            println!("{}", summary::line(&run));
-                            if let Some(note) = note {
-                                results.environment.notes.push(format!("{}: {note}", plan.label));
-                            }
-                            results.runs.push(run);
+                match measure(&target, &plan).await {
+                    Ok((mut run, note)) => {
+                        if let Some((experiment, variant)) = &job.variant {
+                            run.experiment = Some(experiment.clone());
+                            run.variant = Some(variant.clone());
                         }
-                        Err(e) => {
-                            eprintln!("{}: failed: {e:#}", plan.label);
-                            results.environment.notes.push(format!("{}: failed: {e:#}", plan.label));
+                        println!("{}{variant}", summary::line(&run));
+                        if let Some(note) = note {
+                            results.environment.notes.push(format!("{}: {note}", plan.label));
                         }
+                        results.runs.push(run);
                     }
-                    // Keep what was measured so far, whatever happens next.
-                    results.write(&out)?;
+                    Err(e) => {
+                        eprintln!("{}: failed: {e:#}", plan.label);
+                        results.environment.notes.push(format!("{}: failed: {e:#}", plan.label));
+                    }
                 }
-                group.stop();
+                // Keep what was measured so far, whatever happens next.
+                results.write(&out)?;
             }
+            group.stop();
         }
         Ok(())
     }

@@ -295,6 +295,8 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
         .sum();
     let errors_by_status = seen.errors_by_status();
     let run = Run {
+        experiment: None,
+        variant: None,
         server: target.server.name().into(),
         scenario: plan.scenario.name().into(),
         replicas: plan.replicas,

@@ -61,6 +61,12 @@ pub struct PeakMemory {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Run {
+    /// Set for the runs of an experiment (e.g. `shared-store`), null for the sweep.
+    #[serde(default)]
+    pub experiment: Option<String>,
+    /// Which arm of the experiment (e.g. `memory store, round robin`).
+    #[serde(default)]
+    pub variant: Option<String>,
     pub server: String,
     pub scenario: String,
     pub replicas: u32,

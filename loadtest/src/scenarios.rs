@@ -38,6 +38,9 @@ fn config() -> RunConfig {
 /// Per-user state kept in goose's session data.
 #[derive(Debug, Clone, Default)]
 struct UserState {
+    /// Sent as `X-Client-Id` on every request: what sticky routing hashes on, standing in
+    /// for a real client's address.
+    client_id: String,
     username: String,
     password: String,
     /// Token server only; the session server's cookie is in the user's jar.
@@ -83,11 +86,11 @@ async fn send(
     body: Option<serde_json::Value>,
 ) -> Result<(u16, String), Box<TransactionError>> {
     let mut builder = user.get_request_builder(&method, route)?;
-    if let Some(access) = user
-        .get_session_data::<UserState>()
-        .and_then(|s| s.access.clone())
-    {
-        builder = builder.bearer_auth(access);
+    if let Some(state) = user.get_session_data::<UserState>() {
+        builder = builder.header("X-Client-Id", state.client_id.as_str());
+        if let Some(access) = &state.access {
+            builder = builder.bearer_auth(access);
+        }
     }
     if let Some(body) = body {
         builder = builder.json(&body);
@@ -112,8 +115,10 @@ async fn send(
 }
 
 fn new_user() -> UserState {
+    let id = uuid::Uuid::new_v4().simple().to_string();
     UserState {
-        username: format!("lt{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+        username: format!("lt{}", &id[..16]),
+        client_id: id,
         password: "load-test-password".into(),
         ..UserState::default()
     }

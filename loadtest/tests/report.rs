@@ -71,13 +71,28 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
     let dir = build_report();
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    for id in ["machine", "scaling", "latency", "cpu", "redis", "runs"] {
+    for id in [
+        "machine",
+        "scaling",
+        "latency",
+        "cpu",
+        "redis",
+        "shared-store",
+        "runs",
+    ] {
         assert!(
             html.contains(&format!("<section id=\"{id}\">")),
             "section {id}"
         );
     }
-    for chart in ["throughput", "latency", "cpu", "redis", "credential-bytes"] {
+    for chart in [
+        "throughput",
+        "latency",
+        "cpu",
+        "redis",
+        "credential-bytes",
+        "shared-store",
+    ] {
         assert!(
             dir.join("charts").join(format!("{chart}.svg")).is_file(),
             "{chart}.svg"
@@ -106,6 +121,11 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
             "table value {cell} is not in results.json"
         );
     }
+    // The fixture's round-robin memory sessions failed, and the report says so.
+    assert!(
+        html.contains("With sessions in each replica&#39;s memory")
+            || html.contains("With sessions in each replica's memory")
+    );
     // The fixture's loadgen-bound runs are called what they are.
     assert!(html.contains("loadgen (not the server)"));
     assert!(
@@ -191,7 +211,7 @@ fn a_browser_renders_the_charts_without_console_errors() {
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(
         dom.matches("<svg").count(),
-        5,
+        6,
         "every chart is in the rendered page"
     );
     assert!(

@@ -52,9 +52,12 @@ fn compare_quick_measures_both_models_honestly() {
         .as_str()
         .unwrap()
         .starts_with("argon2id"));
-    let runs = results["runs"].as_array().expect("runs is a list");
+    let all = results["runs"].as_array().expect("runs is a list");
+    let (runs, experiments): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|r| r["experiment"].is_null());
     // session and token: read, login, refresh; public: public.
     assert_eq!(runs.len(), 7, "{:#}", results["environment"]["notes"]);
+    shared_store_behaves(&experiments);
     for run in runs {
         let name = format!("{} {}", run["server"], run["scenario"]);
         assert!(run["rps"].as_f64().unwrap() > 0.0, "{name}: no throughput");
@@ -109,5 +112,53 @@ fn compare_quick_measures_both_models_honestly() {
             _ => assert_eq!(run["credential_bytes"], 0),
         }
     }
+    for file in [
+        "report.html",
+        "report.md",
+        "charts/throughput.svg",
+        "charts/shared-store.svg",
+    ] {
+        assert!(out.join(file).is_file(), "{file} was written");
+    }
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// Memory sessions behind round robin fail for the requests that land on the other
+/// replica; sticky routing and Redis do not.
+fn shared_store_behaves(runs: &[&Value]) {
+    assert_eq!(runs.len(), 3, "three shared-store arms");
+    let arm = |v: &str| {
+        *runs
+            .iter()
+            .find(|r| r["variant"] == v)
+            .unwrap_or_else(|| panic!("arm {v}"))
+    };
+    let rate = |r: &Value| r["errors"].as_f64().unwrap() / r["requests"].as_f64().unwrap();
+    let rr = arm("memory store, round robin");
+    assert!(
+        rate(rr) > 0.2,
+        "round-robin memory sessions failed only {:.0}%",
+        rate(rr) * 100.0
+    );
+    assert!(
+        rr["errors_by_status"]["401"].as_u64().unwrap() > 0,
+        "the failures are 401s"
+    );
+    let sticky = arm("memory store, sticky");
+    assert_eq!(
+        sticky["errors"], 0,
+        "sticky memory sessions: {}",
+        sticky["errors_by_status"]
+    );
+    assert_eq!(
+        sticky["redis_commands_per_request"], 0.0,
+        "memory sessions never ask Redis"
+    );
+    let redis = arm("Redis store, round robin");
+    assert_eq!(
+        redis["errors"], 0,
+        "Redis sessions: {}",
+        redis["errors_by_status"]
+    );
+    assert!(redis["redis_commands_per_request"].as_f64().unwrap() >= 1.0);
 }

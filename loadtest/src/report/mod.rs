@@ -3,6 +3,7 @@
 //! alone. Every number in them comes from that file; the prose only says what those
 //! numbers support.
 
+mod experiments;
 mod svg;
 
 use std::collections::BTreeSet;
@@ -147,7 +148,10 @@ fn all_runs(results: &Results) -> Section {
         .iter()
         .map(|r| {
             row(&[
-                r.server.clone(),
+                match &r.variant {
+                    Some(v) => format!("{} ({v})", r.server),
+                    None => r.server.clone(),
+                },
                 r.scenario.clone(),
                 r.replicas.to_string(),
                 fmt_num(r.rps),
@@ -421,14 +425,16 @@ fn redis_and_bytes(results: &Results) -> Section {
 }
 
 pub fn sections(results: &Results) -> Vec<Section> {
-    vec![
+    let mut v = vec![
         machine(results),
         scaling(results),
         latency(results),
         cpu(results),
         redis_and_bytes(results),
-        all_runs(results),
-    ]
+    ];
+    v.extend(experiments::shared_store(results));
+    v.push(all_runs(results));
+    v
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:0 auto;padding:1rem;line-height:1.5;color:#111}\
