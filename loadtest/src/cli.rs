@@ -107,7 +107,12 @@ impl Scenario {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Experiment {
+    /// Sessions in each replica's memory vs in Redis, round robin vs sticky.
     SharedStore,
+    /// A real access token decoded, and tampered copies refused.
+    TokenAnatomy,
+    /// How long a session id and an access token work after logout; the denylist's cost.
+    Revocation,
 }
 
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
@@ -185,9 +190,15 @@ pub struct CompareArgs {
     /// nginx worker processes (default: a quarter of the CPUs, at least 1).
     #[arg(long)]
     pub lb_workers: Option<u32>,
-    /// Experiments to run after the sweep. `shared-store`: session-server with sessions in
-    /// each replica's memory behind round robin, then behind sticky routing, then with Redis.
-    #[arg(long, value_delimiter = ',', default_value = "shared-store")]
+    /// Experiments to run after the sweep: `shared-store` (session-server with sessions in
+    /// each replica's memory behind round robin, then sticky routing, then Redis),
+    /// `token-anatomy` (a real token taken apart), `revocation` (how long credentials
+    /// outlive logout, and what the access-token denylist costs).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "shared-store,token-anatomy,revocation"
+    )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.
     #[arg(long)]

@@ -13,7 +13,10 @@ use crate::measure::{measure, Plan, Target};
 use crate::probe::Pids;
 use crate::results::{self, Results, SCHEMA_VERSION};
 use crate::topology::{find_tool, Group, GroupSpec, Redis};
-use crate::{env_info, procfs, summary};
+use crate::{env_info, probes, procfs, summary};
+
+/// The token server's leeway on `exp` (token-server/src/tokens.rs `LEEWAY_S`).
+const LEEWAY_S: u64 = 30;
 
 /// The scenarios a group runs: `public` is what the `public` group is for; the auth groups
 /// run the rest.
@@ -82,6 +85,19 @@ fn jobs(args: &CompareArgs, replicas: &[u32], scenarios: &[Scenario]) -> Vec<Job
     }
     for experiment in &args.experiments {
         match experiment {
+            Experiment::TokenAnatomy => {}
+            Experiment::Revocation => {
+                // What the denylist costs: the token read scenario with it switched on.
+                let n = replicas.iter().copied().min().unwrap_or(1);
+                jobs.push(Job {
+                    server: ServerKind::Token,
+                    replicas: n,
+                    scenarios: vec![Scenario::Read],
+                    extra_env: vec![("ACCESS_DENYLIST".into(), "true".into())],
+                    balance: None,
+                    variant: Some(("revocation".into(), "token with denylist".into())),
+                });
+            }
             Experiment::SharedStore => {
                 // Two replicas at least: with one, every request lands where its session is.
                 let n = replicas
@@ -193,6 +209,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         schema_version: SCHEMA_VERSION,
         environment: env,
         runs: Vec::new(),
+        token_anatomy: None,
+        revocation: None,
     };
     let jobs = jobs(&args, &replicas, &m.scenarios);
     let plan_count: usize = jobs.iter().map(|j| j.scenarios.len()).sum();
@@ -273,6 +291,44 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 results.write(&out)?;
             }
             group.stop();
+        }
+        let probe_group = |kind: ServerKind, extra_env: Vec<(String, String)>| GroupSpec {
+            kind,
+            replicas: 1,
+            bin_dir: &bins,
+            redis_url: &redis.url,
+            session_key: &session_key,
+            jwt_secret: &jwt_secret,
+            lb_workers,
+            workers_per_replica,
+            extra_env,
+            balance: None,
+        };
+        let wants = |e: Experiment| !args.no_experiments && args.experiments.contains(&e);
+        if wants(Experiment::TokenAnatomy) {
+            eprintln!("token-anatomy: taking a real access token apart ...");
+            let token = Group::start(&probe_group(ServerKind::Token, Vec::new()), &mut budget, &logs).await?;
+            let session = Group::start(&probe_group(ServerKind::Session, Vec::new()), &mut budget, &logs).await?;
+            match probes::token_anatomy(&token.url(), &session.url()).await {
+                Ok(a) => results.token_anatomy = Some(a),
+                Err(e) => results.environment.notes.push(format!("token-anatomy: failed: {e:#}")),
+            }
+            results.write(&out)?;
+        }
+        if wants(Experiment::Revocation) {
+            let ttl = if m.quick { 2 } else { 10 };
+            eprintln!("revocation: how long credentials outlive logout (access tokens: {ttl} s + leeway) ...");
+            let ttl_env = vec![("ACCESS_TOKEN_TTL".to_string(), ttl.to_string())];
+            let mut deny_env = ttl_env.clone();
+            deny_env.push(("ACCESS_DENYLIST".into(), "true".into()));
+            let session = Group::start(&probe_group(ServerKind::Session, Vec::new()), &mut budget, &logs).await?;
+            let token = Group::start(&probe_group(ServerKind::Token, ttl_env), &mut budget, &logs).await?;
+            let deny = Group::start(&probe_group(ServerKind::Token, deny_env), &mut budget, &logs).await?;
+            match probes::revocation(&session.url(), &token.url(), &deny.url(), ttl, LEEWAY_S).await {
+                Ok(r) => results.revocation = Some(r),
+                Err(e) => results.environment.notes.push(format!("revocation: failed: {e:#}")),
+            }
+            results.write(&out)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ mod cpu_budget;
 mod env_info;
 mod measure;
 mod probe;
+mod probes;
 mod procfs;
 mod prometheus_text;
 mod recorder;

@@ -12,6 +12,43 @@ pub struct Results {
     pub schema_version: u32,
     pub environment: Environment,
     pub runs: Vec<Run>,
+    /// Experiment `token-anatomy`, when it ran.
+    #[serde(default)]
+    pub token_anatomy: Option<TokenAnatomy>,
+    /// Experiment `revocation`, when it ran.
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
+}
+
+/// A real access token taken apart, and the server's answers to altered copies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenAnatomy {
+    pub access_token: String,
+    pub header: serde_json::Value,
+    pub payload: serde_json::Value,
+    pub signature_bytes: usize,
+    pub original_status: u16,
+    /// Roles changed to include `admin`, original signature kept.
+    pub tampered_payload_status: u16,
+    /// One bit of the signature flipped.
+    pub tampered_signature_status: u16,
+    /// `sid=<value>` as the browser sends it.
+    pub session_cookie: String,
+    pub session_cookie_status: u16,
+    /// The same cookie with its last character changed.
+    pub altered_cookie_status: u16,
+}
+
+/// How long a credential kept working after logout, in milliseconds from the logout's
+/// answer to the first refusal (`null`: still working when the probe gave up).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    pub access_token_ttl_s: u64,
+    /// Clock-skew allowance on `exp` the token server grants.
+    pub leeway_s: u64,
+    pub session_refused_after_ms: Option<f64>,
+    pub token_refused_after_ms: Option<f64>,
+    pub denylist_refused_after_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -158,6 +195,8 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             environment: Environment::default(),
             runs: vec![Run::default()],
+            token_anatomy: None,
+            revocation: None,
         };
         r.runs[0].server = "token".into();
         r.runs[0].errors_by_status.insert("503".into(), 2);

@@ -42,6 +42,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         schema_version: SCHEMA_VERSION,
         environment: env,
         runs: Vec::new(),
+        token_anatomy: None,
+        revocation: None,
     };
     let target = Target {
         url: url.clone(),

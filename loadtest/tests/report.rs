@@ -78,6 +78,8 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         "cpu",
         "redis",
         "shared-store",
+        "revocation",
+        "token-anatomy",
         "runs",
     ] {
         assert!(
@@ -126,6 +128,20 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         html.contains("With sessions in each replica&#39;s memory")
             || html.contains("With sessions in each replica's memory")
     );
+    // The decoded token and the revocation window are shown as measured.
+    let payload = &fixture["token_anatomy"]["payload"];
+    assert!(html.contains(&format!(
+        "&quot;sub&quot;: &quot;{}&quot;",
+        payload["sub"].as_str().unwrap()
+    )));
+    let window = fixture["revocation"]["token_refused_after_ms"]
+        .as_f64()
+        .unwrap()
+        / 1000.0;
+    assert!(html.contains(&format!(
+        "still accepted for {} s after logout",
+        fmt_num(window)
+    )));
     // The fixture's loadgen-bound runs are called what they are.
     assert!(html.contains("loadgen (not the server)"));
     assert!(

@@ -58,6 +58,8 @@ fn compare_quick_measures_both_models_honestly() {
     // session and token: read, login, refresh; public: public.
     assert_eq!(runs.len(), 7, "{:#}", results["environment"]["notes"]);
     shared_store_behaves(&experiments);
+    revocation_behaves(&results, &experiments);
+    token_anatomy_behaves(&results);
     for run in runs {
         let name = format!("{} {}", run["server"], run["scenario"]);
         assert!(run["rps"].as_f64().unwrap() > 0.0, "{name}: no throughput");
@@ -126,6 +128,11 @@ fn compare_quick_measures_both_models_honestly() {
 /// Memory sessions behind round robin fail for the requests that land on the other
 /// replica; sticky routing and Redis do not.
 fn shared_store_behaves(runs: &[&Value]) {
+    let runs: Vec<&Value> = runs
+        .iter()
+        .copied()
+        .filter(|r| r["experiment"] == "shared-store")
+        .collect();
     assert_eq!(runs.len(), 3, "three shared-store arms");
     let arm = |v: &str| {
         *runs
@@ -161,4 +168,55 @@ fn shared_store_behaves(runs: &[&Value]) {
         redis["errors_by_status"]
     );
     assert!(redis["redis_commands_per_request"].as_f64().unwrap() >= 1.0);
+}
+
+/// After logout a session id is refused at once; an access token works until it expires
+/// (plus the leeway), unless the denylist is on; the denylist costs a Redis read.
+fn revocation_behaves(results: &Value, runs: &[&Value]) {
+    let r = &results["revocation"];
+    assert!(
+        r["session_refused_after_ms"].as_f64().unwrap() < 1000.0,
+        "{r}"
+    );
+    assert!(
+        r["denylist_refused_after_ms"].as_f64().unwrap() < 1000.0,
+        "{r}"
+    );
+    let token_ms = r["token_refused_after_ms"]
+        .as_f64()
+        .expect("the access token expired in the end");
+    let ttl_ms = r["access_token_ttl_s"].as_f64().unwrap() * 1000.0;
+    let leeway_ms = r["leeway_s"].as_f64().unwrap() * 1000.0;
+    assert!(token_ms >= ttl_ms, "refused before it expired: {r}");
+    assert!(
+        token_ms <= ttl_ms + leeway_ms + 2000.0,
+        "accepted past expiry and leeway: {r}"
+    );
+    let deny = runs
+        .iter()
+        .find(|x| x["variant"] == "token with denylist")
+        .expect("denylist run");
+    assert_eq!(deny["errors"], 0);
+    assert!(
+        deny["redis_commands_per_request"].as_f64().unwrap() >= 1.0,
+        "{deny}"
+    );
+}
+
+/// Anyone can read a token; nobody can change it. A session cookie says nothing.
+fn token_anatomy_behaves(results: &Value) {
+    let a = &results["token_anatomy"];
+    assert_eq!(a["header"]["typ"], "at+jwt");
+    assert!(a["payload"]["sub"].is_string() && a["payload"]["roles"].is_array());
+    assert_eq!(a["original_status"], 200);
+    assert_eq!(a["tampered_payload_status"], 401);
+    assert_eq!(a["tampered_signature_status"], 401);
+    assert_eq!(a["session_cookie_status"], 200);
+    assert_eq!(a["altered_cookie_status"], 401);
+    let cookie = a["session_cookie"].as_str().unwrap();
+    let name = a["payload"]["preferred_username"].as_str().unwrap();
+    assert!(
+        !cookie.contains("probe") && !cookie.contains(name),
+        "the cookie is opaque: {cookie}"
+    );
 }

@@ -92,6 +92,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
     }
     Some(Section {
         id: "shared-store",
+        code: Vec::new(),
         title: "Why replicas need a shared session store".into(),
         method: format!(
             "The session server's read scenario three times behind nginx: sessions kept in each replica's memory with \
@@ -107,5 +108,134 @@ pub fn shared_store(results: &Results) -> Option<Section> {
             rows,
         }),
         reading,
+    })
+}
+
+fn ms_text(v: Option<f64>, limit_s: u64) -> String {
+    match v {
+        Some(ms) if ms < 1000.0 => format!(
+            "refused at once (first check, {} ms after logout)",
+            fmt_num(ms)
+        ),
+        Some(ms) => format!("still accepted for {} s after logout", fmt_num(ms / 1000.0)),
+        None => format!("still accepted when the probe gave up after {limit_s} s"),
+    }
+}
+
+pub fn revocation(results: &Results) -> Option<Section> {
+    let r = results.revocation.as_ref()?;
+    let limit = r.access_token_ttl_s + r.leeway_s + 5;
+    let mut rows = vec![
+        row(&[
+            "session id (cookie)".into(),
+            ms_text(r.session_refused_after_ms, limit),
+        ]),
+        row(&[
+            "access token".into(),
+            ms_text(r.token_refused_after_ms, limit),
+        ]),
+        row(&[
+            "access token, ACCESS_DENYLIST=true".into(),
+            ms_text(r.denylist_refused_after_ms, limit),
+        ]),
+    ];
+    let plain = results
+        .runs
+        .iter()
+        .filter(|x| x.experiment.is_none() && x.server == "token" && x.scenario == "read")
+        .min_by_key(|x| x.replicas);
+    let deny = results
+        .runs
+        .iter()
+        .find(|x| x.variant.as_deref() == Some("token with denylist"));
+    let mut reading = vec![
+        "Logging out of a session deletes it on the server, so the very next request with the old cookie fails.".to_string(),
+        format!(
+            "An access token is checked with the key alone, so logging out cannot reach it: it keeps working until \
+             it expires ({} s here) plus the {} s the server allows for clocks that disagree. That window is the \
+             price of not asking a store on every request.",
+            r.access_token_ttl_s, r.leeway_s
+        ),
+    ];
+    if let (Some(p), Some(d)) = (plain, deny) {
+        rows.push(row(&[
+            format!(
+                "token read, {} replica(s), without / with denylist: req/s",
+                p.replicas
+            ),
+            format!("{} / {}", fmt_num(p.rps), fmt_num(d.rps)),
+        ]));
+        rows.push(row(&[
+            "Redis commands per request, without / with denylist".into(),
+            format!(
+                "{} / {}",
+                p.redis_commands_per_request.map_or("-".into(), fmt_num),
+                d.redis_commands_per_request.map_or("-".into(), fmt_num)
+            ),
+        ]));
+        reading.push(format!(
+            "The denylist closes the window (the server asks Redis whether the token was revoked), and so it pays \
+             what sessions pay: {} Redis commands per request instead of {}.",
+            d.redis_commands_per_request.map_or("-".into(), fmt_num),
+            p.redis_commands_per_request.map_or("-".into(), fmt_num)
+        ));
+    }
+    Some(Section {
+        id: "revocation",
+        code: Vec::new(),
+        title: "How long a credential works after logout".into(),
+        method: format!(
+            "Log in, log out, then ask GET /api/me with the old credential every 100 ms until it is refused. Access \
+             tokens were issued with ACCESS_TOKEN_TTL={} s for this.",
+            r.access_token_ttl_s
+        ),
+        charts: Vec::new(),
+        table: Some(Table { headers: vec!["credential".into(), "after logout".into()], rows }),
+        reading,
+    })
+}
+
+pub fn token_anatomy(results: &Results) -> Option<Section> {
+    let a = results.token_anatomy.as_ref()?;
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    Some(Section {
+        id: "token-anatomy",
+        title: "What is inside a token, and inside a session cookie".into(),
+        method: "A real access token from this run's token server, split at its dots and base64url-decoded. No key is \
+                 needed to read it."
+            .into(),
+        charts: Vec::new(),
+        code: vec![
+            ("the access token as sent".into(), a.access_token.clone()),
+            ("its header, decoded by anyone".into(), pretty(&a.header)),
+            ("its payload, decoded by anyone".into(), pretty(&a.payload)),
+            ("a session cookie as sent".into(), a.session_cookie.clone()),
+        ],
+        table: Some(Table {
+            headers: vec!["request to GET /api/me with".into(), "status".into()],
+            rows: vec![
+                row(&["the token as issued".into(), a.original_status.to_string()]),
+                row(&["the payload changed to roles [user, admin], signature kept".into(), a.tampered_payload_status.to_string()]),
+                row(&["one bit of the signature flipped".into(), a.tampered_signature_status.to_string()]),
+                row(&["the session cookie as issued".into(), a.session_cookie_status.to_string()]),
+                row(&["the cookie with one character changed".into(), a.altered_cookie_status.to_string()]),
+            ],
+        }),
+        reading: vec![
+            "The header and payload are only encoded, not encrypted: anyone holding the token can read the user id, \
+             name, roles and expiry. Never put secrets in a token."
+                .into(),
+            format!(
+                "The last part is a {}-byte signature over header and payload, made with the server's key (the password \
+                 is not in the token and not in the signature). Change a single claim or a single bit of the signature \
+                 and the server answers {} or {}.",
+                a.signature_bytes, a.tampered_payload_status, a.tampered_signature_status
+            ),
+            format!(
+                "The session cookie is an opaque, encrypted id: it says nothing about the user, and the server looks it \
+                 up in Redis. Altered, it is refused ({}).",
+                a.altered_cookie_status
+            ),
+        ],
     })
 }

@@ -28,6 +28,8 @@ pub struct Section {
     pub table: Option<Table>,
     /// What the numbers mean, for a student.
     pub reading: Vec<String>,
+    /// Verbatim text (decoded tokens, cookies) with a caption.
+    pub code: Vec<(String, String)>,
 }
 
 fn row(cells: &[String]) -> Vec<String> {
@@ -130,6 +132,7 @@ fn machine(results: &Results) -> Section {
     }
     Section {
         id: "machine",
+        code: Vec::new(),
         title: "The machine and how it was measured".into(),
         method: "Each run starts N replicas behind nginx (round robin, keep-alive to the replicas) and drives them with goose \
                  users through nginx. Users sign up and log in during a warm-up that is never counted; only the measured \
@@ -171,6 +174,7 @@ fn all_runs(results: &Results) -> Section {
         .collect();
     Section {
         id: "runs",
+        code: Vec::new(),
         title: "Every run".into(),
         method: "One line per run: requests per second and latency seen by the client in the measured window, errors \
                  (any answer that is not 2xx), Redis commands per request, and the replicas' CPU per request."
@@ -246,6 +250,7 @@ fn scaling(results: &Results) -> Section {
     let budget = results.runs.iter().find_map(|r| r.cpus_per_replica);
     Section {
         id: "scaling",
+        code: Vec::new(),
         title: "Does throughput grow with replicas?".into(),
         method: match budget {
             Some(c) => format!("Each replica was held to {} CPU during the window, so capacity can only grow by adding replicas.", fmt_num(c)),
@@ -283,6 +288,7 @@ fn latency(results: &Results) -> Section {
     }
     Section {
         id: "latency",
+        code: Vec::new(),
         title: "How long a request takes".into(),
         method: "Latency measured by the client, from sending a request to reading its whole answer: p50 is the median, p99 \
                  the time 99% of requests beat. With a fixed number of users, more capacity means less queueing."
@@ -361,6 +367,7 @@ fn cpu(results: &Results) -> Section {
     }
     Section {
         id: "cpu",
+        code: Vec::new(),
         title: "Where the CPU goes per request".into(),
         method: "CPU microseconds per measured request for each component, at the smallest replica count.".into(),
         charts: vec![("cpu.svg".into(), bar_chart("CPU microseconds per request", "us", &cats, &series, true))],
@@ -411,6 +418,7 @@ fn redis_and_bytes(results: &Results) -> Section {
     }
     Section {
         id: "redis",
+        code: Vec::new(),
         title: "Redis commands and credential bytes per request".into(),
         method: "Redis commands per request from INFO commandstats over the window; credential bytes are the Cookie or \
                  Authorization header a request carries."
@@ -433,6 +441,8 @@ pub fn sections(results: &Results) -> Vec<Section> {
         redis_and_bytes(results),
     ];
     v.extend(experiments::shared_store(results));
+    v.extend(experiments::revocation(results));
+    v.extend(experiments::token_anatomy(results));
     v.push(all_runs(results));
     v
 }
@@ -440,7 +450,7 @@ pub fn sections(results: &Results) -> Vec<Section> {
 const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:0 auto;padding:1rem;line-height:1.5;color:#111}\
 table{border-collapse:collapse;width:100%;font-size:.9rem;display:block;overflow-x:auto}\
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f3f3f3}\
-figure{margin:1rem 0}section{margin-bottom:2rem}.reading{background:#f5f9ff;border-left:4px solid #0072B2;padding:.5rem 1rem}\
+figure{margin:1rem 0}pre{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:.5rem;font-size:.85rem}section{margin-bottom:2rem}.reading{background:#f5f9ff;border-left:4px solid #0072B2;padding:.5rem 1rem}\
 @media print{body{max-width:none}section{page-break-inside:avoid}}";
 
 pub fn html(results: &Results, sections: &[Section]) -> String {
@@ -471,6 +481,14 @@ pub fn html(results: &Results, sections: &[Section]) -> String {
         );
         for (_, svg) in &s.charts {
             let _ = write!(out, "<figure>{svg}</figure>");
+        }
+        for (caption, text) in &s.code {
+            let _ = write!(
+                out,
+                "<figure><figcaption>{}</figcaption><pre>{}</pre></figure>",
+                escape(caption),
+                escape(text)
+            );
         }
         if let Some(t) = &s.table {
             out.push_str("<table><thead><tr>");
@@ -513,6 +531,9 @@ pub fn markdown(results: &Results, sections: &[Section]) -> String {
         let _ = write!(out, "## {}\n\n{}\n\n", s.title, s.method);
         for (name, _) in &s.charts {
             let _ = write!(out, "![{}](charts/{name})\n\n", s.title);
+        }
+        for (caption, text) in &s.code {
+            let _ = write!(out, "{caption}:\n\n```\n{text}\n```\n\n");
         }
         if let Some(t) = &s.table {
             let _ = writeln!(
