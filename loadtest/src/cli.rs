@@ -113,6 +113,8 @@ pub enum Experiment {
     TokenAnatomy,
     /// How long a session id and an access token work after logout; the denylist's cost.
     Revocation,
+    /// HS256 against EdDSA access tokens: CPU per verified request.
+    Signing,
 }
 
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
@@ -193,11 +195,12 @@ pub struct CompareArgs {
     /// Experiments to run after the sweep: `shared-store` (session-server with sessions in
     /// each replica's memory behind round robin, then sticky routing, then Redis),
     /// `token-anatomy` (a real token taken apart), `revocation` (how long credentials
-    /// outlive logout, and what the access-token denylist costs).
+    /// outlive logout, and what the access-token denylist costs), `signing` (HS256 against
+    /// EdDSA access tokens).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,token-anatomy,revocation"
+        default_value = "shared-store,token-anatomy,revocation,signing"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.

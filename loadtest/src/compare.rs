@@ -62,8 +62,13 @@ struct Job {
     variant: Option<(String, String)>,
 }
 
-/// The sweep, then the experiments.
-fn jobs(args: &CompareArgs, replicas: &[u32], scenarios: &[Scenario]) -> Vec<Job> {
+/// The sweep, then the experiments. `ed25519_pem` is the key file every EdDSA replica shares.
+fn jobs(
+    args: &CompareArgs,
+    replicas: &[u32],
+    scenarios: &[Scenario],
+    ed25519_pem: &Path,
+) -> Vec<Job> {
     let mut jobs = Vec::new();
     for &n in replicas {
         for &server in &args.servers {
@@ -86,6 +91,23 @@ fn jobs(args: &CompareArgs, replicas: &[u32], scenarios: &[Scenario]) -> Vec<Job
     for experiment in &args.experiments {
         match experiment {
             Experiment::TokenAnatomy => {}
+            Experiment::Signing => {
+                let n = replicas.iter().copied().min().unwrap_or(1);
+                jobs.push(Job {
+                    server: ServerKind::Token,
+                    replicas: n,
+                    scenarios: vec![Scenario::Read],
+                    extra_env: vec![
+                        ("JWT_ALG".into(), "EdDSA".into()),
+                        (
+                            "JWT_PRIVATE_KEY_FILE".into(),
+                            ed25519_pem.display().to_string(),
+                        ),
+                    ],
+                    balance: None,
+                    variant: Some(("signing".into(), "EdDSA".into())),
+                });
+            }
             Experiment::Revocation => {
                 // What the denylist costs: the token read scenario with it switched on.
                 let n = replicas.iter().copied().min().unwrap_or(1);
@@ -212,7 +234,10 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         token_anatomy: None,
         revocation: None,
     };
-    let jobs = jobs(&args, &replicas, &m.scenarios);
+    // Generated for this run only, like the HS256 secret.
+    let ed25519_pem = logs.join("ed25519-local-only.pem");
+    std::fs::write(&ed25519_pem, token_server::keys::generate_ed25519_pem()?)?;
+    let jobs = jobs(&args, &replicas, &m.scenarios, &ed25519_pem);
     let plan_count: usize = jobs.iter().map(|j| j.scenarios.len()).sum();
     let mut done = 0;
     println!("{}", summary::header());

@@ -80,6 +80,8 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         "shared-store",
         "revocation",
         "token-anatomy",
+        "signing",
+        "cost",
         "runs",
     ] {
         assert!(
@@ -114,7 +116,26 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
             "run rps {rps} is in the report"
         );
     }
-    let numeric = cells(&html)
+    // The projection multiplies measured figures out; its arithmetic is checked below, every
+    // other table must hold fixture values only.
+    let (before, rest) = html.split_once("<section id=\"cost\">").unwrap();
+    let (projection, after) = rest.split_once("</section>").unwrap();
+    let session = fixture["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["experiment"].is_null() && r["server"] == "session" && r["scenario"] == "read"
+        })
+        .min_by_key(|r| r["replicas"].as_u64().unwrap())
+        .unwrap();
+    let cpus_for_1m =
+        1_000_000.0 * 0.1 * session["cpu_us_per_request"]["replicas"].as_f64().unwrap() / 1e6;
+    assert!(
+        projection.contains(&format!("<td>{}</td>", fmt_num(cpus_for_1m))),
+        "1M users' replica CPUs"
+    );
+    let numeric = cells(&(before.to_owned() + after))
         .into_iter()
         .filter(|c| c.parse::<f64>().is_ok());
     for cell in numeric {

@@ -60,6 +60,16 @@ fn compare_quick_measures_both_models_honestly() {
     shared_store_behaves(&experiments);
     revocation_behaves(&results, &experiments);
     token_anatomy_behaves(&results);
+    let eddsa = experiments
+        .iter()
+        .find(|r| r["variant"] == "EdDSA")
+        .expect("the EdDSA run");
+    assert_eq!(
+        eddsa["errors"], 0,
+        "EdDSA tokens verify on every replica: {}",
+        eddsa["errors_by_status"]
+    );
+    assert_eq!(eddsa["redis_commands_per_request"], 0.0);
     for run in runs {
         let name = format!("{} {}", run["server"], run["scenario"]);
         assert!(run["rps"].as_f64().unwrap() > 0.0, "{name}: no throughput");

@@ -239,3 +239,152 @@ pub fn token_anatomy(results: &Results) -> Option<Section> {
         ],
     })
 }
+
+/// Requests each active user is assumed to make per second in the projection.
+pub const REQUESTS_PER_USER_PER_S: f64 = 0.1;
+
+fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{} {}", fmt_num(v), UNITS[u])
+}
+
+pub fn cost_projection(results: &Results) -> Option<Section> {
+    let base = |server: &str| {
+        results
+            .runs
+            .iter()
+            .filter(|r| r.experiment.is_none() && r.server == server && r.scenario == "read")
+            .min_by_key(|r| r.replicas)
+    };
+    let models: Vec<&Run> = ["session", "token"]
+        .iter()
+        .filter_map(|s| base(s))
+        .collect();
+    if models.is_empty() {
+        return None;
+    }
+    let mut rows = Vec::new();
+    for users in [10_000f64, 100_000.0, 1_000_000.0] {
+        let rps = users * REQUESTS_PER_USER_PER_S;
+        for r in &models {
+            let c = &r.cpu_us_per_request;
+            rows.push(row(&[
+                format!("{users:.0}"),
+                r.server.clone(),
+                format!("{rps:.0}"),
+                fmt_num(rps * c.replicas / 1e6),
+                fmt_num(rps * c.redis / 1e6),
+                format!("{:.0}", rps * r.redis_commands_per_request.unwrap_or(0.0)),
+                r.redis_bytes_per_user
+                    .map_or("-".into(), |b| human_bytes(b * users)),
+                human_bytes(rps * r.credential_bytes as f64) + "/s",
+            ]));
+        }
+    }
+    let mut reading = vec![format!(
+        "Assumptions: every active user makes {} requests per second (one every {} s), all of them reads like the \
+         `read` scenario; CPU per request is what the replicas and Redis used per request in the smallest measured \
+         configuration on this machine; Redis memory is what Redis grew by per user during that run (the user record \
+         plus a session, or plus a refresh-token family). Load balancers, TLS and the network are not included.",
+        REQUESTS_PER_USER_PER_S,
+        fmt_num(1.0 / REQUESTS_PER_USER_PER_S)
+    )];
+    if let (Some(s), Some(t)) = (base("session"), base("token")) {
+        reading.push(format!(
+            "Both models keep something per user in Redis; what differs is how often they ask for it: sessions {} \
+             commands per request, tokens {}. Redis is single-threaded, so its commands per second are what to watch \
+             as users grow.",
+            s.redis_commands_per_request.map_or("-".into(), fmt_num),
+            t.redis_commands_per_request.map_or("-".into(), fmt_num)
+        ));
+    }
+    Some(Section {
+        id: "cost",
+        code: Vec::new(),
+        title: "What 10k, 100k and 1M active users would need".into(),
+        method: "A projection, not a measurement: the measured per-request and per-user costs multiplied out.".into(),
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: [
+                "active users",
+                "model",
+                "requests/s",
+                "replica CPUs",
+                "Redis CPUs",
+                "Redis commands/s",
+                "Redis memory",
+                "credential bytes",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }),
+        reading,
+    })
+}
+
+pub fn signing(results: &Results) -> Option<Section> {
+    let eddsa = results
+        .runs
+        .iter()
+        .find(|r| r.variant.as_deref() == Some("EdDSA"))?;
+    let hs256 = results.runs.iter().find(|r| {
+        r.experiment.is_none()
+            && r.server == "token"
+            && r.scenario == "read"
+            && r.replicas == eddsa.replicas
+    });
+    let mut rows = Vec::new();
+    let mut reading = Vec::new();
+    for (name, r) in [
+        ("HS256 (shared secret)", hs256),
+        ("EdDSA (Ed25519 key pair)", Some(eddsa)),
+    ] {
+        if let Some(r) = r {
+            rows.push(row(&[
+                name.into(),
+                r.replicas.to_string(),
+                fmt_num(r.rps),
+                fmt_num(r.cpu_us_per_request.replicas),
+                r.credential_bytes.to_string(),
+                r.bottleneck.clone().unwrap_or_else(|| "replicas".into()),
+            ]));
+        }
+    }
+    if let Some(h) = hs256 {
+        reading.push(format!(
+            "Verifying an EdDSA token cost the replicas {} us of CPU per request against {} us with HS256: checking a \
+             public-key signature is more work than recomputing a keyed hash.",
+            fmt_num(eddsa.cpu_us_per_request.replicas),
+            fmt_num(h.cpu_us_per_request.replicas)
+        ));
+    }
+    reading.push(
+        "What the key pair buys: only the token server holds the private key; any other service can verify tokens with \
+         the public key it publishes at /.well-known/jwks.json, without a secret that would also let it mint tokens \
+         (token-server's tests verify a token with the published key alone)."
+            .into(),
+    );
+    Some(Section {
+        id: "signing",
+        code: Vec::new(),
+        title: "Signing algorithms: HS256 against EdDSA".into(),
+        method: "The token read scenario with HS256 access tokens (the sweep) and again with JWT_ALG=EdDSA, at the same \
+                 replica count."
+            .into(),
+        charts: Vec::new(),
+        table: Some(Table {
+            headers: ["algorithm", "replicas", "req/s", "replica CPU us/req", "credential bytes", "limited by"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }),
+        reading,
+    })
+}

@@ -443,6 +443,8 @@ pub fn sections(results: &Results) -> Vec<Section> {
     v.extend(experiments::shared_store(results));
     v.extend(experiments::revocation(results));
     v.extend(experiments::token_anatomy(results));
+    v.extend(experiments::signing(results));
+    v.extend(experiments::cost_projection(results));
     v.push(all_runs(results));
     v
 }
