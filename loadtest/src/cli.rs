@@ -115,6 +115,10 @@ pub enum Experiment {
     Revocation,
     /// HS256 against EdDSA access tokens: CPU per verified request.
     Signing,
+    /// Redis frozen for a third of the window: what fails, what keeps working, recovery.
+    RedisOutage,
+    /// One replica killed mid-run: who loses their users.
+    ReplicaLoss,
 }
 
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
@@ -196,11 +200,12 @@ pub struct CompareArgs {
     /// each replica's memory behind round robin, then sticky routing, then Redis),
     /// `token-anatomy` (a real token taken apart), `revocation` (how long credentials
     /// outlive logout, and what the access-token denylist costs), `signing` (HS256 against
-    /// EdDSA access tokens).
+    /// EdDSA access tokens), `redis-outage` (Redis frozen mid-run), `replica-loss` (a replica
+    /// killed mid-run).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,token-anatomy,revocation,signing"
+        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.

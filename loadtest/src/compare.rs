@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::cli::{CompareArgs, Experiment, Scenario, ServerKind};
 use crate::cpu_budget::CpuBudget;
-use crate::measure::{measure, Plan, Target};
+use crate::measure::{measure, Fault, FaultKind, Plan, Target};
 use crate::probe::Pids;
 use crate::results::{self, Results, SCHEMA_VERSION};
 use crate::topology::{find_tool, Group, GroupSpec, Redis};
@@ -60,7 +61,20 @@ struct Job {
     balance: Option<String>,
     /// (experiment, variant) for experiment runs.
     variant: Option<(String, String)>,
+    /// What to break a third of the way into the window.
+    fault: Option<JobFault>,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum JobFault {
+    /// Freeze Redis for a third of the window.
+    FreezeRedis,
+    /// Kill the first replica.
+    KillReplica,
+}
+
+/// Fault experiments need time on both sides of the fault.
+const FAULT_WINDOW_MIN: Duration = Duration::from_secs(9);
 
 /// The sweep, then the experiments. `ed25519_pem` is the key file every EdDSA replica shares.
 fn jobs(
@@ -81,6 +95,7 @@ fn jobs(
                     extra_env: Vec::new(),
                     balance: None,
                     variant: None,
+                    fault: None,
                 });
             }
         }
@@ -91,6 +106,54 @@ fn jobs(
     for experiment in &args.experiments {
         match experiment {
             Experiment::TokenAnatomy => {}
+            Experiment::RedisOutage => {
+                let n = replicas.iter().copied().min().unwrap_or(1);
+                for server in [ServerKind::Session, ServerKind::Token] {
+                    jobs.push(Job {
+                        server,
+                        replicas: n,
+                        scenarios: vec![Scenario::Refresh],
+                        extra_env: Vec::new(),
+                        balance: None,
+                        variant: Some(("redis-outage".into(), server.name().into())),
+                        fault: Some(JobFault::FreezeRedis),
+                    });
+                }
+            }
+            Experiment::ReplicaLoss => {
+                let n = replicas
+                    .iter()
+                    .copied()
+                    .filter(|n| *n > 1)
+                    .min()
+                    .unwrap_or(2);
+                let memory = vec![("SESSION_STORE".to_string(), "memory".to_string())];
+                for (server, variant, env, balance) in [
+                    (
+                        ServerKind::Session,
+                        "session, memory store, sticky",
+                        memory,
+                        Some(STICKY.to_string()),
+                    ),
+                    (
+                        ServerKind::Session,
+                        "session, Redis store",
+                        Vec::new(),
+                        None,
+                    ),
+                    (ServerKind::Token, "token", Vec::new(), None),
+                ] {
+                    jobs.push(Job {
+                        server,
+                        replicas: n,
+                        scenarios: vec![Scenario::Read],
+                        extra_env: env,
+                        balance,
+                        variant: Some(("replica-loss".into(), variant.into())),
+                        fault: Some(JobFault::KillReplica),
+                    });
+                }
+            }
             Experiment::Signing => {
                 let n = replicas.iter().copied().min().unwrap_or(1);
                 jobs.push(Job {
@@ -106,6 +169,7 @@ fn jobs(
                     ],
                     balance: None,
                     variant: Some(("signing".into(), "EdDSA".into())),
+                    fault: None,
                 });
             }
             Experiment::Revocation => {
@@ -118,6 +182,7 @@ fn jobs(
                     extra_env: vec![("ACCESS_DENYLIST".into(), "true".into())],
                     balance: None,
                     variant: Some(("revocation".into(), "token with denylist".into())),
+                    fault: None,
                 });
             }
             Experiment::SharedStore => {
@@ -141,6 +206,7 @@ fn jobs(
                         extra_env: env,
                         balance,
                         variant: Some(("shared-store".into(), variant.into())),
+                        fault: None,
                     });
                 }
             }
@@ -284,16 +350,26 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             for &scenario in &job.scenarios {
                 done += 1;
                 let variant = job.variant.as_ref().map(|(_, v)| format!(" [{v}]")).unwrap_or_default();
+                let duration = if job.fault.is_some() { m.duration.0.max(FAULT_WINDOW_MIN) } else { m.duration.0 };
+                let fault = job.fault.map(|f| Fault {
+                    kind: match f {
+                        JobFault::FreezeRedis => FaultKind::FreezeRedis(redis.proc_.pid()),
+                        JobFault::KillReplica => FaultKind::KillReplica(group.replicas[0].proc_.pid()),
+                    },
+                    at: duration / 3,
+                    lasts: duration / 3,
+                });
                 let plan = Plan {
                     label: format!("[{done}/{plan_count}] {} {} x{n}{variant}", job.server.name(), scenario.name()),
                     scenario,
                     users: m.users,
                     warmup: m.warmup.0,
-                    duration: m.duration.0,
+                    duration,
                     refresh_every: m.refresh_every,
                     replicas: n,
                     cpus_per_replica: args.cpus_per_replica,
                     oversubscribed,
+                    fault,
                 };
                 match measure(&target, &plan).await {
                     Ok((mut run, note)) => {

@@ -37,6 +37,59 @@ pub struct Plan {
     pub replicas: u32,
     pub cpus_per_replica: Option<f64>,
     pub oversubscribed: bool,
+    /// Something to break during the window.
+    pub fault: Option<Fault>,
+}
+
+/// A fault injected into the measured window, by signal to a process this tool started.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// When, after the window opens.
+    pub at: Duration,
+    /// How long a freeze lasts (a killed process stays dead).
+    pub lasts: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum FaultKind {
+    /// SIGSTOP, then SIGCONT: Redis stops answering without closing connections.
+    FreezeRedis(u32),
+    /// SIGKILL: a replica crashes.
+    KillReplica(u32),
+}
+
+impl Fault {
+    pub fn describe(&self) -> String {
+        let from = self.at.as_secs_f64();
+        match self.kind {
+            FaultKind::FreezeRedis(_) => format!(
+                "Redis frozen from {from:.0} s to {:.0} s",
+                from + self.lasts.as_secs_f64()
+            ),
+            FaultKind::KillReplica(_) => format!("replica 1 killed at {from:.0} s"),
+        }
+    }
+
+    fn signal(sig: &str, pid: u32) {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+    }
+
+    fn begin(&self) {
+        match self.kind {
+            FaultKind::FreezeRedis(pid) => Self::signal("STOP", pid),
+            FaultKind::KillReplica(pid) => Self::signal("KILL", pid),
+        }
+    }
+
+    fn end(&self) {
+        if let FaultKind::FreezeRedis(pid) = self.kind {
+            Self::signal("CONT", pid);
+        }
+    }
 }
 
 /// The bytes a request carries to prove identity, from one real login.
@@ -189,7 +242,19 @@ async fn window(
     .await;
     RECORDER.open(true);
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
+    let (mut begun, mut ended) = (false, false);
     while Instant::now() < until {
+        if let Some(f) = &plan.fault {
+            let t = start.at.elapsed();
+            if !begun && t >= f.at {
+                f.begin();
+                begun = true;
+            }
+            if begun && !ended && t >= f.at + f.lasts {
+                f.end();
+                ended = true;
+            }
+        }
         tokio::time::sleep(
             Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
         )
@@ -197,6 +262,9 @@ async fn window(
         if last_print.elapsed() >= every {
             progress("measuring", &mut last_sent, &mut last_print);
         }
+    }
+    if let (Some(f), true, false) = (&plan.fault, begun, ended) {
+        f.end();
     }
     RECORDER.open(false);
     let end = snapshot(
@@ -294,7 +362,24 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
         .filter_map(|p| crate::procfs::peak_rss(*p).ok())
         .sum();
     let errors_by_status = seen.errors_by_status();
+    let timeline = if plan.fault.is_some() {
+        seen.timeline
+            .iter()
+            .map(
+                |((t_s, route), (ok, failed))| crate::results::TimelinePoint {
+                    t_s: *t_s,
+                    route: route.clone(),
+                    ok: *ok,
+                    failed: *failed,
+                },
+            )
+            .collect()
+    } else {
+        Vec::new()
+    };
     let run = Run {
+        fault: plan.fault.as_ref().map(Fault::describe),
+        timeline,
         experiment: None,
         variant: None,
         server: target.server.name().into(),
@@ -383,6 +468,7 @@ mod tests {
             replicas,
             cpus_per_replica,
             oversubscribed: false,
+            fault: None,
         }
     }
 

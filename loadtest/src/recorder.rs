@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -24,6 +24,9 @@ pub struct Recorder {
 pub struct Window {
     pub by_route: BTreeMap<String, Histogram<u64>>,
     pub by_status: BTreeMap<String, u64>,
+    /// (second since the window opened, route) -> (answered 2xx, failed).
+    pub timeline: BTreeMap<(u64, String), (u64, u64)>,
+    opened: Option<Instant>,
 }
 
 pub static RECORDER: LazyLock<Recorder> = LazyLock::new(|| Recorder {
@@ -52,6 +55,9 @@ impl Recorder {
     }
 
     pub fn open(&self, open: bool) {
+        if open {
+            self.lock().opened = Some(Instant::now());
+        }
         self.open.store(open, Ordering::SeqCst);
     }
 
@@ -70,6 +76,13 @@ impl Recorder {
             let _ = h.record(us);
         }
         *w.by_status.entry(status.to_string()).or_default() += 1;
+        let second = w.opened.map_or(0, |t| t.elapsed().as_secs());
+        let bucket = w.timeline.entry((second, route.to_owned())).or_default();
+        if (200..300).contains(&status) {
+            bucket.0 += 1;
+        } else {
+            bucket.1 += 1;
+        }
     }
 
     pub fn take(&self) -> Window {

@@ -72,6 +72,15 @@ pub struct Environment {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Whole seconds since the window opened.
+    pub t_s: u64,
+    pub route: String,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub p50: f64,
     pub p90: f64,
@@ -137,6 +146,13 @@ pub struct Run {
     pub cpus_per_replica: Option<f64>,
     /// Whether this replica count asked for more CPUs than the machine has.
     pub oversubscribed: bool,
+    /// The fault injected during the window, if any (e.g. `redis frozen 5-8 s`).
+    #[serde(default)]
+    pub fault: Option<String>,
+    /// Per second of the window and per route: answered and failed requests. Recorded for
+    /// experiments with a fault, empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
     /// What limited throughput when it was not the replicas: `loadgen`, `lb`, `redis` or
     /// `machine`; null when the replicas were the limit (or nothing was saturated).
     pub bottleneck: Option<String>,

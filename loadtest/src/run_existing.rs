@@ -90,6 +90,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
             replicas,
             cpus_per_replica: None,
             oversubscribed: false,
+            fault: None,
         };
         match measure(&target, &plan).await {
             Ok((mut run, note)) => {

@@ -60,6 +60,7 @@ fn compare_quick_measures_both_models_honestly() {
     shared_store_behaves(&experiments);
     revocation_behaves(&results, &experiments);
     token_anatomy_behaves(&results);
+    faults_behave(&experiments);
     let eddsa = experiments
         .iter()
         .find(|r| r["variant"] == "EdDSA")
@@ -229,4 +230,75 @@ fn token_anatomy_behaves(results: &Value) {
         !cookie.contains("probe") && !cookie.contains(name),
         "the cookie is opaque: {cookie}"
     );
+}
+
+fn failed(run: &Value, route: Option<&str>, seconds: std::ops::RangeInclusive<u64>) -> u64 {
+    run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            route.is_none_or(|r| p["route"] == r) && seconds.contains(&p["t_s"].as_u64().unwrap())
+        })
+        .map(|p| p["failed"].as_u64().unwrap())
+        .sum()
+}
+
+/// Redis frozen: session reads fail, token reads do not, refreshes fail, nothing hangs.
+/// A replica killed: sticky memory sessions lose users, Redis sessions and tokens do not.
+fn faults_behave(runs: &[&Value]) {
+    let arm = |exp: &str, v: &str| {
+        *runs
+            .iter()
+            .find(|r| r["experiment"] == exp && r["variant"] == v)
+            .unwrap_or_else(|| panic!("{exp} {v}"))
+    };
+    let all = 0..=u64::MAX;
+    let session = arm("redis-outage", "session");
+    let token = arm("redis-outage", "token");
+    assert!(
+        failed(session, Some("/api/me"), all.clone()) > 0,
+        "session reads failed while Redis was frozen"
+    );
+    assert_eq!(
+        failed(token, Some("/api/me"), all.clone()),
+        0,
+        "token reads never need Redis"
+    );
+    assert!(
+        failed(token, Some("/auth/refresh"), all.clone()) > 0,
+        "token refreshes need Redis"
+    );
+    for r in [session, token] {
+        assert!(
+            r["errors_by_status"]["503"].as_u64().unwrap() > 0,
+            "{}",
+            r["errors_by_status"]
+        );
+        assert!(
+            r["latency_ms"]["max"].as_f64().unwrap() < 3000.0,
+            "nothing hangs: {}",
+            r["latency_ms"]
+        );
+    }
+    let sticky = arm("replica-loss", "session, memory store, sticky");
+    let tail = 5..=u64::MAX;
+    assert!(
+        failed(sticky, None, tail.clone()) > 0,
+        "users of the dead replica lost their sessions"
+    );
+    for v in ["session, Redis store", "token"] {
+        let r = arm("replica-loss", v);
+        let requests = r["requests"].as_u64().unwrap();
+        let errors = r["errors"].as_u64().unwrap();
+        assert!(
+            errors * 100 <= requests,
+            "{v}: {errors} of {requests} failed"
+        );
+        assert_eq!(
+            failed(r, None, tail.clone()),
+            0,
+            "{v}: failures after the kill"
+        );
+    }
 }

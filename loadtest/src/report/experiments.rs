@@ -388,3 +388,194 @@ pub fn signing(results: &Results) -> Option<Section> {
         reading,
     })
 }
+
+/// Answered and failed requests per second of one run's timeline, one line per route and
+/// outcome.
+fn timeline_series(r: &Run) -> Vec<super::svg::Series> {
+    let routes: std::collections::BTreeSet<&str> =
+        r.timeline.iter().map(|p| p.route.as_str()).collect();
+    let mut out = Vec::new();
+    for route in routes {
+        let pts = |failed: bool| -> Vec<(f64, f64)> {
+            r.timeline
+                .iter()
+                .filter(|p| p.route == route)
+                .map(|p| (p.t_s as f64, if failed { p.failed } else { p.ok } as f64))
+                .collect()
+        };
+        out.push(super::svg::Series {
+            name: format!("{route} ok"),
+            points: pts(false),
+            dashed: false,
+        });
+        out.push(super::svg::Series {
+            name: format!("{route} failed"),
+            points: pts(true),
+            dashed: true,
+        });
+    }
+    out
+}
+
+/// Failed requests of `route` in the seconds of `r`'s timeline where `pick` holds.
+fn failed_where(r: &Run, route: Option<&str>, pick: impl Fn(u64) -> bool) -> u64 {
+    r.timeline
+        .iter()
+        .filter(|p| route.is_none_or(|x| p.route == x) && pick(p.t_s))
+        .map(|p| p.failed)
+        .sum()
+}
+
+/// The fault's (start, end) second, from the window length as the orchestrator planned it.
+fn fault_span(r: &Run) -> (u64, u64) {
+    let third = (r.duration_s / 3.0).round() as u64;
+    (third, 2 * third)
+}
+
+fn fault_section(
+    results: &Results,
+    experiment: &str,
+    id: &'static str,
+    title: &str,
+    method: &str,
+    read: impl Fn(&Run) -> Option<String>,
+) -> Option<Section> {
+    let runs: Vec<&Run> = results
+        .runs
+        .iter()
+        .filter(|r| r.experiment.as_deref() == Some(experiment))
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let charts = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = format!("{id}-{}.svg", i + 1);
+            let title = format!(
+                "{}: {}",
+                r.variant.clone().unwrap_or_default(),
+                r.fault.clone().unwrap_or_default()
+            );
+            (
+                name,
+                super::svg::line_chart(
+                    &title,
+                    "seconds into the window",
+                    "requests per second",
+                    &timeline_series(r),
+                ),
+            )
+        })
+        .collect();
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let (from, to) = fault_span(r);
+            row(&[
+                r.variant.clone().unwrap_or_default(),
+                r.fault.clone().unwrap_or_default(),
+                r.requests.to_string(),
+                failed_where(r, None, |t| t < from).to_string(),
+                failed_where(r, None, |t| t >= from && t <= to).to_string(),
+                failed_where(r, None, |t| t > to).to_string(),
+                fmt_num(r.latency_ms.max),
+            ])
+        })
+        .collect();
+    Some(Section {
+        id,
+        code: Vec::new(),
+        title: title.into(),
+        method: method.into(),
+        charts,
+        table: Some(Table {
+            headers: [
+                "arm",
+                "fault",
+                "requests",
+                "failed before",
+                "failed during",
+                "failed after",
+                "slowest ms",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }),
+        reading: runs.iter().filter_map(|r| read(r)).collect(),
+    })
+}
+
+pub fn redis_outage(results: &Results) -> Option<Section> {
+    fault_section(
+        results,
+        "redis-outage",
+        "redis-outage",
+        "When Redis stops answering",
+        "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
+         the window and then thawed (SIGCONT); nothing is restarted. Each line is requests per second that succeeded \
+         or failed, per route.",
+        |r| {
+            let (from, to) = fault_span(r);
+            let me_failed = failed_where(r, Some("/api/me"), |t| t >= from && t <= to);
+            let refresh_failed = failed_where(r, Some("/auth/refresh"), |t| t >= from && t <= to);
+            let after = failed_where(r, None, |t| t > to + 1);
+            let who = r.variant.clone().unwrap_or_default();
+            let mut text = if who == "token" {
+                format!(
+                    "token: reads with a valid access token failed {me_failed} times while Redis was away (they never \
+                     ask it); refreshes failed {refresh_failed} times (they must)."
+                )
+            } else {
+                format!(
+                    "{who}: reads failed {me_failed} times and refreshes {refresh_failed} times while Redis was away: \
+                     every session request needs it."
+                )
+            };
+            text.push_str(&format!(
+                " The slowest answer took {} ms: requests failed fast (503 after the 1.2 s Redis timeout) instead of hanging.",
+                fmt_num(r.latency_ms.max)
+            ));
+            if after > 0 {
+                text.push_str(&format!(
+                    " After Redis came back, {after} requests still failed, with 401 rather than 503: the credentials \
+                     themselves were gone. The refreshes in flight when Redis froze had timed out for their clients, but \
+                     their commands were already sent, and Redis ran them when it thawed. The old credential was spent \
+                     (a rotated refresh token, a deleted session id) and the new one never arrived, so those users \
+                     were logged out for good, and a retried refresh token even counts as reuse. A timeout does not \
+                     cancel a command already sent."
+                ));
+            } else {
+                text.push_str(" Everything recovered by itself once Redis answered again.");
+            }
+            Some(text)
+        },
+    )
+}
+
+pub fn replica_loss(results: &Results) -> Option<Section> {
+    fault_section(
+        results,
+        "replica-loss",
+        "replica-loss",
+        "When a replica dies",
+        "The read scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. nginx \
+         sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it can no \
+         longer be asked.)",
+        |r| {
+            let (from, _) = fault_span(r);
+            let after = failed_where(r, None, |t| t > from + 1);
+            let who = r.variant.clone().unwrap_or_default();
+            Some(if after > 0 {
+                format!(
+                    "{who}: {after} requests failed after the kill. The users whose sessions lived in the dead replica's \
+                     memory were sent to the survivor, which has never heard of them: they are logged out."
+                )
+            } else {
+                format!("{who}: nothing failed after the kill; the surviving replica can check every credential on its own (or in Redis).")
+            })
+        },
+    )
+}

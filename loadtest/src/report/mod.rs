@@ -441,6 +441,8 @@ pub fn sections(results: &Results) -> Vec<Section> {
         redis_and_bytes(results),
     ];
     v.extend(experiments::shared_store(results));
+    v.extend(experiments::redis_outage(results));
+    v.extend(experiments::replica_loss(results));
     v.extend(experiments::revocation(results));
     v.extend(experiments::token_anatomy(results));
     v.extend(experiments::signing(results));
