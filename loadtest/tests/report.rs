@@ -109,6 +109,20 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         );
     }
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    // The scaling chart plots the sweep only, never an experiment's runs.
+    let sweep_points = fixture["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["experiment"].is_null())
+        .filter(|r| {
+            (r["server"] == "public") == (r["scenario"] == "public")
+                && r["scenario"] != "login"
+                && r["scenario"] != "refresh"
+        })
+        .count();
+    let throughput = std::fs::read_to_string(dir.join("charts/throughput.svg")).unwrap();
+    assert_eq!(throughput.matches("<circle").count(), sweep_points);
     let mut known = BTreeSet::new();
     numbers_in(&fixture, &mut known);
     for run in fixture["runs"].as_array().unwrap() {

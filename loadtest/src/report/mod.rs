@@ -41,7 +41,7 @@ fn series_of<'a>(results: &'a Results, server: &str, scenario: &str) -> Vec<&'a 
     let mut v: Vec<&Run> = results
         .runs
         .iter()
-        .filter(|r| r.server == server && r.scenario == scenario)
+        .filter(|r| r.experiment.is_none() && r.server == server && r.scenario == scenario)
         .collect();
     v.sort_by_key(|r| r.replicas);
     v
@@ -207,8 +207,14 @@ fn scaling(results: &Results) -> Section {
             if last.replicas > first.replicas && first.rps > 0.0 {
                 let limited: Vec<String> = runs
                     .iter()
-                    .filter(|r| r.bottleneck.is_some())
-                    .map(|r| format!("{} replicas", r.replicas))
+                    .filter_map(|r| match (r.bottleneck.as_deref(), r.oversubscribed) {
+                        (Some(b), _) => Some(format!("at {} replica(s) {b} was saturated", r.replicas)),
+                        (None, true) => Some(format!(
+                            "at {} replica(s) the replicas asked for more CPUs than the machine has",
+                            r.replicas
+                        )),
+                        (None, false) => None,
+                    })
                     .collect();
                 reading.push(format!(
                     "{s}: {} req/s with {} replica(s), {} req/s with {}: {}x.{}",
@@ -221,9 +227,9 @@ fn scaling(results: &Results) -> Section {
                         String::new()
                     } else {
                         format!(
-                            " At {} another component was saturated, not the server: those figures are that component's \
-                             limit on this machine.",
-                            limited.join(", ")
+                            " These are not the server's limits: {}. Those figures show what this machine could \
+                             give, not how the model scales.",
+                            limited.join("; ")
                         )
                     }
                 ));
