@@ -245,10 +245,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         );
     }
     let stamp = env_info::utc_stamp();
-    let out = m
-        .out
-        .clone()
-        .unwrap_or_else(|| results::default_out_dir(&stamp));
+    let out = results::out_dir(m.out.as_deref(), &stamp);
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", logs.display()))?;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use serde_json::json;
 
 use crate::cli::{Scenario, ServerKind};
 use crate::probe::{snapshot, Pids, Snapshot};
@@ -88,56 +87,6 @@ impl Fault {
     fn end(&self) {
         if let FaultKind::FreezeRedis(pid) = self.kind {
             Self::signal("CONT", pid);
-        }
-    }
-}
-
-/// The bytes a request carries to prove identity, from one real login.
-pub async fn credential_bytes(
-    http: &reqwest::Client,
-    url: &str,
-    server: ServerKind,
-) -> anyhow::Result<u64> {
-    if server == ServerKind::Public {
-        return Ok(0);
-    }
-    let creds = json!({"username": format!("probe{}", &uuid::Uuid::new_v4().simple().to_string()[..12]), "password": "probe-password"});
-    let signup = http
-        .post(format!("{url}/auth/signup"))
-        .json(&creds)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        signup.status() == 201,
-        "probe signup answered {}",
-        signup.status()
-    );
-    let login = http
-        .post(format!("{url}/auth/login"))
-        .json(&creds)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        login.status() == 200,
-        "probe login answered {}",
-        login.status()
-    );
-    match server {
-        ServerKind::Session => {
-            let cookie = login
-                .headers()
-                .get("set-cookie")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .ok_or_else(|| anyhow::anyhow!("the session login set no cookie"))?;
-            Ok(("Cookie: ".len() + cookie.len()) as u64)
-        }
-        _ => {
-            let body: serde_json::Value = login.json().await?;
-            let token = body["access_token"]
-                .as_str()
-                .ok_or_else(|| anyhow::anyhow!("no access_token"))?;
-            Ok(("Authorization: Bearer ".len() + token.len()) as u64)
         }
     }
 }
@@ -289,7 +238,8 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    let credential_bytes = credential_bytes(&http, &target.url, target.server).await?;
+    let credential_bytes =
+        crate::probes::credential_bytes(&http, &target.url, target.server).await?;
     RECORDER.reset();
     scenarios::configure(scenarios::RunConfig {
         server: target.server,

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::cli::ServerKind;
 use crate::results::{Revocation, TokenAnatomy};
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -59,6 +60,27 @@ async fn status_with(
 
 fn decode_part(part: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
+}
+
+/// The bytes a request carries to prove identity (`Cookie: sid=...` or
+/// `Authorization: Bearer ...`), from one real login.
+pub async fn credential_bytes(
+    http: &reqwest::Client,
+    base: &str,
+    server: ServerKind,
+) -> anyhow::Result<u64> {
+    if server == ServerKind::Public {
+        return Ok(0);
+    }
+    let login = fresh_login(http, base).await?;
+    if server == ServerKind::Session {
+        return Ok(("Cookie: ".len() + cookie_of(&login)?.len()) as u64);
+    }
+    let body: Value = login.json().await?;
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no access_token"))?;
+    Ok(("Authorization: Bearer ".len() + token.len()) as u64)
 }
 
 /// A real access token taken apart, and what the server says to altered copies.

@@ -187,9 +187,10 @@ impl Results {
     }
 }
 
-/// `reports/<UTC timestamp>`, and `reports/latest` pointing at it.
-pub fn default_out_dir(stamp: &str) -> PathBuf {
-    PathBuf::from("reports").join(stamp)
+/// `--out` when given, else `reports/<UTC timestamp>` (`point_latest` then links
+/// `reports/latest` to it).
+pub fn out_dir(explicit: Option<&Path>, stamp: &str) -> PathBuf {
+    explicit.map_or_else(|| PathBuf::from("reports").join(stamp), Path::to_path_buf)
 }
 
 pub fn point_latest(dir: &Path) {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{RunArgs, ServerKind};
+use crate::cli::RunArgs;
 use crate::compare::scenarios_for;
 use crate::measure::{measure, Plan, Target};
 use crate::probe::Pids;
@@ -30,10 +30,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         health.status()
     );
     let stamp = env_info::utc_stamp();
-    let out = m
-        .out
-        .clone()
-        .unwrap_or_else(|| results::default_out_dir(&stamp));
+    let out = results::out_dir(m.out.as_deref(), &stamp);
     let mut env = env_info::collect("run", &stamp);
     env.cpu_budget_method = "unknown (existing deployment)".into();
     env.config.insert("target".into(), url.clone());
@@ -62,11 +59,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         lb_workers: 1,
     };
     let replicas = args.replica_urls.len().max(1) as u32;
-    let wanted = if args.server == ServerKind::Public {
-        scenarios_for(ServerKind::Public, &m.scenarios)
-    } else {
-        scenarios_for(args.server, &m.scenarios)
-    };
+    let wanted = scenarios_for(args.server, &m.scenarios);
     anyhow::ensure!(
         !wanted.is_empty(),
         "none of the chosen scenarios applies to --server {}",
