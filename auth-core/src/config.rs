@@ -62,6 +62,13 @@ pub fn env_secret(name: &str, min_len: usize) -> Result<Vec<u8>, ConfigError> {
                     raw.len()
                 )));
             }
+            // docker-compose.yml's defaults are published; say so where an operator looks.
+            if raw.starts_with("local-only") {
+                tracing::warn!(
+                    "{name} is a published LOCAL-ONLY default: anyone can forge credentials \
+                     with it. Set your own for anything but a local benchmark."
+                );
+            }
             Ok(raw.into_bytes())
         }
         _ => {

@@ -211,6 +211,15 @@ pub struct CompareArgs {
     /// Run the sweep only.
     #[arg(long)]
     pub no_experiments: bool,
+    /// Where the replicas run: `local` starts Redis, the servers and nginx as processes;
+    /// `compose` scales the services of docker-compose.yml to each replica count (`docker
+    /// compose up -d --scale ...`), reloads its nginx, and measures through it. `compose`
+    /// needs a Linux host with Docker Engine and Compose, and runs the sweep only.
+    #[arg(long, value_enum, default_value = "local")]
+    pub via: Via,
+    /// The compose file that `--via compose` drives.
+    #[arg(long, default_value = "docker-compose.yml")]
+    pub compose_file: PathBuf,
     /// Directory holding the session-server and token-server binaries (default: next to
     /// this program; `cargo run` builds them first).
     #[arg(long)]
@@ -221,20 +230,57 @@ pub struct CompareArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Base URL of the deployment, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
-    pub target: String,
-    /// Which auth model the target speaks.
-    #[arg(long)]
-    pub server: ServerKind,
+    /// A group to measure, as KIND=URL (KIND: session, token or public), e.g.
+    /// `token=http://127.0.0.1:8082`. Repeat it to measure several groups in one report.
+    #[arg(long = "target", required = true)]
+    pub targets: Vec<KindValue>,
     /// The deployment's Redis, to count Redis commands per request (optional).
     #[arg(long)]
     pub redis_url: Option<String>,
-    /// Each replica's own base URL, to see how requests spread (optional, repeatable).
+    /// One replica's own base URL, as KIND=URL, to see how requests spread (repeatable).
     #[arg(long = "replica-url")]
-    pub replica_urls: Vec<String>,
+    pub replica_urls: Vec<KindValue>,
+    /// Every replica of a group at once, as KIND=HOST:PORT: each address HOST resolves to
+    /// is one replica (docker compose's service names resolve that way).
+    #[arg(long = "replicas-of")]
+    pub replicas_of: Vec<KindValue>,
     #[command(flatten)]
     pub measure: Measure,
+}
+
+/// `KIND=VALUE`, e.g. `token=http://127.0.0.1:8082`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindValue {
+    pub server: ServerKind,
+    pub value: String,
+}
+
+impl FromStr for KindValue {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not KIND=VALUE (e.g. token=http://127.0.0.1:8082)"))?;
+        let server = ServerKind::from_str(kind.trim(), true)
+            .map_err(|_| format!("`{kind}` is not session, token or public"))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("`{s}`: nothing after `=`"));
+        }
+        Ok(Self {
+            server,
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// Where `compare` runs the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// Processes started by this command on this machine.
+    Local,
+    /// The services of docker-compose.yml, scaled with `docker compose up -d --scale`.
+    Compose,
 }
 
 impl CompareArgs {
@@ -344,6 +390,11 @@ mod tests {
             &["compare", "--users", "0"],
             &["compare", "--duration", "soon"],
             &["run", "--server", "token"],
+            &["run"],
+            &["run", "--target", "http://127.0.0.1:8080"],
+            &["run", "--target", "cookie=http://127.0.0.1:8080"],
+            &["run", "--target", "token="],
+            &["compare", "--via", "kubernetes"],
             &["frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
@@ -351,19 +402,40 @@ mod tests {
     }
 
     #[test]
-    fn run_needs_target_and_server() {
+    fn run_takes_several_groups() {
         let Command::Run(r) = parse(&[
             "run",
             "--target",
-            "http://127.0.0.1:8080",
-            "--server",
-            "session",
+            "session=http://127.0.0.1:8081",
+            "--target",
+            "Token=http://127.0.0.1:8082",
+            "--replicas-of",
+            "token=token-server:8080",
         ])
         .unwrap()
         .command
         else {
             panic!()
         };
-        assert_eq!(r.server, ServerKind::Session);
+        let kinds: Vec<_> = r.targets.iter().map(|t| t.server).collect();
+        assert_eq!(kinds, vec![ServerKind::Session, ServerKind::Token]);
+        assert_eq!(r.targets[1].value, "http://127.0.0.1:8082");
+        assert_eq!(r.replicas_of[0].value, "token-server:8080");
+    }
+
+    #[test]
+    fn compare_via_compose() {
+        let Command::Compare(c) = parse(&["compare", "--via", "compose", "--replicas", "1,2"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(c.via, Via::Compose);
+        assert_eq!(c.compose_file, PathBuf::from("docker-compose.yml"));
+        let Command::Compare(c) = parse(&["compare"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(c.via, Via::Local);
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use crate::cli::{CompareArgs, Experiment, Scenario, ServerKind};
+use crate::cli::{CompareArgs, Experiment, Scenario, ServerKind, Via};
 use crate::cpu_budget::CpuBudget;
 use crate::measure::{measure, Fault, FaultKind, Plan, Target};
 use crate::probe::Pids;
 use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::sweep::Sweep;
 use crate::topology::{find_tool, Group, GroupSpec, Redis};
 use crate::{env_info, probes, procfs, summary};
 
@@ -229,6 +230,9 @@ fn secret(len: usize) -> String {
 }
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
+    if args.via == Via::Compose {
+        return crate::compose::compare(args).await;
+    }
     let m = args.measure.effective();
     let replicas = args.replica_counts();
     // Fail before starting anything when a tool is missing.
@@ -290,19 +294,22 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
 
     let redis = Redis::start(&logs).await?;
     let (session_key, jwt_secret) = (secret(64), secret(48));
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        environment: env,
-        runs: Vec::new(),
-        token_anatomy: None,
-        revocation: None,
-    };
+    let mut sweep = Sweep::new(
+        Results {
+            schema_version: SCHEMA_VERSION,
+            environment: env,
+            runs: Vec::new(),
+            token_anatomy: None,
+            revocation: None,
+        },
+        out.clone(),
+        &m,
+    )?;
     // Generated for this run only, like the HS256 secret.
     let ed25519_pem = logs.join("ed25519-local-only.pem");
     std::fs::write(&ed25519_pem, token_server::keys::generate_ed25519_pem()?)?;
     let jobs = jobs(&args, &replicas, &m.scenarios, &ed25519_pem);
-    let plan_count: usize = jobs.iter().map(|j| j.scenarios.len()).sum();
-    let mut done = 0;
+    sweep.total = Some(jobs.iter().map(|j| j.scenarios.len()).sum());
     println!("{}", summary::header());
     let outcome: anyhow::Result<()> = async {
         for job in &jobs {
@@ -313,8 +320,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             };
             if oversubscribed {
                 let note = format!("{n} replicas ask for more CPUs than the machine's {cpus}: those runs are marked oversubscribed");
-                if !results.environment.notes.contains(&note) {
-                    results.environment.notes.push(note);
+                if !sweep.results.environment.notes.contains(&note) {
+                    sweep.results.environment.notes.push(note);
                 }
             }
             let spec = GroupSpec {
@@ -345,7 +352,6 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 lb_workers,
             };
             for &scenario in &job.scenarios {
-                done += 1;
                 let variant = job.variant.as_ref().map(|(_, v)| format!(" [{v}]")).unwrap_or_default();
                 let duration = if job.fault.is_some() { m.duration.0.max(FAULT_WINDOW_MIN) } else { m.duration.0 };
                 let fault = job.fault.map(|f| Fault {
@@ -356,8 +362,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                     at: duration / 3,
                     lasts: duration / 3,
                 });
+                let label = sweep.next_label(&format!("{} {} x{n}{variant}", job.server.name(), scenario.name()));
                 let plan = Plan {
-                    label: format!("[{done}/{plan_count}] {} {} x{n}{variant}", job.server.name(), scenario.name()),
+                    label,
                     scenario,
                     users: m.users,
                     warmup: m.warmup.0,
@@ -368,25 +375,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                     oversubscribed,
                     fault,
                 };
-                match measure(&target, &plan).await {
-                    Ok((mut run, note)) => {
-                        if let Some((experiment, variant)) = &job.variant {
-                            run.experiment = Some(experiment.clone());
-                            run.variant = Some(variant.clone());
-                        }
-                        println!("{}{variant}", summary::line(&run));
-                        if let Some(note) = note {
-                            results.environment.notes.push(format!("{}: {note}", plan.label));
-                        }
-                        results.runs.push(run);
-                    }
-                    Err(e) => {
-                        eprintln!("{}: failed: {e:#}", plan.label);
-                        results.environment.notes.push(format!("{}: failed: {e:#}", plan.label));
-                    }
-                }
-                // Keep what was measured so far, whatever happens next.
-                results.write(&out)?;
+                let outcome = measure(&target, &plan).await;
+                sweep.record(&plan.label, outcome, job.variant.as_ref())?;
             }
             group.stop();
         }
@@ -408,10 +398,10 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             let token = Group::start(&probe_group(ServerKind::Token, Vec::new()), &mut budget, &logs).await?;
             let session = Group::start(&probe_group(ServerKind::Session, Vec::new()), &mut budget, &logs).await?;
             match probes::token_anatomy(&token.url(), &session.url()).await {
-                Ok(a) => results.token_anatomy = Some(a),
-                Err(e) => results.environment.notes.push(format!("token-anatomy: failed: {e:#}")),
+                Ok(a) => sweep.results.token_anatomy = Some(a),
+                Err(e) => sweep.results.environment.notes.push(format!("token-anatomy: failed: {e:#}")),
             }
-            results.write(&out)?;
+            sweep.save()?;
         }
         if wants(Experiment::Revocation) {
             let ttl = if m.quick { 2 } else { 10 };
@@ -423,30 +413,24 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             let token = Group::start(&probe_group(ServerKind::Token, ttl_env), &mut budget, &logs).await?;
             let deny = Group::start(&probe_group(ServerKind::Token, deny_env), &mut budget, &logs).await?;
             match probes::revocation(&session.url(), &token.url(), &deny.url(), ttl, LEEWAY_S).await {
-                Ok(r) => results.revocation = Some(r),
-                Err(e) => results.environment.notes.push(format!("revocation: failed: {e:#}")),
+                Ok(r) => sweep.results.revocation = Some(r),
+                Err(e) => sweep.results.environment.notes.push(format!("revocation: failed: {e:#}")),
             }
-            results.write(&out)?;
+            sweep.save()?;
         }
         Ok(())
     }
     .await;
     drop(redis);
     budget.release();
-    let path = results.write(&out)?;
-    if m.out.is_none() {
-        results::point_latest(&out);
+    if let Err(e) = outcome {
+        sweep.save()?;
+        if m.out.is_none() {
+            results::point_latest(&out);
+        }
+        return Err(e);
     }
-    outcome?;
-    if results.runs.is_empty() {
-        anyhow::bail!("no run succeeded; see the notes in {}", path.display());
-    }
-    println!("\nresults: {}", path.display());
-    crate::report::write(&results, &out)?;
-    for note in &results.environment.notes {
-        println!("note: {note}");
-    }
-    Ok(out.join("report.html"))
+    sweep.finish(m.out.is_none())
 }
 
 #[cfg(test)]

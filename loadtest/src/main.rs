@@ -2,6 +2,7 @@
 
 mod cli;
 mod compare;
+mod compose;
 mod cpu_budget;
 mod env_info;
 mod measure;
@@ -16,6 +17,7 @@ mod results;
 mod run_existing;
 mod scenarios;
 mod summary;
+mod sweep;
 mod topology;
 
 use clap::Parser;

@@ -160,8 +160,15 @@ pub struct Run {
 
 impl Results {
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (under docker compose: set LOADTEST_UID and LOADTEST_GID in .env to the \
+                 owner of ./reports, from `id -u` and `id -g`)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot create {}: {e}{hint}", dir.display())
+        })?;
         let path = dir.join("results.json");
         let tmp = dir.join("results.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;

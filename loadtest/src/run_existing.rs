@@ -1,121 +1,145 @@
-//! `loadtest run`: one measurement against a deployment that already runs.
+//! `loadtest run`: measure a deployment that already runs (docker compose, another
+//! machine), one or several groups into one report.
 
 use std::path::PathBuf;
 
-use crate::cli::RunArgs;
-use crate::compare::scenarios_for;
-use crate::measure::{measure, Plan, Target};
+use crate::cli::{KindValue, RunArgs, ServerKind};
+use crate::measure::Target;
 use crate::probe::Pids;
 use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::sweep::Sweep;
 use crate::{env_info, summary};
+
+fn base_url(raw: &str, what: &str) -> anyhow::Result<String> {
+    let url = raw.trim_end_matches('/').to_owned();
+    anyhow::ensure!(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "{what} must be an http(s) URL, not `{raw}`"
+    );
+    Ok(url)
+}
+
+/// Waits until `url/healthz` answers 200, for at most 60 s (a deployment that is still
+/// starting is not an error; one that never answers is).
+pub async fn wait_healthy(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let last = match http.get(format!("{url}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => return Ok(()),
+            Ok(r) => format!("answered {}", r.status()),
+            Err(e) => format!("does not answer: {e}"),
+        };
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{url}/healthz {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Every address `host:port` resolves to, as a base URL each.
+async fn resolve_all(host_port: &str) -> anyhow::Result<Vec<String>> {
+    let mut addrs: Vec<_> = tokio::net::lookup_host(host_port)
+        .await
+        .map_err(|e| anyhow::anyhow!("--replicas-of {host_port}: cannot resolve it: {e}"))?
+        .filter(|a| a.is_ipv4())
+        .map(|a| format!("http://{a}"))
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    anyhow::ensure!(!addrs.is_empty(), "--replicas-of {host_port}: no address");
+    Ok(addrs)
+}
+
+/// The replicas behind `server`: its own URLs, else those of the binary that serves it
+/// (`public` is answered by the token-server replicas).
+async fn replica_urls(args: &RunArgs, server: ServerKind) -> anyhow::Result<Vec<String>> {
+    for kind in [server, ServerKind::Token] {
+        if kind == ServerKind::Token && server == ServerKind::Session {
+            break;
+        }
+        let mine = |v: &&KindValue| v.server == kind;
+        let mut urls = Vec::new();
+        for v in args.replica_urls.iter().filter(mine) {
+            urls.push(base_url(&v.value, "--replica-url")?);
+        }
+        for v in args.replicas_of.iter().filter(mine) {
+            urls.extend(resolve_all(&v.value).await?);
+        }
+        if !urls.is_empty() {
+            return Ok(urls);
+        }
+    }
+    Ok(Vec::new())
+}
 
 pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let m = args.measure.effective();
-    let url = args.target.trim_end_matches('/').to_owned();
-    anyhow::ensure!(
-        url.starts_with("http://") || url.starts_with("https://"),
-        "--target must be an http(s) URL, not `{url}`"
-    );
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()?;
-    let health = http
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url} does not answer: {e}"))?;
-    anyhow::ensure!(
-        health.status() == 200,
-        "{url}/healthz answered {}",
-        health.status()
-    );
+    let mut targets = Vec::new();
+    for t in &args.targets {
+        let url = base_url(&t.value, "--target")?;
+        wait_healthy(&http, &url).await?;
+        let replica_urls = replica_urls(&args, t.server).await?;
+        targets.push((t.server, url, replica_urls));
+    }
     let stamp = env_info::utc_stamp();
     let out = results::out_dir(m.out.as_deref(), &stamp);
     let mut env = env_info::collect("run", &stamp);
     env.cpu_budget_method = "unknown (existing deployment)".into();
-    env.config.insert("target".into(), url.clone());
-    env.config.insert("users".into(), m.users.to_string());
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        environment: env,
-        runs: Vec::new(),
-        token_anatomy: None,
-        revocation: None,
-    };
-    let target = Target {
-        url: url.clone(),
-        budget: None,
-        server: args.server,
-        pids: Pids {
-            loadgen: std::process::id(),
-            ..Pids::default()
-        },
-        redis_url: args.redis_url.clone(),
-        replica_urls: args
-            .replica_urls
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
-        lb_workers: 1,
-    };
-    let replicas = args.replica_urls.len().max(1) as u32;
-    let wanted = scenarios_for(args.server, &m.scenarios);
-    anyhow::ensure!(
-        !wanted.is_empty(),
-        "none of the chosen scenarios applies to --server {}",
-        args.server.name()
-    );
-    println!("{}", summary::header());
-    for (i, scenario) in wanted.iter().enumerate() {
-        let plan = Plan {
-            label: format!(
-                "[{}/{}] {} {}",
-                i + 1,
-                wanted.len(),
-                args.server.name(),
-                scenario.name()
-            ),
-            scenario: *scenario,
-            users: m.users,
-            warmup: m.warmup.0,
-            duration: m.duration.0,
-            refresh_every: m.refresh_every,
-            replicas,
-            cpus_per_replica: None,
-            oversubscribed: false,
-            fault: None,
-        };
-        match measure(&target, &plan).await {
-            Ok((mut run, note)) => {
-                // Only this process is visible: no replica, Redis or balancer CPU.
-                run.bottleneck = None;
-                println!("{}", summary::line(&run));
-                if let Some(n) = note {
-                    results.environment.notes.push(n);
-                }
-                results.runs.push(run);
-            }
-            Err(e) => results
-                .environment
-                .notes
-                .push(format!("{}: failed: {e:#}", plan.label)),
-        }
-        results.write(&out)?;
+    for (server, url, replicas) in &targets {
+        env.config
+            .insert(format!("target_{}", server.name()), url.clone());
+        env.config.insert(
+            format!("replicas_{}", server.name()),
+            if replicas.is_empty() {
+                "unknown".into()
+            } else {
+                replicas.len().to_string()
+            },
+        );
     }
-    results.environment.notes.push(
+    env.config.insert("users".into(), m.users.to_string());
+    env.config.insert(
+        "loadgen".into(),
+        "goose 0.19, in the loadtest process".into(),
+    );
+    let mut sweep = Sweep::new(
+        Results {
+            schema_version: SCHEMA_VERSION,
+            environment: env,
+            runs: Vec::new(),
+            token_anatomy: None,
+            revocation: None,
+        },
+        out.clone(),
+        &m,
+    )?;
+    println!("{}", summary::header());
+    for (server, url, replica_urls) in targets {
+        let target = Target {
+            url,
+            budget: None,
+            server,
+            pids: Pids {
+                loadgen: std::process::id(),
+                ..Pids::default()
+            },
+            redis_url: args.redis_url.clone(),
+            replica_urls,
+            lb_workers: 1,
+        };
+        let replicas = target.replica_urls.len().max(1) as u32;
+        // Only this process is visible: no replica, Redis or balancer CPU.
+        sweep
+            .measure_group(&target, replicas, None, false, |run| run.bottleneck = None)
+            .await?;
+    }
+    sweep.results.environment.notes.push(
         "CPU of the replicas, Redis and the balancer is not visible from here: those figures are 0"
             .into(),
     );
-    let path = results.write(&out)?;
-    if m.out.is_none() {
-        results::point_latest(&out);
-    }
-    anyhow::ensure!(
-        !results.runs.is_empty(),
-        "no run succeeded: {:?}",
-        results.environment.notes
-    );
-    println!("\nresults: {}", path.display());
-    crate::report::write(&results, &out)?;
-    Ok(out.join("report.html"))
+    sweep.finish(m.out.is_none())
 }

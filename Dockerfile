@@ -1,0 +1,27 @@
+# The servers and the load generator, built from this workspace.
+#   docker build -t session-vs-token .     (docker compose up --build does this for you)
+# One image holds all three programs; each compose service picks one with `command`.
+
+FROM rust:1-slim-bookworm AS build
+# goose's HTTP client links OpenSSL.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p session-server -p token-server -p loadtest \
+ && mkdir /out \
+ && cp target/release/session-server target/release/token-server target/release/loadtest /out/
+
+FROM debian:bookworm-slim AS runtime
+# curl is for the compose health checks; libssl3 for the load generator.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --create-home --home-dir /work app
+COPY --from=build /out/ /usr/local/bin/
+USER app
+WORKDIR /work
+ENV LISTEN_ADDR=0.0.0.0:8080
+EXPOSE 8080
+CMD ["session-server"]

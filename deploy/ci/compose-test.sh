@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The compose test: docker-compose.yml run for real on this machine's Docker Engine.
+#
+# Substituted (no registry can be reached): the base images, built from Debian's packages
+# by stand-in-images.sh, and the application image, built by Dockerfile.prebuilt from
+# binaries compiled on the host (PROFILE=debug reuses the test build; default release).
+# Unchanged: docker-compose.yml, deploy/nginx/nginx.conf, the service wiring, the health
+# checks and the application binaries.
+#
+# Steps: up with 2 replicas per server, wait for health, `loadtest run --quick` through the
+# balancers (the compose file's own loadtest service), check the report and that both
+# replicas of each server answered, `loadtest compare --via compose` over 1 and 2 replicas,
+# stop one token-server replica and check requests still succeed, `down -v`, check that
+# nothing is left.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PROFILE=${PROFILE:-release}
+started=$(date +%s)
+step() { echo "compose test [$(($(date +%s) - started)) s]: $*"; }
+
+if ! docker info >/dev/null 2>&1; then
+  echo "compose test: SKIPPED: no Docker Engine answers (docker info failed)"
+  exit 0
+fi
+if docker compose version >/dev/null 2>&1; then compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose)
+else echo "compose test: FAILED: Docker Engine answers but there is no docker compose / docker-compose"; exit 1
+fi
+
+step "stand-in base images"
+bash deploy/ci/stand-in-images.sh
+
+step "application binaries ($PROFILE)"
+flag=(); [ "$PROFILE" = release ] && flag=(--release)
+cargo build -q "${flag[@]}" -p session-server -p token-server -p loadtest
+bins=$(mktemp -d)
+work=$(mktemp -d)
+export COMPOSE_PROJECT_NAME=svt-ci-$$
+cleanup() {
+  "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -rf "$bins" "$work"
+}
+trap cleanup EXIT
+cp "target/$PROFILE/session-server" "target/$PROFILE/token-server" "target/$PROFILE/loadtest" "$bins/"
+docker build -q -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null
+
+# The settings a user would put in .env.
+export REPLICAS=2 REPLICA_CPUS=0.5 LOADTEST_ARGS=--quick
+export LOADTEST_UID=$(id -u) LOADTEST_GID=$(id -g)
+# Published ports that nothing else on this machine uses.
+export SESSION_PORT=$((20000 + $$ % 10000)) TOKEN_PORT=$((30000 + $$ % 10000)) REDIS_PORT=$((40000 + $$ % 10000))
+mkdir -p reports
+
+healthy() {
+  local ids; ids=$("${compose[@]}" ps -q "$@")
+  [ -n "$ids" ] || return 1
+  ! docker inspect -f '{{.State.Health.Status}}' $ids | grep -qv '^healthy$'
+}
+wait_healthy() {
+  for _ in $(seq 240); do healthy "$@" && return 0; sleep 0.5; done
+  "${compose[@]}" ps; "${compose[@]}" logs --tail 30
+  echo "compose test: FAILED: not healthy after 120 s: $*"; return 1
+}
+
+step "up: redis, 2 session-server, 2 token-server, balancer"
+"${compose[@]}" up -d --no-build redis session-server token-server balancer
+wait_healthy redis session-server token-server balancer
+[ "$("${compose[@]}" ps -q session-server | wc -l)" = 2 ] && [ "$("${compose[@]}" ps -q token-server | wc -l)" = 2 ] \
+  || { echo "compose test: FAILED: not 2 replicas each"; "${compose[@]}" ps; exit 1; }
+
+step "the loadtest service (--quick) through the balancers"
+"${compose[@]}" run --rm loadtest | tee "$work/loadtest.log"
+last=$(grep -v '^\s*$' "$work/loadtest.log" | tail -n 1)
+report=${last#report: }
+[ "$report" != "$last" ] || { echo "compose test: FAILED: last line is not 'report: ...': $last"; exit 1; }
+report=${report#/work/}
+[ -s "$report" ] || { echo "compose test: FAILED: $report is not on the host"; exit 1; }
+results=$(dirname "$report")/results.json
+python3 - "$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["runs"]
+seen = {(x["server"], x["scenario"]) for x in runs}
+want = {("session", s) for s in ("read", "login", "refresh")} | {("token", s) for s in ("read", "login", "refresh")} | {("public", "public")}
+assert seen == want, f"runs: {sorted(seen)}"
+for x in runs:
+    per = x["requests_per_replica"]
+    assert len(per) == 2 and all(n > 0 for n in per), f"{x['server']} {x['scenario']}: requests per replica {per}"
+    assert x["requests"] > 0 and x["errors"] == 0, f"{x['server']} {x['scenario']}: {x['requests']} requests, {x['errors']} failed"
+    print(f"compose test:   {x['server']:>7} {x['scenario']:<8} {x['requests']:>6} requests, per replica {per}, 0 failed")
+PY
+
+step "loadtest compare --via compose, 1 then 2 replicas"
+"target/$PROFILE/loadtest" compare --via compose --quick --replicas 1,2 --servers session,token \
+  --scenarios read --out "$work/sweep" >"$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
+python3 - "$work/sweep/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = sorted((x["server"], x["replicas"], len(x["requests_per_replica"]), min(x["requests_per_replica"])) for x in r["runs"])
+assert [(s, n, k) for s, n, k, _ in got] == [("session", 1, 1), ("session", 2, 2), ("token", 1, 1), ("token", 2, 2)], got
+assert all(m > 0 for *_, m in got), got
+assert all(x["errors"] == 0 and x["cpu_cores_used"]["replicas"] > 0 for x in r["runs"]), "errors, or no replica CPU seen"
+# REPLICA_CPUS=0.5 reached each container as its CPU limit, and the results say so.
+assert all(x["cpus_per_replica"] == 0.5 for x in r["runs"]), [x["cpus_per_replica"] for x in r["runs"]]
+print("compose test:   sweep runs (server, replicas, replicas answering, fewest requests):", got)
+PY
+[ -s "$work/sweep/report.html" ] || { echo "compose test: FAILED: the sweep wrote no report"; exit 1; }
+
+step "stop one token-server replica; requests must keep succeeding"
+victim=$("${compose[@]}" ps -q token-server | head -n 1)
+docker stop "$victim" >/dev/null
+"${compose[@]}" run --rm loadtest loadtest run --quick --scenarios read,login,refresh \
+  --target token=http://balancer:8082 --out reports/ci-after-stop >"$work/after.log" 2>&1 \
+  || { cat "$work/after.log"; exit 1; }
+python3 - reports/ci-after-stop/results.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["runs"]) == 3, [x["scenario"] for x in r["runs"]]
+for x in r["runs"]:
+    assert x["requests"] > 0 and x["errors"] == 0, f"{x['scenario']}: {x['requests']} requests, {x['errors']} failed"
+    print(f"compose test:   after the stop: token {x['scenario']:<8} {x['requests']:>6} requests, 0 failed")
+PY
+rm -rf reports/ci-after-stop
+
+step "down -v"
+"${compose[@]}" down -v --remove-orphans
+left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
+left+=$(docker network ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
+left+=$(docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
+[ -z "$left" ] || { echo "compose test: FAILED: left behind: $left"; exit 1; }
+step "passed"

@@ -1,0 +1,365 @@
+//! `loadtest compare --via compose`: the replica sweep on the services of
+//! docker-compose.yml. Each replica count is `docker compose up -d --scale ...`, then
+//! `nginx -s reload` so the balancer resolves the service names again and sees the new
+//! replicas. The load generator runs here and talks to the containers' own addresses (no
+//! port forwarding in the way); their processes are read in /proc like local ones, so
+//! results.json carries the same figures as a local `compare`. Linux hosts only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::cli::{CompareArgs, ServerKind};
+use crate::measure::Target;
+use crate::probe::Pids;
+use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::sweep::Sweep;
+use crate::{env_info, procfs, summary};
+
+/// How long `up` may take to get every container healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
+
+struct Compose {
+    /// `docker compose` (v2) or `docker-compose` (v1).
+    program: Vec<&'static str>,
+    file: PathBuf,
+}
+
+fn output(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("{what}: cannot run it: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Compose {
+    fn find(file: PathBuf) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            cfg!(target_os = "linux"),
+            "--via compose reads the containers' processes in /proc and reaches their \
+             addresses directly: it needs a Linux host (elsewhere, run `docker compose up`)"
+        );
+        anyhow::ensure!(
+            file.is_file(),
+            "{} not found: run this from the repository's top folder or pass --compose-file",
+            file.display()
+        );
+        for program in [vec!["docker", "compose"], vec!["docker-compose"]] {
+            let ok = Command::new(program[0])
+                .args(&program[1..])
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(Self { program, file });
+            }
+        }
+        anyhow::bail!(
+            "--via compose needs Docker Engine with Compose (`docker compose` or `docker-compose`)"
+        )
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("-f")
+            .arg(&self.file)
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let what = format!("{} {}", self.program.join(" "), args.join(" "));
+        output(&mut self.cmd(args), &what)
+    }
+
+    /// The containers of `service`, running or not.
+    fn ids(&self, service: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .run(&["ps", "-q", service])?
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+/// `docker inspect -f FORMAT` of each container, in order.
+fn inspect(ids: &[String], format: &str) -> anyhow::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = output(
+        Command::new("docker")
+            .args(["inspect", "-f", format])
+            .args(ids),
+        "docker inspect",
+    )?;
+    Ok(out.lines().map(|l| l.trim().to_owned()).collect())
+}
+
+/// One address of each container on the compose network.
+fn addresses(ids: &[String]) -> anyhow::Result<Vec<String>> {
+    inspect(
+        ids,
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+    )?
+    .into_iter()
+    .map(|l| {
+        l.split_whitespace()
+            .next()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("a container has no network address"))
+    })
+    .collect()
+}
+
+fn pids(ids: &[String]) -> anyhow::Result<Vec<u32>> {
+    inspect(ids, "{{.State.Pid}}")?
+        .iter()
+        .map(|p| {
+            p.parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| anyhow::anyhow!("a container is not running"))
+        })
+        .collect()
+}
+
+/// A container's CPU limit in CPUs, from either way Docker stores it.
+fn cpu_limit(id: &str) -> anyhow::Result<Option<f64>> {
+    let line = inspect(
+        &[id.to_owned()],
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}",
+    )?;
+    let nums: Vec<f64> = line
+        .first()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(match nums[..] {
+        [nano, _, _] if nano > 0.0 => Some(nano / 1e9),
+        [_, quota, period] if quota > 0.0 && period > 0.0 => Some(quota / period),
+        _ => None,
+    })
+}
+
+/// Waits until every container of these services reports healthy.
+async fn wait_healthy(compose: &Compose, services: &[&str]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+    loop {
+        let mut waiting = Vec::new();
+        for service in services {
+            let ids = compose.ids(service)?;
+            let states = inspect(
+                &ids,
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+            )?;
+            if ids.is_empty() {
+                waiting.push(format!("{service}: no container"));
+            }
+            for state in states {
+                if state != "healthy" {
+                    waiting.push(format!("{service}: {state}"));
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not healthy after {} s: {}",
+            HEALTHY_WITHIN.as_secs(),
+            waiting.join(", ")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// After a reload nginx starts new workers (which resolved the names again) and lets the
+/// old ones finish; wait until only new ones are left.
+async fn reload_balancer(compose: &Compose, master: u32) -> anyhow::Result<()> {
+    let before = procfs::children(master);
+    compose.run(&["exec", "-T", "balancer", "nginx", "-s", "reload"])?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = procfs::children(master);
+        if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "nginx kept its old workers 15 s after a reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
+    let m = args.measure.effective();
+    let compose = Compose::find(args.compose_file.clone())?;
+    let replicas = args.replica_counts();
+    let started_here = compose.ids("balancer")?.is_empty();
+    let stamp = env_info::utc_stamp();
+    let out = results::out_dir(m.out.as_deref(), &stamp);
+    let cpus = procfs::available_cpus();
+    let mut env = env_info::collect("compare", &stamp);
+    env.config = [
+        (
+            "via",
+            format!("docker compose ({})", args.compose_file.display()),
+        ),
+        ("users", m.users.to_string()),
+        ("duration_s", m.duration.0.as_secs_f64().to_string()),
+        ("warmup_s", m.warmup.0.as_secs_f64().to_string()),
+        ("refresh_every", m.refresh_every.to_string()),
+        (
+            "lb",
+            "nginx (deploy/nginx/nginx.conf), round robin, keep-alive to replicas".into(),
+        ),
+        (
+            "loadgen",
+            "goose 0.19, in the loadtest process on the host".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect::<BTreeMap<_, _>>();
+    if !args.no_experiments && !args.experiments.is_empty() {
+        env.notes.push(
+            "--via compose runs the sweep only: the experiments stop, freeze and reconfigure \
+             processes, which `loadtest compare` (local) does"
+                .into(),
+        );
+    }
+    let mut sweep = Sweep::new(
+        Results {
+            schema_version: SCHEMA_VERSION,
+            environment: env,
+            runs: Vec::new(),
+            token_anatomy: None,
+            revocation: None,
+        },
+        out.clone(),
+        &m,
+    )?;
+    println!("{}", summary::header());
+    let outcome = sweep_compose(&compose, &args, &replicas, cpus, &mut sweep).await;
+    if started_here {
+        eprintln!("compose: stopping what this command started ...");
+        if let Err(e) = compose.run(&["down", "-v"]) {
+            sweep
+                .results
+                .environment
+                .notes
+                .push(format!("compose down failed: {e:#}"));
+        }
+    } else {
+        eprintln!("compose: left running as found, at the last replica count; `docker compose down -v` stops it");
+    }
+    if let Err(e) = outcome {
+        sweep.save()?;
+        return Err(e);
+    }
+    sweep.finish(m.out.is_none())
+}
+
+async fn sweep_compose(
+    compose: &Compose,
+    args: &CompareArgs,
+    replicas: &[u32],
+    cpus: usize,
+    sweep: &mut Sweep,
+) -> anyhow::Result<()> {
+    let cpus_env = args.cpus_per_replica.map(|c| c.to_string());
+    for &n in replicas {
+        eprintln!("compose: {n} replica(s) of each server ...");
+        let n_s = n.to_string();
+        let scale_s = format!("session-server={n_s}");
+        let scale_t = format!("token-server={n_s}");
+        let mut up = compose.cmd(&[
+            "up",
+            "-d",
+            "--scale",
+            &scale_s,
+            "--scale",
+            &scale_t,
+            "redis",
+            "session-server",
+            "token-server",
+            "balancer",
+        ]);
+        if let Some(c) = &cpus_env {
+            up.env("REPLICA_CPUS", c);
+        }
+        output(&mut up, "docker compose up")?;
+        wait_healthy(
+            compose,
+            &["redis", "session-server", "token-server", "balancer"],
+        )
+        .await?;
+        let balancer = compose.ids("balancer")?;
+        let lb_master = *pids(&balancer)?
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no balancer"))?;
+        reload_balancer(compose, lb_master).await?;
+        let lb_ip = addresses(&balancer)?.remove(0);
+        let mut lb = vec![lb_master];
+        lb.extend(procfs::children(lb_master));
+        let redis_ids = compose.ids("redis")?;
+        let redis_pid = pids(&redis_ids)?.first().copied();
+        let redis_url = addresses(&redis_ids)?
+            .first()
+            .map(|ip| format!("redis://{ip}:6379"));
+        for &server in &args.servers {
+            let service = server.binary();
+            let ids = compose.ids(service)?;
+            anyhow::ensure!(
+                ids.len() == n as usize,
+                "{service}: {} containers where {n} were asked for",
+                ids.len()
+            );
+            let cpus_per_replica = cpu_limit(&ids[0])?;
+            let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > cpus as f64;
+            let port = if server == ServerKind::Session {
+                8081
+            } else {
+                8082
+            };
+            let target = Target {
+                url: format!("http://{lb_ip}:{port}"),
+                budget: None,
+                server,
+                pids: Pids {
+                    replicas: pids(&ids)?,
+                    redis: redis_pid,
+                    lb: lb.clone(),
+                    loadgen: std::process::id(),
+                },
+                redis_url: redis_url.clone(),
+                replica_urls: addresses(&ids)?
+                    .into_iter()
+                    .map(|ip| format!("http://{ip}:8080"))
+                    .collect(),
+                lb_workers: (lb.len() - 1).max(1) as u32,
+            };
+            sweep
+                .measure_group(&target, n, cpus_per_replica, oversubscribed, |_| {})
+                .await?;
+        }
+    }
+    Ok(())
+}
