@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::cli::{CompareArgs, ServerKind};
+use crate::cpu_budget::CpuBudget;
 use crate::measure::Target;
 use crate::probe::Pids;
 use crate::results::{self, Results, SCHEMA_VERSION};
@@ -141,19 +142,20 @@ fn cpu_limit(id: &str) -> anyhow::Result<Option<f64>> {
         &[id.to_owned()],
         "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}",
     )?;
+    Ok(line.first().and_then(|l| parse_cpu_limit(l)))
+}
+
+/// `NanoCpus CpuQuota CpuPeriod` (Compose v1 and v2 set one or the other) in CPUs.
+fn parse_cpu_limit(line: &str) -> Option<f64> {
     let nums: Vec<f64> = line
-        .first()
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(match nums[..] {
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match nums[..] {
         [nano, _, _] if nano > 0.0 => Some(nano / 1e9),
         [_, quota, period] if quota > 0.0 && period > 0.0 => Some(quota / period),
         _ => None,
-    })
+    }
 }
 
 /// Waits until every container of these services reports healthy.
@@ -212,15 +214,27 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let m = args.measure.effective();
     let compose = Compose::find(args.compose_file.clone())?;
     let replicas = args.replica_counts();
-    let started_here = compose.ids("balancer")?.is_empty();
+    // `ps -q` also lists stopped containers (e.g. after `up --exit-code-from`).
+    let started_here = !inspect(&compose.ids("balancer")?, "{{.State.Running}}")?
+        .iter()
+        .any(|r| r == "true");
     let stamp = env_info::utc_stamp();
     let out = results::out_dir(m.out.as_deref(), &stamp);
     let cpus = procfs::available_cpus();
     let mut env = env_info::collect("compare", &stamp);
+    env.cpu_budget_method = match args.cpus_per_replica {
+        Some(_) => "the containers' cgroup cpu quota, during measured windows".into(),
+        None => "the compose file's CPU limit per container (REPLICA_CPUS)".into(),
+    };
     env.config = [
         (
             "via",
             format!("docker compose ({})", args.compose_file.display()),
+        ),
+        (
+            "cpus_per_replica",
+            args.cpus_per_replica
+                .map_or("the compose file's limit".into(), |c| c.to_string()),
         ),
         ("users", m.users.to_string()),
         ("duration_s", m.duration.0.as_secs_f64().to_string()),
@@ -284,7 +298,10 @@ async fn sweep_compose(
     cpus: usize,
     sweep: &mut Sweep,
 ) -> anyhow::Result<()> {
-    let cpus_env = args.cpus_per_replica.map(|c| c.to_string());
+    // With a budget, replicas start with the whole machine and are held to the budget
+    // during measured windows only, as `compare` does locally: set-up (two password hashes
+    // per user) at 0.1 CPU would outlast any warm-up.
+    let cpus_env = args.cpus_per_replica.map(|_| cpus.to_string());
     for &n in replicas {
         eprintln!("compose: {n} replica(s) of each server ...");
         let n_s = n.to_string();
@@ -302,8 +319,9 @@ async fn sweep_compose(
             "token-server",
             "balancer",
         ]);
-        if let Some(c) = &cpus_env {
-            up.env("REPLICA_CPUS", c);
+        if let (Some(c), Some(budget)) = (&cpus_env, args.cpus_per_replica) {
+            up.env("REPLICA_CPUS", c)
+                .env("WORKERS", budget.ceil().max(1.0).to_string());
         }
         output(&mut up, "docker compose up")?;
         wait_healthy(
@@ -332,7 +350,12 @@ async fn sweep_compose(
                 "{service}: {} containers where {n} were asked for",
                 ids.len()
             );
-            let cpus_per_replica = cpu_limit(&ids[0])?;
+            let replica_pids = pids(&ids)?;
+            let budget = CpuBudget::containers(args.cpus_per_replica, &replica_pids)?;
+            let cpus_per_replica = match args.cpus_per_replica {
+                Some(c) => Some(c),
+                None => cpu_limit(&ids[0])?,
+            };
             let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > cpus as f64;
             let port = if server == ServerKind::Session {
                 8081
@@ -341,10 +364,10 @@ async fn sweep_compose(
             };
             let target = Target {
                 url: format!("http://{lb_ip}:{port}"),
-                budget: None,
+                budget: Some(&budget),
                 server,
                 pids: Pids {
-                    replicas: pids(&ids)?,
+                    replicas: replica_pids,
                     redis: redis_pid,
                     lb: lb.clone(),
                     loadgen: std::process::id(),
@@ -362,4 +385,18 @@ async fn sweep_compose(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_limit;
+
+    #[test]
+    fn cpu_limits_either_way_docker_stores_them() {
+        assert_eq!(parse_cpu_limit("500000000 0 0"), Some(0.5));
+        assert_eq!(parse_cpu_limit("0 25000 100000"), Some(0.25));
+        assert_eq!(parse_cpu_limit("0 0 0"), None);
+        assert_eq!(parse_cpu_limit("0 -1 100000"), None);
+        assert_eq!(parse_cpu_limit(""), None);
+    }
 }
