@@ -12,10 +12,10 @@ use crate::cli::{CompareArgs, Experiment, Scenario, ServerKind, Via};
 use crate::cpu_budget::CpuBudget;
 use crate::measure::{measure, Fault, FaultKind, Plan, Target};
 use crate::probe::Pids;
-use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::results;
 use crate::sweep::Sweep;
 use crate::topology::{find_tool, Group, GroupSpec, Redis};
-use crate::{env_info, probes, procfs, summary};
+use crate::{env_info, probes, procfs};
 
 /// The token server's leeway on `exp` (token-server/src/tokens.rs `LEEWAY_S`).
 const LEEWAY_S: u64 = 30;
@@ -294,23 +294,12 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
 
     let redis = Redis::start(&logs).await?;
     let (session_key, jwt_secret) = (secret(64), secret(48));
-    let mut sweep = Sweep::new(
-        Results {
-            schema_version: SCHEMA_VERSION,
-            environment: env,
-            runs: Vec::new(),
-            token_anatomy: None,
-            revocation: None,
-        },
-        out.clone(),
-        &m,
-    )?;
+    let mut sweep = Sweep::new(env, out.clone(), &m)?;
     // Generated for this run only, like the HS256 secret.
     let ed25519_pem = logs.join("ed25519-local-only.pem");
     std::fs::write(&ed25519_pem, token_server::keys::generate_ed25519_pem()?)?;
     let jobs = jobs(&args, &replicas, &m.scenarios, &ed25519_pem);
     sweep.total = Some(jobs.iter().map(|j| j.scenarios.len()).sum());
-    println!("{}", summary::header());
     let outcome: anyhow::Result<()> = async {
         for job in &jobs {
             let n = job.replicas;

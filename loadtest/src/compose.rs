@@ -14,9 +14,9 @@ use crate::cli::{CompareArgs, ServerKind};
 use crate::cpu_budget::CpuBudget;
 use crate::measure::Target;
 use crate::probe::Pids;
-use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::results;
 use crate::sweep::Sweep;
-use crate::{env_info, procfs, summary};
+use crate::{env_info, procfs};
 
 /// How long `up` may take to get every container healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
@@ -259,18 +259,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 .into(),
         );
     }
-    let mut sweep = Sweep::new(
-        Results {
-            schema_version: SCHEMA_VERSION,
-            environment: env,
-            runs: Vec::new(),
-            token_anatomy: None,
-            revocation: None,
-        },
-        out.clone(),
-        &m,
-    )?;
-    println!("{}", summary::header());
+    let mut sweep = Sweep::new(env, out.clone(), &m)?;
     let outcome = sweep_compose(&compose, &args, &replicas, cpus, &mut sweep).await;
     if started_here {
         eprintln!("compose: stopping what this command started ...");

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use crate::cli::{KindValue, RunArgs, ServerKind};
+use crate::env_info;
 use crate::measure::Target;
 use crate::probe::Pids;
-use crate::results::{self, Results, SCHEMA_VERSION};
+use crate::results;
 use crate::sweep::Sweep;
-use crate::{env_info, summary};
 
 fn base_url(raw: &str, what: &str) -> anyhow::Result<String> {
     let url = raw.trim_end_matches('/').to_owned();
@@ -106,18 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         "loadgen".into(),
         "goose 0.19, in the loadtest process".into(),
     );
-    let mut sweep = Sweep::new(
-        Results {
-            schema_version: SCHEMA_VERSION,
-            environment: env,
-            runs: Vec::new(),
-            token_anatomy: None,
-            revocation: None,
-        },
-        out.clone(),
-        &m,
-    )?;
-    println!("{}", summary::header());
+    let mut sweep = Sweep::new(env, out.clone(), &m)?;
     for (server, url, replica_urls) in targets {
         let target = Target {
             url,

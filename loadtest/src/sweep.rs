@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::cli::Measure;
 use crate::compare::scenarios_for;
 use crate::measure::{measure, Plan, Target};
-use crate::results::{self, Results, Run};
+use crate::results::{self, Environment, Results, Run, SCHEMA_VERSION};
 use crate::summary;
 
 pub struct Sweep {
@@ -20,9 +20,18 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// Fails at once when the output folder cannot be written, before anything is measured.
-    pub fn new(results: Results, out: PathBuf, m: &Measure) -> anyhow::Result<Self> {
+    /// Fails at once when the output folder cannot be written, before anything is measured;
+    /// then prints the summary table's header.
+    pub fn new(environment: Environment, out: PathBuf, m: &Measure) -> anyhow::Result<Self> {
+        let results = Results {
+            schema_version: SCHEMA_VERSION,
+            environment,
+            runs: Vec::new(),
+            token_anatomy: None,
+            revocation: None,
+        };
         results.write(&out)?;
+        println!("{}", summary::header());
         Ok(Self {
             results,
             out,
