@@ -38,6 +38,8 @@ work=$(mktemp -d)
 export COMPOSE_PROJECT_NAME=svt-ci-$$
 cleanup() {
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  # Earlier application images that this build's tag replaced.
+  docker image prune -f --filter label=svt.stand-in >/dev/null 2>&1 || true
   rm -rf "$bins" "$work"
 }
 trap cleanup EXIT
