@@ -12,12 +12,15 @@ COPY . .
 RUN cargo build --release --locked -p session-server -p token-server -p loadtest \
  && mkdir /out \
  && cp target/release/session-server target/release/token-server target/release/loadtest /out/
+# The release profile keeps line tables for profiling; the image does not need them
+# (about 250 MB of binaries become 32 MB).
+RUN strip /out/*
 
 FROM debian:bookworm-slim AS runtime
 # curl is for the compose health checks; libssl3 for the load generator.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /work app
 COPY --from=build /out/ /usr/local/bin/
 USER app
