@@ -28,7 +28,7 @@ echo "dockerfile check: stand-in rust:1-slim-bookworm ($(rustc --version))"
 docker build -q -t rust:1-slim-bookworm "$ctx" >/dev/null
 echo "dockerfile check: docker build . (the release build takes a while)"
 start=$(date +%s)
-docker build -t session-vs-token:dockerfile-check .
+docker build --force-rm -t session-vs-token:dockerfile-check .
 echo "dockerfile check: built in $(($(date +%s) - start)) s, $(docker image inspect -f '{{.Size}}' session-vs-token:dockerfile-check) bytes"
 [ "$(docker run --rm session-vs-token:dockerfile-check id -u)" != 0 ] || { echo "dockerfile check: FAILED: runs as root"; exit 1; }
 docker run --rm session-vs-token:dockerfile-check sh -c 'command -v session-server token-server loadtest curl' >/dev/null
