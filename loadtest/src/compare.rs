@@ -84,6 +84,15 @@ fn jobs(
     scenarios: &[Scenario],
     ed25519_pem: &Path,
 ) -> Vec<Job> {
+    // Experiments run at the smallest swept count; those about replicas disagreeing need
+    // two at least (with one, every request lands where its session is).
+    let smallest = replicas.iter().copied().min().unwrap_or(1);
+    let smallest_shared = replicas
+        .iter()
+        .copied()
+        .filter(|n| *n > 1)
+        .min()
+        .unwrap_or(2);
     let mut jobs = Vec::new();
     for &n in replicas {
         for &server in &args.servers {
@@ -108,7 +117,7 @@ fn jobs(
         match experiment {
             Experiment::TokenAnatomy => {}
             Experiment::RedisOutage => {
-                let n = replicas.iter().copied().min().unwrap_or(1);
+                let n = smallest;
                 for server in [ServerKind::Session, ServerKind::Token] {
                     jobs.push(Job {
                         server,
@@ -122,12 +131,7 @@ fn jobs(
                 }
             }
             Experiment::ReplicaLoss => {
-                let n = replicas
-                    .iter()
-                    .copied()
-                    .filter(|n| *n > 1)
-                    .min()
-                    .unwrap_or(2);
+                let n = smallest_shared;
                 let memory = vec![("SESSION_STORE".to_string(), "memory".to_string())];
                 for (server, variant, env, balance) in [
                     (
@@ -156,7 +160,7 @@ fn jobs(
                 }
             }
             Experiment::Signing => {
-                let n = replicas.iter().copied().min().unwrap_or(1);
+                let n = smallest;
                 jobs.push(Job {
                     server: ServerKind::Token,
                     replicas: n,
@@ -175,7 +179,7 @@ fn jobs(
             }
             Experiment::Revocation => {
                 // What the denylist costs: the token read scenario with it switched on.
-                let n = replicas.iter().copied().min().unwrap_or(1);
+                let n = smallest;
                 jobs.push(Job {
                     server: ServerKind::Token,
                     replicas: n,
@@ -187,13 +191,7 @@ fn jobs(
                 });
             }
             Experiment::SharedStore => {
-                // Two replicas at least: with one, every request lands where its session is.
-                let n = replicas
-                    .iter()
-                    .copied()
-                    .filter(|n| *n > 1)
-                    .min()
-                    .unwrap_or(2);
+                let n = smallest_shared;
                 let memory = vec![("SESSION_STORE".to_string(), "memory".to_string())];
                 for (variant, env, balance) in [
                     ("memory store, round robin", memory.clone(), None),

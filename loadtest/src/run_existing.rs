@@ -54,10 +54,12 @@ async fn resolve_all(host_port: &str) -> anyhow::Result<Vec<String>> {
 /// The replicas behind `server`: its own URLs, else those of the binary that serves it
 /// (`public` is answered by the token-server replicas).
 async fn replica_urls(args: &RunArgs, server: ServerKind) -> anyhow::Result<Vec<String>> {
-    for kind in [server, ServerKind::Token] {
-        if kind == ServerKind::Token && server == ServerKind::Session {
-            break;
-        }
+    let kinds: &[ServerKind] = if server == ServerKind::Public {
+        &[ServerKind::Public, ServerKind::Token]
+    } else {
+        &[server]
+    };
+    for &kind in kinds {
         let mine = |v: &&KindValue| v.server == kind;
         let mut urls = Vec::new();
         for v in args.replica_urls.iter().filter(mine) {
