@@ -1,9 +1,10 @@
 //! A server binary as a real process (for what only the real binary shows: start-up
 //! errors, signals), stopped by PID on drop.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use plumbing::{wait_until, Check, Signal};
 
 use crate::app::{client, Reply, TestApp};
 
@@ -15,11 +16,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin` on a free loopback port with `vars`, and waits for `/healthz`.
     pub async fn start(bin: &str, vars: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = plumbing::free_port().expect("the OS hands out a free loopback port");
         let child = Command::new(bin)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("WORKERS", "2")
@@ -33,46 +30,48 @@ impl ServerProcess {
             child,
             address: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
         let http = client();
-        loop {
-            if let Ok(r) = http.get(format!("{}/healthz", me.address)).send().await {
-                if r.status() == 200 {
-                    return me;
+        let health = format!("{}/healthz", me.address);
+        wait_until(
+            &format!("{bin} healthy"),
+            Duration::from_secs(20),
+            Duration::from_millis(25),
+            || async {
+                match http.get(&health).send().await {
+                    Ok(r) if r.status() == 200 => Check::Done(()),
+                    Ok(r) => Check::Waiting(format!("/healthz answered {}", r.status())),
+                    Err(e) => Check::Waiting(e.to_string()),
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{bin} did not become healthy within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        me
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.pid());
+    pub fn signal(&self, sig: Signal) {
+        plumbing::signal(self.pid(), sig)
+            .unwrap_or_else(|e| panic!("{sig:?} to {}: {e}", self.pid()));
     }
 
     /// Waits for the process to exit on its own; `None` if it is still running after `limit`.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
+        let child = &mut self.child;
+        wait_until("exit", limit, Duration::from_millis(20), || {
+            let status = child.try_wait();
+            async move {
+                match status {
+                    Ok(Some(status)) => Check::Done(status),
+                    _ => Check::Waiting("running".into()),
+                }
             }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
+        .ok()
     }
 
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> Reply {
@@ -106,7 +105,7 @@ pub async fn sigterm_lets_in_flight_requests_finish(bin: &str, extra: &[(&str, &
     );
     let term = async {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        server.signal("TERM");
+        server.signal(Signal::Term);
     };
     let (replies, ()) = tokio::join!(logins, term);
     for r in &replies {

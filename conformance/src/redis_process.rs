@@ -1,22 +1,16 @@
 //! A private `redis-server` per test on a free loopback port, stopped by PID on drop.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use plumbing::{wait_until, Check, Signal};
 
 pub struct RedisProcess {
     child: Mutex<Option<Child>>,
     port: u16,
     dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS hands out a free loopback port")
 }
 
 impl RedisProcess {
@@ -26,7 +20,7 @@ impl RedisProcess {
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
         let me = Self {
             child: Mutex::new(None),
-            port: free_port(),
+            port: plumbing::free_port().expect("the OS hands out a free loopback port"),
             dir,
         };
         me.launch().await;
@@ -57,17 +51,20 @@ impl RedisProcess {
                 )
             });
         *self.child.lock().unwrap() = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.ping().await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(
+            "redis-server answers PING",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async {
+                if self.ping().await {
+                    Check::Done(())
+                } else {
+                    Check::Waiting("no PONG".into())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn url(&self) -> String {
@@ -118,14 +115,23 @@ impl RedisProcess {
             .await;
         let child = self.child.lock().unwrap().take();
         if let Some(mut child) = child {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "redis-server did not stop within 10 s"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_until(
+                "redis-server stops",
+                Duration::from_secs(10),
+                Duration::from_millis(20),
+                || {
+                    let exited = child.try_wait().ok().flatten().is_some();
+                    async move {
+                        if exited {
+                            Check::Done(())
+                        } else {
+                            Check::Waiting("still running".into())
+                        }
+                    }
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
@@ -138,22 +144,16 @@ impl RedisProcess {
     /// SIGSTOP / SIGCONT: Redis accepts connections but never answers, the nastier outage.
     pub fn freeze(&self, frozen: bool) {
         let pid = self.pid().expect("redis is running");
-        let status = Command::new("kill")
-            .arg(if frozen { "-STOP" } else { "-CONT" })
-            .arg(pid.to_string())
-            .status()
-            .expect("`kill` runs");
-        assert!(status.success());
+        let sig = if frozen { Signal::Stop } else { Signal::Cont };
+        plumbing::signal(pid, sig).unwrap_or_else(|e| panic!("{sig:?} to redis-server: {e}"));
     }
 }
 
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
+            // A frozen Redis would not die of SIGKILL until thawed on some kernels.
+            let _ = plumbing::signal(child.id(), Signal::Cont);
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::model::{Experiment, Scenario, ServerKind};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "loadtest",
@@ -29,96 +31,6 @@ pub enum Command {
         /// A folder holding results.json (e.g. reports/latest).
         dir: PathBuf,
     },
-}
-
-/// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the
-/// token-server binary, through the same balancer).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ServerKind {
-    Session,
-    Token,
-    Public,
-}
-
-impl ServerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ServerKind::Session => "session",
-            ServerKind::Token => "token",
-            ServerKind::Public => "public",
-        }
-    }
-
-    /// The binary that serves this group.
-    pub fn binary(self) -> &'static str {
-        match self {
-            ServerKind::Session => "session-server",
-            ServerKind::Token | ServerKind::Public => "token-server",
-        }
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Scenario {
-    /// Sign up and log in (not counted), then loop over `GET /api/me` and `GET /api/items`.
-    Read,
-    /// Repeated logins: what password hashing costs.
-    Login,
-    /// Reads with `POST /auth/refresh` every K requests.
-    Refresh,
-    /// `GET /api/public`: no credentials at all.
-    Public,
-}
-
-impl Scenario {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Read => "read",
-            Scenario::Login => "login",
-            Scenario::Refresh => "refresh",
-            Scenario::Public => "public",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Experiment {
-    /// Sessions in each replica's memory vs in Redis, round robin vs sticky.
-    SharedStore,
-    /// A real access token decoded, and tampered copies refused.
-    TokenAnatomy,
-    /// How long a session id and an access token work after logout; the denylist's cost.
-    Revocation,
-    /// HS256 against EdDSA access tokens: CPU per verified request.
-    Signing,
-    /// Redis frozen for a third of the window: what fails, what keeps working, recovery.
-    RedisOutage,
-    /// One replica killed mid-run: who loses their users.
-    ReplicaLoss,
 }
 
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
@@ -294,6 +206,16 @@ impl CompareArgs {
 }
 
 impl Measure {
+    /// Every option at its default, as a plain `loadtest run` would have them.
+    pub fn defaults() -> Self {
+        let cli = Cli::try_parse_from(["loadtest", "run", "--target", "token=http://127.0.0.1:1"])
+            .expect("the defaults parse");
+        match cli.command {
+            Command::Run(r) => r.measure,
+            _ => unreachable!("parsed as run"),
+        }
+    }
+
     /// Applies `--quick`.
     pub fn effective(&self) -> Measure {
         let mut m = self.clone();

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use loadtest::model::{Experiment, Phase, Results, Scenario, ServerKind};
+use loadtest::report::svg::fmt_num;
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
@@ -29,17 +31,6 @@ fn uuid() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-/// The report's number format (report/svg.rs `fmt_num`).
-fn fmt_num(v: f64) -> String {
-    if v.abs() >= 100.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn numbers_in(v: &Value, out: &mut BTreeSet<String>) {
@@ -109,24 +100,19 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         );
     }
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let typed = Results::read(Path::new(FIXTURE)).unwrap();
     // The scaling chart plots the sweep only, never an experiment's runs.
-    let sweep_points = fixture["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["experiment"].is_null())
-        .filter(|r| {
-            (r["server"] == "public") == (r["scenario"] == "public")
-                && r["scenario"] != "login"
-                && r["scenario"] != "refresh"
-        })
-        .count();
+    let sweep_points: usize = typed
+        .servers()
+        .into_iter()
+        .map(|s| typed.sweep(s, s.main_scenario()).len())
+        .sum();
     let throughput = std::fs::read_to_string(dir.join("charts/throughput.svg")).unwrap();
     assert_eq!(throughput.matches("<circle").count(), sweep_points);
     let mut known = BTreeSet::new();
     numbers_in(&fixture, &mut known);
-    for run in fixture["runs"].as_array().unwrap() {
-        let rps = fmt_num(run["rps"].as_f64().unwrap());
+    for run in &typed.runs {
+        let rps = fmt_num(run.rps);
         assert!(
             html.contains(&format!("<td>{rps}</td>")),
             "run rps {rps} is in the report"
@@ -136,60 +122,51 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
     // other table must hold fixture values only.
     let (before, rest) = html.split_once("<section id=\"cost\">").unwrap();
     let (projection, after) = rest.split_once("</section>").unwrap();
-    let session = fixture["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| {
-            r["experiment"].is_null() && r["server"] == "session" && r["scenario"] == "read"
-        })
-        .min_by_key(|r| r["replicas"].as_u64().unwrap())
-        .unwrap();
-    let cpus_for_1m =
-        1_000_000.0 * 0.1 * session["cpu_us_per_request"]["replicas"].as_f64().unwrap() / 1e6;
+    let session = typed.sweep(ServerKind::Session, Scenario::Read)[0];
+    let cpus_for_1m = 1_000_000.0 * 0.1 * session.cpu_us_per_request.replicas / 1e6;
     assert!(
         projection.contains(&format!("<td>{}</td>", fmt_num(cpus_for_1m))),
         "1M users' replica CPUs"
     );
-    // The fault tables add up timeline seconds (before, during, after the fault): check that
-    // they account for every failure, then leave them out of the strict check too.
+    // The fault tables add up timeline seconds (before, during, after the fault, by the
+    // fault's times): check each row against the typed model and that they account for
+    // every failure, then leave them out of the strict check too.
     let mut strict = before.to_owned() + after;
-    for id in ["redis-outage", "replica-loss"] {
+    for (id, e) in [
+        ("redis-outage", Experiment::RedisOutage),
+        ("replica-loss", Experiment::ReplicaLoss),
+    ] {
         let (head, rest) = strict
             .split_once(&format!("<section id=\"{id}\">"))
             .unwrap();
         let (section, tail) = rest.split_once("</section>").unwrap();
-        for run in fixture["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["experiment"] == id)
-        {
-            let timeline_failures: u64 = run["timeline"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["failed"].as_u64().unwrap())
-                .sum();
+        let (_, body) = section.split_once("<tbody>").unwrap();
+        let rows: Vec<&str> = body.split("<tr>").skip(1).collect();
+        let runs = typed.experiment(e);
+        assert_eq!(rows.len(), runs.len(), "{id}: one row per arm");
+        for (row, run) in rows.iter().zip(runs) {
+            let timeline_failures: u64 = run.timeline.iter().map(|p| p.failed).sum();
             assert_eq!(
-                timeline_failures,
-                run["errors"].as_u64().unwrap(),
+                timeline_failures, run.errors,
                 "{id}: the timeline holds every failure"
             );
-            let arm = run["variant"].as_str().unwrap();
-            let row = section
-                .split("<tr>")
-                .find(|r| r.contains(&format!("<td>{arm}</td>")))
-                .unwrap();
-            let sums: u64 = cells(row)
+            let counts: Vec<u64> = cells(row)
                 .iter()
                 .skip(3)
                 .take(3)
                 .map(|c| c.parse::<u64>().unwrap())
-                .sum();
+                .collect();
             assert_eq!(
-                sums, timeline_failures,
-                "{id} {arm}: before + during + after = all failures"
+                counts,
+                [Phase::Before, Phase::During, Phase::After]
+                    .map(|p| run.failed_in(None, p))
+                    .to_vec(),
+                "{id}: before / during / after by the fault's times"
+            );
+            assert_eq!(
+                counts.iter().sum::<u64>(),
+                timeline_failures,
+                "{id}: before + during + after = all failures"
             );
         }
         strict = head.to_owned() + tail;

@@ -1,8 +1,8 @@
 //! Report sections for the experiments that show what the throughput numbers hide.
 
 use super::svg::{bar_chart, fmt_num};
-use super::{row, Section, Table};
-use crate::results::{Results, Run};
+use super::{bottleneck_text, row, Section, Table};
+use crate::model::{Experiment, Phase, Results, Run, Scenario, ServerKind, Variant};
 
 fn spread_text(r: &Run) -> String {
     let total: u64 = r.requests_per_replica.iter().sum();
@@ -16,20 +16,31 @@ fn spread_text(r: &Run) -> String {
         .join(" / ")
 }
 
+/// Failed requests, in percent.
 fn error_rate(r: &Run) -> f64 {
-    if r.requests == 0 {
-        0.0
-    } else {
-        r.errors as f64 * 100.0 / r.requests as f64
+    r.error_rate() * 100.0
+}
+
+/// An experiment's arm, in a few words.
+fn arm(r: &Run) -> String {
+    r.variant.describe(r.server).into()
+}
+
+/// The arm with the server named, where an experiment has both models.
+fn server_arm(r: &Run) -> String {
+    match (r.server, r.variant) {
+        (ServerKind::Token, Variant::Standard) => "token".into(),
+        (ServerKind::Session, Variant::Standard)
+            if r.experiment == Some(Experiment::RedisOutage) =>
+        {
+            "session".into()
+        }
+        (s, v) => format!("{}, {}", s.name(), v.describe(s)),
     }
 }
 
 pub fn shared_store(results: &Results) -> Option<Section> {
-    let runs: Vec<&Run> = results
-        .runs
-        .iter()
-        .filter(|r| r.experiment.as_deref() == Some("shared-store"))
-        .collect();
+    let runs = results.experiment(Experiment::SharedStore);
     if runs.is_empty() {
         return None;
     }
@@ -37,7 +48,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
         .iter()
         .map(|r| {
             row(&[
-                r.variant.clone().unwrap_or_default(),
+                arm(r),
                 r.replicas.to_string(),
                 r.requests.to_string(),
                 r.errors.to_string(),
@@ -46,10 +57,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
             ])
         })
         .collect();
-    let cats: Vec<String> = runs
-        .iter()
-        .map(|r| r.variant.clone().unwrap_or_default())
-        .collect();
+    let cats: Vec<String> = runs.iter().map(|r| arm(r)).collect();
     let chart = bar_chart(
         "Failed requests by session store and routing",
         "% of requests",
@@ -60,20 +68,16 @@ pub fn shared_store(results: &Results) -> Option<Section> {
         )],
         false,
     );
-    let find = |v: &str| {
-        runs.iter()
-            .find(|r| r.variant.as_deref() == Some(v))
-            .copied()
-    };
+    let find = |v| results.arm(Experiment::SharedStore, ServerKind::Session, v);
     let mut reading = Vec::new();
-    if let Some(r) = find("memory store, round robin") {
+    if let Some(r) = find(Variant::MemoryStore) {
         reading.push(format!(
             "With sessions in each replica's memory and round-robin balancing, {}% of requests failed: a request \
              that lands on a replica other than the one where its user logged in finds no session there.",
             fmt_num(error_rate(r))
         ));
     }
-    if let Some(r) = find("memory store, sticky") {
+    if let Some(r) = find(Variant::MemoryStoreSticky) {
         reading.push(format!(
             "Sticky routing (every request of a client goes to the same replica) brought failures to {}%, and the \
              replicas got {} of the requests: stickiness works, but the load is only as even as the hash of the \
@@ -82,7 +86,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
             spread_text(r)
         ));
     }
-    if let Some(r) = find("Redis store, round robin") {
+    if let Some(r) = find(Variant::Standard) {
         reading.push(format!(
             "With the sessions in Redis, round robin worked with {}% failures: any replica can serve any session, \
              at the price of one Redis read per request ({} measured).",
@@ -96,9 +100,13 @@ pub fn shared_store(results: &Results) -> Option<Section> {
         title: "Why replicas need a shared session store".into(),
         method: format!(
             "The session server's read scenario three times behind nginx: sessions kept in each replica's memory with \
-             round-robin routing; the same with sticky routing (nginx `{}` on a per-client id the load generator \
+             round-robin routing; the same with sticky routing ({} on a per-client id the load generator \
              sends); and sessions in Redis with round robin.",
-            crate::compare::STICKY
+            results
+                .environment
+                .config
+                .get("sticky_routing")
+                .map_or("nginx hashing", String::as_str)
         ),
         charts: vec![("shared-store.svg".into(), chart)],
         table: Some(Table {
@@ -140,14 +148,10 @@ pub fn revocation(results: &Results) -> Option<Section> {
         ]),
     ];
     let plain = results
-        .runs
-        .iter()
-        .filter(|x| x.experiment.is_none() && x.server == "token" && x.scenario == "read")
-        .min_by_key(|x| x.replicas);
-    let deny = results
-        .runs
-        .iter()
-        .find(|x| x.variant.as_deref() == Some("token with denylist"));
+        .sweep(ServerKind::Token, Scenario::Read)
+        .into_iter()
+        .next();
+    let deny = results.arm(Experiment::Revocation, ServerKind::Token, Variant::Denylist);
     let mut reading = vec![
         "Logging out of a session deletes it on the server, so the very next request with the old cookie fails.".to_string(),
         format!(
@@ -255,16 +259,10 @@ fn human_bytes(b: f64) -> String {
 }
 
 pub fn cost_projection(results: &Results) -> Option<Section> {
-    let base = |server: &str| {
-        results
-            .runs
-            .iter()
-            .filter(|r| r.experiment.is_none() && r.server == server && r.scenario == "read")
-            .min_by_key(|r| r.replicas)
-    };
-    let models: Vec<&Run> = ["session", "token"]
-        .iter()
-        .filter_map(|s| base(s))
+    let base = |server| results.sweep(server, Scenario::Read).into_iter().next();
+    let models: Vec<&Run> = [ServerKind::Session, ServerKind::Token]
+        .into_iter()
+        .filter_map(base)
         .collect();
     if models.is_empty() {
         return None;
@@ -276,7 +274,7 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
             let c = &r.cpu_us_per_request;
             rows.push(row(&[
                 format!("{users:.0}"),
-                r.server.clone(),
+                r.server.name().into(),
                 format!("{rps:.0}"),
                 fmt_num(rps * c.replicas / 1e6),
                 fmt_num(rps * c.redis / 1e6),
@@ -295,7 +293,7 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
         REQUESTS_PER_USER_PER_S,
         fmt_num(1.0 / REQUESTS_PER_USER_PER_S)
     )];
-    if let (Some(s), Some(t)) = (base("session"), base("token")) {
+    if let (Some(s), Some(t)) = (base(ServerKind::Session), base(ServerKind::Token)) {
         reading.push(format!(
             "Both models keep something per user in Redis; what differs is how often they ask for it: sessions {} \
              commands per request, tokens {}. Redis is single-threaded, so its commands per second are what to watch \
@@ -330,16 +328,11 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
 }
 
 pub fn signing(results: &Results) -> Option<Section> {
-    let eddsa = results
-        .runs
-        .iter()
-        .find(|r| r.variant.as_deref() == Some("EdDSA"))?;
-    let hs256 = results.runs.iter().find(|r| {
-        r.experiment.is_none()
-            && r.server == "token"
-            && r.scenario == "read"
-            && r.replicas == eddsa.replicas
-    });
+    let eddsa = results.arm(Experiment::Signing, ServerKind::Token, Variant::Eddsa)?;
+    let hs256 = results
+        .sweep(ServerKind::Token, Scenario::Read)
+        .into_iter()
+        .find(|r| r.replicas == eddsa.replicas);
     let mut rows = Vec::new();
     let mut reading = Vec::new();
     for (name, r) in [
@@ -353,7 +346,7 @@ pub fn signing(results: &Results) -> Option<Section> {
                 fmt_num(r.rps),
                 fmt_num(r.cpu_us_per_request.replicas),
                 r.credential_bytes.to_string(),
-                r.bottleneck.clone().unwrap_or_else(|| "replicas".into()),
+                bottleneck_text(r),
             ]));
         }
     }
@@ -417,34 +410,15 @@ fn timeline_series(r: &Run) -> Vec<super::svg::Series> {
     out
 }
 
-/// Failed requests of `route` in the seconds of `r`'s timeline where `pick` holds.
-fn failed_where(r: &Run, route: Option<&str>, pick: impl Fn(u64) -> bool) -> u64 {
-    r.timeline
-        .iter()
-        .filter(|p| route.is_none_or(|x| p.route == x) && pick(p.t_s))
-        .map(|p| p.failed)
-        .sum()
-}
-
-/// The fault's (start, end) second, from the window length as the orchestrator planned it.
-fn fault_span(r: &Run) -> (u64, u64) {
-    let third = (r.duration_s / 3.0).round() as u64;
-    (third, 2 * third)
-}
-
 fn fault_section(
     results: &Results,
-    experiment: &str,
+    experiment: Experiment,
     id: &'static str,
     title: &str,
     method: &str,
     read: impl Fn(&Run) -> Option<String>,
 ) -> Option<Section> {
-    let runs: Vec<&Run> = results
-        .runs
-        .iter()
-        .filter(|r| r.experiment.as_deref() == Some(experiment))
-        .collect();
+    let runs = results.experiment(experiment);
     if runs.is_empty() {
         return None;
     }
@@ -455,8 +429,8 @@ fn fault_section(
             let name = format!("{id}-{}.svg", i + 1);
             let title = format!(
                 "{}: {}",
-                r.variant.clone().unwrap_or_default(),
-                r.fault.clone().unwrap_or_default()
+                server_arm(r),
+                r.fault.map(|f| f.describe()).unwrap_or_default()
             );
             (
                 name,
@@ -472,14 +446,13 @@ fn fault_section(
     let rows = runs
         .iter()
         .map(|r| {
-            let (from, to) = fault_span(r);
             row(&[
-                r.variant.clone().unwrap_or_default(),
-                r.fault.clone().unwrap_or_default(),
+                server_arm(r),
+                r.fault.map(|f| f.describe()).unwrap_or_default(),
                 r.requests.to_string(),
-                failed_where(r, None, |t| t < from).to_string(),
-                failed_where(r, None, |t| t >= from && t <= to).to_string(),
-                failed_where(r, None, |t| t > to).to_string(),
+                r.failed_in(None, Phase::Before).to_string(),
+                r.failed_in(None, Phase::During).to_string(),
+                r.failed_in(None, Phase::After).to_string(),
                 fmt_num(r.latency_ms.max),
             ])
         })
@@ -511,19 +484,18 @@ fn fault_section(
 pub fn redis_outage(results: &Results) -> Option<Section> {
     fault_section(
         results,
-        "redis-outage",
+        Experiment::RedisOutage,
         "redis-outage",
         "When Redis stops answering",
         "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
          the window and then thawed (SIGCONT); nothing is restarted. Each line is requests per second that succeeded \
          or failed, per route.",
         |r| {
-            let (from, to) = fault_span(r);
-            let me_failed = failed_where(r, Some("/api/me"), |t| t >= from && t <= to);
-            let refresh_failed = failed_where(r, Some("/auth/refresh"), |t| t >= from && t <= to);
-            let after = failed_where(r, None, |t| t > to + 1);
-            let who = r.variant.clone().unwrap_or_default();
-            let mut text = if who == "token" {
+            let me_failed = r.failed_in(Some("/api/me"), Phase::During);
+            let refresh_failed = r.failed_in(Some("/auth/refresh"), Phase::During);
+            let after = r.failed_in(None, Phase::After);
+            let who = r.server.name();
+            let mut text = if r.server == ServerKind::Token {
                 format!(
                     "token: reads with a valid access token failed {me_failed} times while Redis was away (they never \
                      ask it); refreshes failed {refresh_failed} times (they must). Reads still slowed down: each \
@@ -559,16 +531,15 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
 pub fn replica_loss(results: &Results) -> Option<Section> {
     fault_section(
         results,
-        "replica-loss",
+        Experiment::ReplicaLoss,
         "replica-loss",
         "When a replica dies",
         "The read scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. nginx \
          sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it can no \
          longer be asked.)",
         |r| {
-            let (from, _) = fault_span(r);
-            let after = failed_where(r, None, |t| t > from + 1);
-            let who = r.variant.clone().unwrap_or_default();
+            let after = r.failed_in(None, Phase::During);
+            let who = server_arm(r);
             Some(if after > 0 {
                 format!(
                     "{who}: {after} requests failed after the kill. The users whose sessions lived in the dead replica's \

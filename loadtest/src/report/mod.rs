@@ -4,13 +4,14 @@
 //! numbers support.
 
 mod experiments;
-mod svg;
+pub mod summary;
+pub mod svg;
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::results::{Results, Run};
+use crate::model::{Bottleneck, Results, Run, Scenario, ServerKind};
 use svg::{bar_chart, escape, fmt_num, line_chart, Series};
 
 /// A table rendered the same way into both formats.
@@ -36,39 +37,30 @@ fn row(cells: &[String]) -> Vec<String> {
     cells.to_vec()
 }
 
-/// Runs of one scenario and server, by replica count.
-fn series_of<'a>(results: &'a Results, server: &str, scenario: &str) -> Vec<&'a Run> {
-    let mut v: Vec<&Run> = results
-        .runs
-        .iter()
-        .filter(|r| r.experiment.is_none() && r.server == server && r.scenario == scenario)
-        .collect();
-    v.sort_by_key(|r| r.replicas);
-    v
-}
-
-fn servers(results: &Results) -> Vec<String> {
-    let order = ["session", "token", "public"];
-    let present: BTreeSet<&str> = results.runs.iter().map(|r| r.server.as_str()).collect();
-    order
-        .iter()
-        .filter(|s| present.contains(**s))
-        .map(|s| s.to_string())
-        .collect()
-}
-
-fn main_scenario(server: &str) -> &'static str {
-    if server == "public" {
-        "public"
-    } else {
-        "read"
+/// What limited a run, in the tables' words.
+fn bottleneck_text(r: &Run) -> String {
+    match r.bottleneck {
+        Some(Bottleneck::Replicas) => "replicas".into(),
+        Some(b) => format!("{} (not the server)", b.name()),
+        None => "no bottleneck found".into(),
     }
 }
 
-fn bottleneck_text(r: &Run) -> String {
-    match r.bottleneck.as_deref() {
-        None => "replicas".into(),
-        Some(b) => format!("{b} (not the server)"),
+/// Limited by something other than the servers being measured.
+fn bound_elsewhere(r: &Run) -> Option<Bottleneck> {
+    r.bottleneck.filter(|b| *b != Bottleneck::Replicas)
+}
+
+/// `server` or `server (experiment: variant)`.
+fn run_name(r: &Run) -> String {
+    match r.experiment {
+        Some(e) => format!(
+            "{} ({}: {})",
+            r.server.name(),
+            e.name(),
+            r.variant.describe(r.server)
+        ),
+        None => r.server.name().into(),
     }
 }
 
@@ -99,7 +91,7 @@ fn machine(results: &Results) -> Section {
     let limited: Vec<&Run> = results
         .runs
         .iter()
-        .filter(|r| r.bottleneck.is_some())
+        .filter(|r| bound_elsewhere(r).is_some())
         .collect();
     let mut reading = Vec::new();
     if e.cpus <= 4 {
@@ -110,11 +102,11 @@ fn machine(results: &Results) -> Section {
         ));
     }
     if limited.is_empty() {
-        reading.push("In every run the replicas, not the load generator, nginx or Redis, were the limit (or nothing was saturated).".into());
+        reading.push("No run was limited by the load generator, nginx or Redis.".into());
     } else {
         let names: BTreeSet<&str> = limited
             .iter()
-            .filter_map(|r| r.bottleneck.as_deref())
+            .filter_map(|r| bound_elsewhere(r).map(Bottleneck::name))
             .collect();
         reading.push(format!(
             "In {} of {} runs something other than the replicas was the bottleneck ({}). Those runs show \
@@ -151,11 +143,8 @@ fn all_runs(results: &Results) -> Section {
         .iter()
         .map(|r| {
             row(&[
-                match &r.variant {
-                    Some(v) => format!("{} ({v})", r.server),
-                    None => r.server.clone(),
-                },
-                r.scenario.clone(),
+                run_name(r),
+                r.scenario.name().into(),
                 r.replicas.to_string(),
                 fmt_num(r.rps),
                 fmt_num(r.latency_ms.p50),
@@ -193,13 +182,13 @@ fn all_runs(results: &Results) -> Section {
 fn scaling(results: &Results) -> Section {
     let mut series = Vec::new();
     let mut reading = Vec::new();
-    for s in servers(results) {
-        let runs = series_of(results, &s, main_scenario(&s));
+    for s in results.servers() {
+        let runs = results.sweep(s, s.main_scenario());
         if runs.is_empty() {
             continue;
         }
         series.push(Series {
-            name: format!("{s} {}", main_scenario(&s)),
+            name: format!("{} {}", s.name(), s.main_scenario().name()),
             points: runs.iter().map(|r| (r.replicas as f64, r.rps)).collect(),
             dashed: false,
         });
@@ -207,8 +196,8 @@ fn scaling(results: &Results) -> Section {
             if last.replicas > first.replicas && first.rps > 0.0 {
                 let limited: Vec<String> = runs
                     .iter()
-                    .filter_map(|r| match (r.bottleneck.as_deref(), r.oversubscribed) {
-                        (Some(b), _) => Some(format!("at {} replica(s) {b} was saturated", r.replicas)),
+                    .filter_map(|r| match (bound_elsewhere(r), r.oversubscribed) {
+                        (Some(b), _) => Some(format!("at {} replica(s) {} was saturated", r.replicas, b.name())),
                         (None, true) => Some(format!(
                             "at {} replica(s) the replicas asked for more CPUs than the machine has",
                             r.replicas
@@ -217,7 +206,8 @@ fn scaling(results: &Results) -> Section {
                     })
                     .collect();
                 reading.push(format!(
-                    "{s}: {} req/s with {} replica(s), {} req/s with {}: {}x.{}",
+                    "{}: {} req/s with {} replica(s), {} req/s with {}: {}x.{}",
+                    s.name(),
                     fmt_num(first.rps),
                     first.replicas,
                     fmt_num(last.rps),
@@ -236,10 +226,10 @@ fn scaling(results: &Results) -> Section {
             }
         }
     }
-    let session = series_of(results, "session", "read");
+    let session = results.sweep(ServerKind::Session, Scenario::Read);
     if let Some(r) = session
         .iter()
-        .find(|r| r.bottleneck.as_deref() == Some("redis"))
+        .find(|r| r.bottleneck == Some(Bottleneck::Redis))
     {
         reading.push(format!(
             "session read hit Redis at {} replicas: every request reads the session there, so the shared store, \
@@ -270,11 +260,12 @@ fn scaling(results: &Results) -> Section {
 
 fn latency(results: &Results) -> Section {
     let mut series = Vec::new();
-    for s in servers(results) {
-        let runs = series_of(results, &s, main_scenario(&s));
+    for s in results.servers() {
+        let runs = results.sweep(s, s.main_scenario());
         if runs.is_empty() {
             continue;
         }
+        let s = s.name();
         series.push(Series {
             name: format!("{s} p99"),
             points: runs
@@ -306,13 +297,14 @@ fn latency(results: &Results) -> Section {
 }
 
 fn cpu(results: &Results) -> Section {
-    let runs: Vec<&Run> = servers(results)
-        .iter()
-        .flat_map(|s| series_of(results, s, main_scenario(s)).into_iter().take(1))
+    let runs: Vec<&Run> = results
+        .servers()
+        .into_iter()
+        .flat_map(|s| results.sweep(s, s.main_scenario()).into_iter().take(1))
         .collect();
     let cats: Vec<String> = runs
         .iter()
-        .map(|r| format!("{} x{}", r.server, r.replicas))
+        .map(|r| format!("{} x{}", r.server.name(), r.replicas))
         .collect();
     let comp = |f: fn(&Run) -> f64| runs.iter().map(|r| f(r)).collect::<Vec<f64>>();
     let series = vec![
@@ -332,7 +324,7 @@ fn cpu(results: &Results) -> Section {
         .map(|r| {
             let c = &r.cpu_us_per_request;
             row(&[
-                format!("{} {} x{}", r.server, r.scenario, r.replicas),
+                format!("{} {} x{}", r.server.name(), r.scenario.name(), r.replicas),
                 fmt_num(c.replicas),
                 fmt_num(c.redis),
                 fmt_num(c.lb),
@@ -341,8 +333,8 @@ fn cpu(results: &Results) -> Section {
         })
         .collect();
     let mut reading = Vec::new();
-    let get = |s: &str| runs.iter().find(|r| r.server == s).copied();
-    if let (Some(t), Some(p)) = (get("token"), get("public")) {
+    let get = |s: ServerKind| runs.iter().find(|r| r.server == s).copied();
+    if let (Some(t), Some(p)) = (get(ServerKind::Token), get(ServerKind::Public)) {
         reading.push(format!(
             "A token-authenticated read cost the replicas {} us of CPU against {} us for the same route without \
              authentication: verifying the signature is the difference.",
@@ -350,7 +342,7 @@ fn cpu(results: &Results) -> Section {
             fmt_num(p.cpu_us_per_request.replicas)
         ));
     }
-    if let (Some(s), Some(t)) = (get("session"), get("token")) {
+    if let (Some(s), Some(t)) = (get(ServerKind::Session), get(ServerKind::Token)) {
         reading.push(format!(
             "A session read cost {} us in the replica plus {} us in Redis; a token read {} us and {} us in Redis.",
             fmt_num(s.cpu_us_per_request.replicas),
@@ -367,7 +359,7 @@ fn cpu(results: &Results) -> Section {
             "The load generator spent more CPU per request ({} us) than the {} replicas ({} us): on a small machine \
              the tool measuring can cost more than the thing measured.",
             fmt_num(r.cpu_us_per_request.loadgen),
-            r.server,
+            r.server.name(),
             fmt_num(r.cpu_us_per_request.replicas)
         ));
     }
@@ -384,33 +376,39 @@ fn cpu(results: &Results) -> Section {
 
 fn redis_and_bytes(results: &Results) -> Section {
     let mut runs: Vec<&Run> = Vec::new();
-    for s in servers(results) {
-        for sc in ["read", "refresh", "login", "public"] {
-            if let Some(r) = series_of(results, &s, sc).into_iter().next() {
+    for s in results.servers() {
+        for sc in [
+            Scenario::Read,
+            Scenario::Refresh,
+            Scenario::Login,
+            Scenario::Public,
+        ] {
+            if let Some(r) = results.sweep(s, sc).into_iter().next() {
                 runs.push(r);
             }
         }
     }
     let cats: Vec<String> = runs
         .iter()
-        .map(|r| format!("{} {}", r.server, r.scenario))
+        .map(|r| format!("{} {}", r.server.name(), r.scenario.name()))
         .collect();
     let redis: Vec<f64> = runs
         .iter()
         .map(|r| r.redis_commands_per_request.unwrap_or(0.0))
         .collect();
-    let by_server: Vec<&Run> = servers(results)
-        .iter()
-        .filter_map(|s| series_of(results, s, main_scenario(s)).into_iter().next())
+    let by_server: Vec<&Run> = results
+        .servers()
+        .into_iter()
+        .filter_map(|s| results.sweep(s, s.main_scenario()).into_iter().next())
         .collect();
-    let bytes_cats: Vec<String> = by_server.iter().map(|r| r.server.clone()).collect();
+    let bytes_cats: Vec<String> = by_server.iter().map(|r| r.server.name().into()).collect();
     let bytes: Vec<f64> = by_server
         .iter()
         .map(|r| r.credential_bytes as f64)
         .collect();
     let mut reading = Vec::new();
-    let read = |s: &str| series_of(results, s, "read").into_iter().next();
-    if let (Some(s), Some(t)) = (read("session"), read("token")) {
+    let read = |s: ServerKind| results.sweep(s, Scenario::Read).into_iter().next();
+    if let (Some(s), Some(t)) = (read(ServerKind::Session), read(ServerKind::Token)) {
         reading.push(format!(
             "Every session read asked Redis {} times per request; every token read {} times. That is the stateful \
              versus stateless difference in one number: the session lives in Redis, the token carries its own proof.",

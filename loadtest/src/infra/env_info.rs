@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::results::Environment;
+use crate::model::{Environment, Mode};
 
 fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
@@ -15,7 +15,7 @@ fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
-pub fn collect(mode: &str, started_at: &str) -> Environment {
+pub fn collect(mode: Mode, started_at: &str) -> Environment {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
@@ -43,16 +43,16 @@ pub fn collect(mode: &str, started_at: &str) -> Environment {
     if let Some(v) = first_line("redis-server", &["--version"]) {
         versions.insert("redis-server".into(), v);
     }
-    if let Ok(nginx) = crate::topology::find_tool("nginx", "nginx") {
+    if let Ok(nginx) = super::topology::find_tool("nginx", "nginx") {
         if let Some(v) = first_line(&nginx.to_string_lossy(), &["-v"]) {
             versions.insert("nginx".into(), v);
         }
     }
     Environment {
-        mode: mode.into(),
+        mode,
         started_at: started_at.into(),
         cpu_model,
-        cpus: crate::procfs::available_cpus(),
+        cpus: super::procfs::available_cpus(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()
@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn the_environment_names_this_machine() {
-        let e = collect("compare", "now");
+        let e = collect(Mode::Local, "now");
         assert!(e.cpus >= 1);
         assert!(!e.kernel.is_empty());
         assert!(e.memory_bytes > 0);

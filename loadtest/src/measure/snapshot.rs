@@ -1,25 +1,9 @@
 //! Readings taken at the edges of the measured window: CPU of every process, Redis
 //! commands, requests each replica answered.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::procfs;
-use crate::prometheus_text;
-use crate::redis_info;
-
-pub async fn redis_info(url: &str, section: &str) -> anyhow::Result<String> {
-    let client = redis::Client::open(url)?;
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(2),
-        client.get_multiplexed_async_connection(),
-    )
-    .await??;
-    Ok(tokio::time::timeout(
-        Duration::from_secs(2),
-        redis::cmd("INFO").arg(section).query_async(&mut conn),
-    )
-    .await??)
-}
+use crate::infra::{procfs, prometheus_text, redis_info};
 
 pub async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     Ok(http
@@ -68,8 +52,8 @@ pub async fn snapshot(
 ) -> Snapshot {
     let (redis_calls, redis_used_memory) = match redis_url {
         Some(url) => {
-            let stats = redis_info(url, "commandstats").await.ok();
-            let memory = redis_info(url, "memory").await.ok();
+            let stats = redis_info::query(url, "commandstats").await.ok();
+            let memory = redis_info::query(url, "memory").await.ok();
             (
                 stats.map(|s| redis_info::workload_calls(&redis_info::parse_commandstats(&s))),
                 memory.and_then(|m| redis_info::field(&m, "used_memory")),

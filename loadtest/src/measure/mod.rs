@@ -1,34 +1,51 @@
 //! One measured run: goose drives the users, the window opens once every user is set up
-//! and the warm-up has passed, and everything is read from both edges of the window.
+//! and the warm-up has passed, and everything is read from both edges of the window. What
+//! comes out is a [`Run`] of the results model.
+
+pub mod fault;
+pub mod probes;
+pub mod recorder;
+pub mod scenarios;
+pub mod snapshot;
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
-use crate::cli::{Scenario, ServerKind};
-use crate::probe::{snapshot, Pids, Snapshot};
-use crate::recorder::RECORDER;
-use crate::results::{CpuPerRequest, PeakMemory, Run};
-use crate::scenarios;
+use crate::infra::cpu_budget::CpuBudget;
+use crate::infra::{procfs, redis_info};
+use crate::model::{
+    Bottleneck, CpuPerRequest, Experiment, FaultKind, PeakMemory, Run, Scenario, ServerKind,
+    Variant,
+};
+use fault::{FaultPlan, Injector};
+use recorder::Recorder;
+use snapshot::{snapshot, Pids, Snapshot};
 
-/// Where and what to measure.
-pub struct Target<'a> {
+/// Where to send the load, and what can be seen of the system that answers it.
+pub struct Target {
     pub url: String,
-    /// Switched on for the measured window only.
-    pub budget: Option<&'a crate::cpu_budget::CpuBudget>,
     pub server: ServerKind,
     pub pids: Pids,
     pub redis_url: Option<String>,
     pub replica_urls: Vec<String>,
     pub lb_workers: u32,
+    /// Whether the replicas', Redis's and the balancer's CPU can be read here (not from
+    /// outside a deployment); without it no bottleneck can be named.
+    pub cpu_visible: bool,
 }
 
-pub struct Plan {
+/// One run: a scenario against a target, for a time, maybe with a fault.
+pub struct RunPlan {
+    /// `[n/total] server scenario xN [variant]`, for progress lines and notes.
     pub label: String,
     pub scenario: Scenario,
+    pub experiment: Option<Experiment>,
+    pub variant: Variant,
     pub users: u32,
     pub warmup: Duration,
     pub duration: Duration,
@@ -37,61 +54,18 @@ pub struct Plan {
     pub cpus_per_replica: Option<f64>,
     pub oversubscribed: bool,
     /// Something to break during the window.
-    pub fault: Option<Fault>,
+    pub fault: Option<FaultPlan>,
 }
 
-/// A fault injected into the measured window, by signal to a process this tool started.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// When, after the window opens.
-    pub at: Duration,
-    /// How long a freeze lasts (a killed process stays dead).
-    pub lasts: Duration,
-}
+/// Each request may take this long before it counts as failed (status 0).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy)]
-pub enum FaultKind {
-    /// SIGSTOP, then SIGCONT: Redis stops answering without closing connections.
-    FreezeRedis(u32),
-    /// SIGKILL: a replica crashes.
-    KillReplica(u32),
-}
-
-impl Fault {
-    pub fn describe(&self) -> String {
-        let from = self.at.as_secs_f64();
-        match self.kind {
-            FaultKind::FreezeRedis(_) => format!(
-                "Redis frozen from {from:.0} s to {:.0} s",
-                from + self.lasts.as_secs_f64()
-            ),
-            FaultKind::KillReplica(_) => format!("replica 1 killed at {from:.0} s"),
-        }
-    }
-
-    fn signal(sig: &str, pid: u32) {
-        let _ = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status();
-    }
-
-    fn begin(&self) {
-        match self.kind {
-            FaultKind::FreezeRedis(pid) => Self::signal("STOP", pid),
-            FaultKind::KillReplica(pid) => Self::signal("KILL", pid),
-        }
-    }
-
-    fn end(&self) {
-        if let FaultKind::FreezeRedis(pid) = self.kind {
-            Self::signal("CONT", pid);
-        }
-    }
-}
-
-fn goose_attack(target: &Target<'_>, plan: &Plan, run_time_s: u64) -> anyhow::Result<GooseAttack> {
+fn goose_attack(
+    target: &Target,
+    plan: &RunPlan,
+    run_time_s: u64,
+    ctx: &Arc<scenarios::RunContext>,
+) -> anyhow::Result<GooseAttack> {
     let users = plan.users.to_string();
     let run_time = format!("{run_time_s}s");
     let args = [
@@ -103,85 +77,129 @@ fn goose_attack(target: &Target<'_>, plan: &Plan, run_time_s: u64) -> anyhow::Re
         &users,
         "--run-time",
         &run_time,
-        "--timeout",
-        "10",
+        // The recorder measures; goose's own metrics would only cost CPU per request.
+        "--no-metrics",
         "--no-print-metrics",
         "--no-error-summary",
         "--no-telnet",
+        "--no-websocket",
+        "--no-gzip",
         "--quiet",
     ];
     let config = GooseConfiguration::parse_args_default(&args)
         .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?;
     Ok(GooseAttack::initialize_with_config(config)?
-        .register_scenario(scenarios::build(plan.scenario)))
+        .register_scenario(scenarios::build(plan.scenario, ctx)))
 }
 
 struct Window {
     start: Snapshot,
     end: Snapshot,
+    fault: Option<crate::model::Fault>,
     note: Option<String>,
 }
 
-/// Waits for set-up and warm-up, then measures until `duration` passed or goose is about
-/// to stop, printing progress.
-async fn window(
-    target: &Target<'_>,
-    plan: &Plan,
-    http: &reqwest::Client,
-    goose_ends: Instant,
-) -> anyhow::Result<Window> {
-    let began = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let every = if tty {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(5)
-    };
-    let total = plan.warmup + plan.duration;
-    let mut last_print = Instant::now();
-    let mut last_sent = 0u64;
-    let progress = |phase: &str, sent: &mut u64, at: &mut Instant| {
-        let now_sent = RECORDER.sent.load(Ordering::Relaxed);
-        let rate = (now_sent - *sent) as f64 / at.elapsed().as_secs_f64().max(1e-3);
+/// The progress line of a run, rewritten in place on a terminal, every 5 s in a log.
+struct Progress<'a> {
+    label: &'a str,
+    began: Instant,
+    total: Duration,
+    tty: bool,
+    every: Duration,
+    last: Instant,
+    last_sent: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(label: &'a str, total: Duration) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        Self {
+            label,
+            began: Instant::now(),
+            total,
+            tty,
+            every: Duration::from_secs(if tty { 1 } else { 5 }),
+            last: Instant::now(),
+            last_sent: 0,
+        }
+    }
+
+    fn tick(&mut self, phase: &str, recorder: &Recorder) {
+        if self.last.elapsed() < self.every {
+            return;
+        }
+        let sent = recorder.sent.load(Ordering::Relaxed);
+        let rate = (sent - self.last_sent) as f64 / self.last.elapsed().as_secs_f64().max(1e-3);
         let line = format!(
             "{}  {phase} {:>5.1}s/{:.0}s  {:>8.0} req/s",
-            plan.label,
-            began.elapsed().as_secs_f64(),
-            total.as_secs_f64(),
+            self.label,
+            self.began.elapsed().as_secs_f64(),
+            self.total.as_secs_f64(),
             rate
         );
-        if tty {
+        if self.tty {
             eprint!("\r\x1b[2K{line}");
         } else {
             eprintln!("{line}");
         }
-        *sent = now_sent;
-        *at = Instant::now();
-    };
+        self.last_sent = sent;
+        self.last = Instant::now();
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Waits for set-up and warm-up, then measures until `duration` passed or goose is about
+/// to stop, injecting the fault if there is one.
+async fn window(
+    target: &Target,
+    budget: Option<&CpuBudget>,
+    plan: &RunPlan,
+    recorder: &Recorder,
+    http: &reqwest::Client,
+    goose_ends: Instant,
+) -> anyhow::Result<Window> {
+    let mut progress = Progress::new(&plan.label, plan.warmup + plan.duration);
     // Warm-up: wait for the time and for every user's set-up.
     loop {
-        let ready = RECORDER.ready_users.load(Ordering::SeqCst) >= plan.users as usize;
-        if ready && began.elapsed() >= plan.warmup {
+        let ready = recorder.ready_users.load(Ordering::SeqCst) >= plan.users as usize;
+        if ready && progress.began.elapsed() >= plan.warmup {
             break;
         }
         if goose_ends.saturating_duration_since(Instant::now()) < Duration::from_secs(2) {
+            progress.done();
             anyhow::bail!(
                 "only {} of {} users finished signing up and logging in before the run ended",
-                RECORDER.ready_users.load(Ordering::SeqCst),
+                recorder.ready_users.load(Ordering::SeqCst),
                 plan.users
             );
         }
-        if last_print.elapsed() >= every {
-            progress("warm-up  ", &mut last_sent, &mut last_print);
-        }
+        progress.tick("warm-up  ", recorder);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let late = began.elapsed().saturating_sub(plan.warmup);
-    if let Some(b) = target.budget {
+    let late = progress.began.elapsed().saturating_sub(plan.warmup);
+    if let Some(b) = budget {
         b.limit(true)?;
         // Let the throttled replicas settle before the first reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut injector = match plan.fault {
+        Some(f) => {
+            let pid = match f.kind {
+                FaultKind::FreezeRedis => target.pids.redis,
+                FaultKind::KillReplica => target.pids.replicas.first().copied(),
+            };
+            let pid = pid.ok_or_else(|| {
+                anyhow::anyhow!("{:?}: no process of this run to inject it into", f.kind)
+            })?;
+            Some(Injector::new(f, pid))
+        }
+        None => None,
+    };
     let start = snapshot(
         http,
         &target.pids,
@@ -189,33 +207,26 @@ async fn window(
         &target.replica_urls,
     )
     .await;
-    RECORDER.open(true);
+    recorder.open(true, plan.fault.is_some());
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
-    let (mut begun, mut ended) = (false, false);
+    let mut fault_error = None;
     while Instant::now() < until {
-        if let Some(f) = &plan.fault {
-            let t = start.at.elapsed();
-            if !begun && t >= f.at {
-                f.begin();
-                begun = true;
-            }
-            if begun && !ended && t >= f.at + f.lasts {
-                f.end();
-                ended = true;
+        if let Some(inj) = injector.as_mut() {
+            if let Err(e) = inj.step(start.at) {
+                fault_error = Some(e);
+                break;
             }
         }
         tokio::time::sleep(
             Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
         )
         .await;
-        if last_print.elapsed() >= every {
-            progress("measuring", &mut last_sent, &mut last_print);
-        }
+        progress.tick("measuring", recorder);
     }
-    if let (Some(f), true, false) = (&plan.fault, begun, ended) {
-        f.end();
+    if let Some(inj) = injector.as_mut() {
+        inj.lift(start.at)?;
     }
-    RECORDER.open(false);
+    recorder.open(false, false);
     let end = snapshot(
         http,
         &target.pids,
@@ -224,47 +235,64 @@ async fn window(
     )
     .await;
     // The next run's set-up (sign-ups and logins) is not measured: it gets the whole machine.
-    if let Some(b) = target.budget {
+    if let Some(b) = budget {
         b.limit(false)?;
     }
-    if tty {
-        eprint!("\r\x1b[2K");
+    progress.done();
+    if let Some(e) = fault_error {
+        return Err(e);
     }
     let note = (late > Duration::from_millis(500)).then(|| {
         format!(
             "set-up outlasted the warm-up by {late:.1?}; the window was shortened to fit the run"
         )
     });
-    Ok(Window { start, end, note })
+    Ok(Window {
+        start,
+        end,
+        fault: injector.and_then(|i| i.recorded()),
+        note,
+    })
 }
 
-pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, Option<String>)> {
+/// Runs `plan` against `target` (with the replicas held to `budget` during the window)
+/// and returns the run, with a note when something about it needs saying.
+pub async fn measure(
+    target: &Target,
+    budget: Option<&CpuBudget>,
+    plan: &RunPlan,
+) -> anyhow::Result<(Run, Option<String>)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .no_proxy()
         .build()?;
-    let credential_bytes =
-        crate::probes::credential_bytes(&http, &target.url, target.server).await?;
-    RECORDER.reset();
-    scenarios::configure(scenarios::RunConfig {
-        server: target.server,
-        refresh_every: plan.refresh_every,
-    });
+    let credential_bytes = probes::credential_bytes(&http, &target.url, target.server).await?;
+    let recorder = Arc::new(Recorder::default());
+    let ctx = scenarios::RunContext::new(
+        &target.url,
+        target.server,
+        plan.refresh_every,
+        REQUEST_TIMEOUT,
+        Arc::clone(&recorder),
+    )?;
     // Goose stops on whole seconds; leave a second of load after the window closes.
     let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 2;
-    let attack = goose_attack(target, plan, run_time_s)?;
+    let attack = goose_attack(target, plan, run_time_s, &ctx)?;
     let goose_ends = Instant::now() + Duration::from_secs(run_time_s);
     let start_memory = match &target.redis_url {
-        Some(url) => crate::probe::redis_info(url, "memory")
+        Some(url) => redis_info::query(url, "memory")
             .await
             .ok()
-            .and_then(|m| crate::redis_info::field(&m, "used_memory")),
+            .and_then(|m| redis_info::field(&m, "used_memory")),
         None => None,
     };
-    let (goose_result, window) =
-        tokio::join!(attack.execute(), window(target, plan, &http, goose_ends));
+    let (goose_result, window) = tokio::join!(
+        attack.execute(),
+        window(target, budget, plan, &recorder, &http, goose_ends)
+    );
     goose_result.map_err(|e| anyhow::anyhow!("goose: {e}"))?;
     let window = window?;
-    let seen = RECORDER.take();
+    let seen = recorder.take();
     let requests = seen.requests();
     anyhow::ensure!(
         requests > 0,
@@ -305,7 +333,7 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
     };
     let peak = |pids: &[u32]| {
         pids.iter()
-            .filter_map(|p| crate::procfs::peak_rss(*p).ok())
+            .filter_map(|p| procfs::peak_rss(*p).ok())
             .max()
             .unwrap_or(0)
     };
@@ -313,31 +341,21 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
         .pids
         .lb
         .iter()
-        .filter_map(|p| crate::procfs::peak_rss(*p).ok())
+        .filter_map(|p| procfs::peak_rss(*p).ok())
         .sum();
     let errors_by_status = seen.errors_by_status();
-    let timeline = if plan.fault.is_some() {
-        seen.timeline
-            .iter()
-            .map(
-                |((t_s, route), (ok, failed))| crate::results::TimelinePoint {
-                    t_s: *t_s,
-                    route: route.clone(),
-                    ok: *ok,
-                    failed: *failed,
-                },
-            )
-            .collect()
+    let bottleneck = if target.cpu_visible {
+        bottleneck(&cpu_cores, plan, target.lb_workers)
     } else {
-        Vec::new()
+        None
     };
     let run = Run {
-        fault: plan.fault.as_ref().map(Fault::describe),
-        timeline,
-        experiment: None,
-        variant: None,
-        server: target.server.name().into(),
-        scenario: plan.scenario.name().into(),
+        experiment: plan.experiment,
+        variant: plan.variant,
+        fault: w.fault,
+        timeline: seen.timeline(),
+        server: target.server,
+        scenario: plan.scenario,
         replicas: plan.replicas,
         users: plan.users,
         duration_s: secs,
@@ -349,7 +367,7 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
         latency_ms_by_route: seen.latency_by_route(),
         redis_commands_per_request,
         requests_per_replica,
-        bottleneck: bottleneck(&cpu_cores, plan, target.lb_workers),
+        bottleneck,
         cpu_us_per_request: cpu_us,
         cpu_cores_used: cpu_cores,
         peak_memory_bytes: PeakMemory {
@@ -366,42 +384,46 @@ pub async fn measure(target: &Target<'_>, plan: &Plan) -> anyhow::Result<(Run, O
     Ok((run, window.note))
 }
 
-/// What held throughput back, when it was not the replicas. Saturated means at least 85%
-/// of what the component can use: its budget for replicas, one core for Redis (it is
-/// single-threaded), its workers for nginx, and the machine for everyone together.
-pub fn bottleneck(cores: &CpuPerRequest, plan: &Plan, lb_workers: u32) -> Option<String> {
-    let cpus = crate::procfs::available_cpus() as f64;
+/// What held throughput back. Saturated means at least 85% of what the component can use:
+/// its budget for replicas, one core for Redis (it is single-threaded), its workers for
+/// nginx, and the machine for everyone together. `None`: nothing was found saturated.
+pub fn bottleneck(cores: &CpuPerRequest, plan: &RunPlan, lb_workers: u32) -> Option<Bottleneck> {
+    let cpus = procfs::available_cpus() as f64;
     let budget = plan.cpus_per_replica.map(|c| c * plan.replicas as f64);
     if let Some(b) = budget {
         if cores.replicas >= 0.85 * b.min(cpus) {
-            return None;
+            return Some(Bottleneck::Replicas);
         }
     }
     if cores.redis >= 0.85 {
-        return Some("redis".into());
+        return Some(Bottleneck::Redis);
     }
     if cores.lb >= 0.85 * lb_workers as f64 {
-        return Some("lb".into());
+        return Some(Bottleneck::Lb);
     }
     let total = cores.replicas + cores.redis + cores.lb + cores.loadgen;
     if total >= 0.85 * cpus {
         let others = [
-            ("loadgen", cores.loadgen),
-            ("lb", cores.lb),
-            ("redis", cores.redis),
+            (Bottleneck::Loadgen, cores.loadgen),
+            (Bottleneck::Lb, cores.lb),
+            (Bottleneck::Redis, cores.redis),
         ];
-        let (name, biggest) = others
-            .iter()
-            .fold(("", 0.0), |m, (n, c)| if *c > m.1 { (*n, *c) } else { m });
+        let (name, biggest) = others.iter().fold((Bottleneck::Machine, 0.0), |m, (n, c)| {
+            if *c > m.1 {
+                (*n, *c)
+            } else {
+                m
+            }
+        });
         // Without a budget the replicas share the machine with everyone else: if they got
         // the most of it, the run shows their capacity on this machine.
         if budget.is_none() && cores.replicas >= biggest {
-            return None;
+            return Some(Bottleneck::Replicas);
         }
         return Some(if biggest > cores.replicas {
-            name.into()
+            name
         } else {
-            "machine".into()
+            Bottleneck::Machine
         });
     }
     None
@@ -411,10 +433,12 @@ pub fn bottleneck(cores: &CpuPerRequest, plan: &Plan, lb_workers: u32) -> Option
 mod tests {
     use super::*;
 
-    fn plan(cpus_per_replica: Option<f64>, replicas: u32) -> Plan {
-        Plan {
+    fn plan(cpus_per_replica: Option<f64>, replicas: u32) -> RunPlan {
+        RunPlan {
             label: String::new(),
             scenario: Scenario::Read,
+            experiment: None,
+            variant: Variant::Standard,
             users: 1,
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
@@ -439,28 +463,36 @@ mod tests {
     fn replicas_at_their_budget_are_the_limit() {
         assert_eq!(
             bottleneck(&cores(0.39, 0.1, 0.3, 0.9), &plan(Some(0.1), 4), 1),
-            None
+            Some(Bottleneck::Replicas)
         );
     }
 
     #[test]
     fn a_busy_redis_or_balancer_is_named() {
         assert_eq!(
-            bottleneck(&cores(0.2, 0.95, 0.1, 0.1), &plan(Some(0.1), 4), 1).as_deref(),
-            Some("redis")
+            bottleneck(&cores(0.2, 0.95, 0.1, 0.1), &plan(Some(0.1), 4), 1),
+            Some(Bottleneck::Redis)
         );
         assert_eq!(
-            bottleneck(&cores(0.2, 0.1, 0.9, 0.1), &plan(Some(0.1), 4), 1).as_deref(),
-            Some("lb")
+            bottleneck(&cores(0.2, 0.1, 0.9, 0.1), &plan(Some(0.1), 4), 1),
+            Some(Bottleneck::Lb)
         );
     }
 
     #[test]
     fn a_saturated_machine_names_its_biggest_consumer() {
-        let cpus = crate::procfs::available_cpus() as f64;
+        let cpus = procfs::available_cpus() as f64;
         let c = cores(0.1 * cpus, 0.05 * cpus, 0.2 * cpus, 0.6 * cpus);
-        let got = bottleneck(&c, &plan(Some(0.5), 4), 100);
-        assert_eq!(got.as_deref(), Some("loadgen"));
+        assert_eq!(
+            bottleneck(&c, &plan(Some(0.5), 4), 100),
+            Some(Bottleneck::Loadgen)
+        );
+        // Without a budget, replicas that took the most of a busy machine are the limit.
+        let c = cores(0.6 * cpus, 0.05 * cpus, 0.1 * cpus, 0.2 * cpus);
+        assert_eq!(
+            bottleneck(&c, &plan(None, 1), 100),
+            Some(Bottleneck::Replicas)
+        );
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! machine), one or several groups into one report.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cli::{KindValue, RunArgs, ServerKind};
-use crate::env_info;
+use plumbing::{wait_until, Check};
+
+use super::plan::{self, Job};
+use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
+use crate::cli::{KindValue, RunArgs};
+use crate::infra::env_info;
+use crate::measure::snapshot::Pids;
 use crate::measure::Target;
-use crate::probe::Pids;
-use crate::results;
-use crate::sweep::Sweep;
+use crate::model::{self, Mode, ServerKind};
 
 fn base_url(raw: &str, what: &str) -> anyhow::Result<String> {
     let url = raw.trim_end_matches('/').to_owned();
@@ -22,19 +26,21 @@ fn base_url(raw: &str, what: &str) -> anyhow::Result<String> {
 /// Waits until `url/healthz` answers 200, for at most 60 s (a deployment that is still
 /// starting is not an error; one that never answers is).
 pub async fn wait_healthy(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let last = match http.get(format!("{url}/healthz")).send().await {
-            Ok(r) if r.status() == 200 => return Ok(()),
-            Ok(r) => format!("answered {}", r.status()),
-            Err(e) => format!("does not answer: {e}"),
-        };
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{url}/healthz {last}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    let health = format!("{url}/healthz");
+    wait_until(
+        &health,
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            match http.get(&health).send().await {
+                Ok(r) if r.status() == 200 => Check::Done(()),
+                Ok(r) => Check::Waiting(format!("answered {}", r.status())),
+                Err(e) => Check::Waiting(format!("does not answer: {e}")),
+            }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Every address `host:port` resolves to, as a base URL each.
@@ -75,10 +81,46 @@ async fn replica_urls(args: &RunArgs, server: ServerKind) -> anyhow::Result<Vec<
     Ok(Vec::new())
 }
 
+/// A deployment that already runs: each group's URL and replicas, as given.
+struct Existing {
+    targets: Vec<(ServerKind, String, Vec<String>)>,
+    redis_url: Option<String>,
+}
+
+impl Deployment for Existing {
+    async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
+        let (_, url, replica_urls) = self
+            .targets
+            .iter()
+            .find(|(s, ..)| *s == job.server)
+            .ok_or_else(|| anyhow::anyhow!("no --target for {}", job.server.name()))?;
+        Ok(Stage {
+            target: Target {
+                url: url.clone(),
+                server: job.server,
+                pids: Pids {
+                    loadgen: std::process::id(),
+                    ..Pids::default()
+                },
+                redis_url: self.redis_url.clone(),
+                replica_urls: replica_urls.clone(),
+                lb_workers: 1,
+                // Only this process is visible: no replica, Redis or balancer CPU.
+                cpu_visible: false,
+            },
+            budget: None,
+            cpus_per_replica: None,
+            oversubscribed: false,
+            group: None,
+        })
+    }
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let m = args.measure.effective();
     let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
         .build()?;
     let mut targets = Vec::new();
     for t in &args.targets {
@@ -88,9 +130,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         targets.push((t.server, url, replica_urls));
     }
     let stamp = env_info::utc_stamp();
-    let out = results::out_dir(m.out.as_deref(), &stamp);
-    let mut env = env_info::collect("run", &stamp);
+    let out = model::out_dir(m.out.as_deref(), &stamp);
+    let mut env = env_info::collect(Mode::Existing, &stamp);
     env.cpu_budget_method = "unknown (existing deployment)".into();
+    env.config = measurement_config(&m);
     for (server, url, replicas) in &targets {
         env.config
             .insert(format!("target_{}", server.name()), url.clone());
@@ -103,34 +146,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
             },
         );
     }
-    env.config.insert("users".into(), m.users.to_string());
     env.config.insert(
         "loadgen".into(),
         "goose 0.19, in the loadtest process".into(),
     );
-    let mut sweep = Sweep::new(env, out.clone(), &m)?;
-    for (server, url, replica_urls) in targets {
-        let target = Target {
-            url,
-            budget: None,
-            server,
-            pids: Pids {
-                loadgen: std::process::id(),
-                ..Pids::default()
-            },
-            redis_url: args.redis_url.clone(),
-            replica_urls,
-            lb_workers: 1,
-        };
-        let replicas = target.replica_urls.len().max(1) as u32;
-        // Only this process is visible: no replica, Redis or balancer CPU.
-        sweep
-            .measure_group(&target, replicas, None, false, |run| run.bottleneck = None)
-            .await?;
-    }
-    sweep.results.environment.notes.push(
+    let mut journal = Journal::new(env, out, m.out.is_none())?;
+    journal.note(
         "CPU of the replicas, Redis and the balancer is not visible from here: those figures are 0"
             .into(),
     );
-    sweep.finish(m.out.is_none())
+    let jobs: Vec<Job> = targets
+        .iter()
+        .flat_map(|(server, _, replicas)| {
+            plan::sweep(&[*server], &[replicas.len().max(1) as u32], &m.scenarios)
+        })
+        .collect();
+    let mut existing = Existing {
+        targets,
+        redis_url: args.redis_url.clone(),
+    };
+    let outcome = execute(&mut existing, &jobs, &m, &mut journal).await;
+    conclude(journal, outcome)
 }

@@ -139,7 +139,7 @@ impl CpuBudget {
             return Ok(());
         };
         let (period, quota) = period_and_quota_us(cpus);
-        let all = crate::procfs::available_cpus();
+        let all = super::procfs::available_cpus();
         if let Method::Container(groups) = &self.method {
             for g in groups {
                 let write = |f: &str, v: &str| {

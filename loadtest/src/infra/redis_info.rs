@@ -1,6 +1,23 @@
 //! Figures from Redis `INFO`: commands executed and memory used.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `INFO <section>` from the Redis at `url`, within 2 s for the connection and 2 s for the
+/// answer (a frozen Redis must not stall a measurement).
+pub async fn query(url: &str, section: &str) -> anyhow::Result<String> {
+    let client = redis::Client::open(url)?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await??;
+    Ok(tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("INFO").arg(section).query_async(&mut conn),
+    )
+    .await??)
+}
 
 /// Calls per command from `INFO commandstats` (`cmdstat_get:calls=12,usec=...`).
 pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {

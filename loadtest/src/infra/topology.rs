@@ -1,13 +1,14 @@
 //! The processes a measurement runs against: one Redis, N replicas of a server, and nginx
 //! in front of them. Every process is started here and stopped here, by PID.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cli::ServerKind;
-use crate::cpu_budget::CpuBudget;
+use plumbing::{free_port, wait_until, wait_until_blocking, Check, Signal};
+
+use super::cpu_budget::CpuBudget;
+use crate::model::ServerKind;
 
 /// A program this tool needs, found on PATH or in the sbin directories Debian uses.
 pub fn find_tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
@@ -21,10 +22,6 @@ pub fn find_tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
         }
     }
     anyhow::bail!("`{name}` was not found. Install it (Debian/Ubuntu: `apt-get install -y {package}`) and run again.")
-}
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A child process stopped on drop: SIGTERM, then SIGKILL after 5 s.
@@ -68,19 +65,23 @@ impl Proc {
         if self.exited().is_some() {
             return;
         }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        // A frozen process (the Redis-outage experiment) cannot act on SIGTERM until thawed.
+        let _ = plumbing::signal(self.pid(), Signal::Cont);
+        let _ = plumbing::signal(self.pid(), Signal::Term);
+        let name = self.name.clone();
+        let gone = wait_until_blocking(
+            &name,
+            Duration::from_secs(5),
+            Duration::from_millis(20),
+            || match self.exited() {
+                Some(_) => Check::Done(()),
+                None => Check::Waiting("still running after SIGTERM".into()),
+            },
+        );
+        if gone.is_err() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -97,29 +98,22 @@ async fn wait_ready(
     proc_: &mut Proc,
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status() == 200 {
-                return Ok(());
+    let name = proc_.name.clone();
+    let ready = wait_until(&name, limit, Duration::from_millis(50), || {
+        let exited = proc_.exited();
+        async move {
+            if let Some(status) = exited {
+                return Check::Failed(format!("exited ({status}) before it was ready"));
+            }
+            match http.get(url).send().await {
+                Ok(r) if r.status() == 200 => Check::Done(()),
+                Ok(r) => Check::Waiting(format!("{url} answered {}", r.status())),
+                Err(e) => Check::Waiting(format!("{url}: {e}")),
             }
         }
-        if let Some(status) = proc_.exited() {
-            anyhow::bail!(
-                "{} exited ({status}) before it was ready:\n{}",
-                proc_.name,
-                proc_.log_tail()
-            );
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "{} was not ready at {url} within {limit:?}:\n{}",
-                proc_.name,
-                proc_.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    ready.map_err(|e| anyhow::anyhow!("{e}\n{}", proc_.log_tail()))
 }
 
 pub struct Redis {
@@ -146,20 +140,27 @@ impl Redis {
         .arg(work);
         let mut proc_ = Proc::spawn("redis-server", cmd, work.join("redis.log"))?;
         let url = format!("redis://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if crate::probe::redis_info(&url, "server").await.is_ok() {
-                return Ok(Self { proc_, url });
-            }
-            if let Some(status) = proc_.exited() {
-                anyhow::bail!("redis-server exited ({status}):\n{}", proc_.log_tail());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "redis-server did not answer within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let answered = wait_until(
+            "redis-server answers INFO",
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
+                let exited = proc_.exited();
+                let url = &url;
+                async move {
+                    if let Some(status) = exited {
+                        return Check::Failed(format!("exited ({status})"));
+                    }
+                    match super::redis_info::query(url, "server").await {
+                        Ok(_) => Check::Done(()),
+                        Err(e) => Check::Waiting(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await;
+        answered.map_err(|e| anyhow::anyhow!("{e}\n{}", proc_.log_tail()))?;
+        Ok(Self { proc_, url })
     }
 }
 
@@ -175,9 +176,8 @@ pub struct GroupSpec<'a> {
     pub workers_per_replica: u32,
     /// Extra environment for every replica (e.g. SESSION_STORE=memory).
     pub extra_env: Vec<(String, String)>,
-    /// nginx upstream balancing: `None` for round robin, or a directive such as
-    /// `hash $cookie_sid consistent`.
-    pub balance: Option<String>,
+    /// How nginx spreads requests over the replicas.
+    pub balance: Balance,
 }
 
 pub struct Replica {
@@ -238,13 +238,8 @@ impl Group {
             replicas.push(Replica { proc_, port });
         }
         let lb_port = free_port()?;
-        let conf = nginx_conf(
-            work,
-            lb_port,
-            &replicas,
-            spec.lb_workers,
-            spec.balance.as_deref(),
-        );
+        let conf = nginx_conf(work, lb_port, &replicas, spec.lb_workers, spec.balance);
+        std::fs::write(work.join("proxy.conf"), PROXY_CONF)?;
         let conf_path = work.join(format!("nginx-{}.conf", spec.kind.name()));
         std::fs::write(&conf_path, conf)?;
         let nginx_bin = find_tool("nginx", "nginx")?;
@@ -277,7 +272,7 @@ impl Group {
     /// nginx's master and workers.
     pub fn lb_pids(&self) -> Vec<u32> {
         let mut pids = vec![self.nginx.pid()];
-        pids.extend(crate::procfs::children(self.nginx.pid()));
+        pids.extend(super::procfs::children(self.nginx.pid()));
         pids
     }
 
@@ -306,20 +301,55 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Round robin (or `balance`) over the replicas, with keep-alive to them, no access log.
+/// The proxying every balancer of this project shares (docker compose's nginx includes the
+/// same file), written next to the local nginx's configuration.
+pub const PROXY_CONF: &str = include_str!("../../../deploy/nginx/proxy.conf");
+
+/// What every upstream `server` line carries, here and in deploy/nginx/nginx.conf: a
+/// replica that failed once is left alone for 5 s.
+pub const UPSTREAM_SERVER_PARAMS: &str = "max_fails=1 fail_timeout=5s";
+
+/// How nginx picks a replica for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    /// Each client always reaches the same replica. The load test's users send a stable
+    /// `X-Client-Id`; hashing the session cookie instead would send the login (which has
+    /// no cookie yet) and the reads after it to different replicas.
+    Sticky,
+}
+
+impl Balance {
+    /// The upstream directive, if any (round robin is nginx's default).
+    pub fn directive(self) -> Option<&'static str> {
+        match self {
+            Balance::RoundRobin => None,
+            Balance::Sticky => Some("hash $http_x_client_id consistent"),
+        }
+    }
+}
+
+/// Round robin (or `balance`) over the replicas, with keep-alive to them, no access log;
+/// the proxying itself is `PROXY_CONF`, expected in `work/proxy.conf`.
 pub fn nginx_conf(
     work: &Path,
     lb_port: u16,
     replicas: &[Replica],
     workers: u32,
-    balance: Option<&str>,
+    balance: Balance,
 ) -> String {
     let w = work.display();
     let servers: String = replicas
         .iter()
-        .map(|r| format!("        server 127.0.0.1:{};\n", r.port))
+        .map(|r| {
+            format!(
+                "        server 127.0.0.1:{} {UPSTREAM_SERVER_PARAMS};\n",
+                r.port
+            )
+        })
         .collect();
     let balance = balance
+        .directive()
         .map(|b| format!("        {b};\n"))
         .unwrap_or_default();
     // As root, nginx would switch its workers to `nobody`, who cannot write the temp dirs.
@@ -348,13 +378,93 @@ http {{
         keepalive_requests 1000000;
         location / {{
             proxy_pass http://replicas;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $remote_addr;
+            include {w}/proxy.conf;
         }}
     }}
 }}
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMPOSE_CONF: &str = include_str!("../../../deploy/nginx/nginx.conf");
+
+    /// The two balancers cannot drift: both include the one proxy block, and their upstream
+    /// servers carry the same parameters.
+    #[test]
+    fn the_compose_and_local_balancers_share_their_proxying() {
+        let locations = COMPOSE_CONF.matches("location / {").count();
+        assert_eq!(locations, 2);
+        assert_eq!(
+            COMPOSE_CONF.matches("include proxy.conf;").count(),
+            locations
+        );
+        let upstream_servers = COMPOSE_CONF
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("server ") && l.ends_with(';'));
+        for line in upstream_servers {
+            assert!(line.contains(UPSTREAM_SERVER_PARAMS), "{line}");
+        }
+        for directive in ["proxy_pass", "proxy_set_header", "proxy_next_upstream"] {
+            let outside = COMPOSE_CONF
+                .lines()
+                .filter(|l| l.contains(directive) && !l.contains("proxy_pass http://"))
+                .count();
+            assert_eq!(outside, 0, "{directive} belongs in proxy.conf");
+        }
+        assert!(PROXY_CONF.contains("proxy_next_upstream error timeout;"));
+        let work = std::env::temp_dir();
+        let replicas: Vec<Replica> = Vec::new();
+        let local = nginx_conf(&work, 8080, &replicas, 1, Balance::Sticky);
+        assert!(local.contains(&format!("include {}/proxy.conf;", work.display())));
+        assert!(local.contains("hash $http_x_client_id consistent;"));
+    }
+
+    /// The local configuration is one real nginx accepts.
+    #[test]
+    fn nginx_accepts_the_local_configuration() {
+        let nginx = find_tool("nginx", "nginx").expect("nginx is installed (.ci/run does it)");
+        let work = std::env::temp_dir().join(format!("lt-nginx-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("proxy.conf"), PROXY_CONF).unwrap();
+        let spawn = |port| {
+            Proc::spawn(
+                "sleep",
+                Command::new("true"),
+                work.join(format!("{port}.log")),
+            )
+        };
+        let replicas: Vec<Replica> = [9001u16, 9002]
+            .into_iter()
+            .map(|port| Replica {
+                proc_: spawn(port).unwrap(),
+                port,
+            })
+            .collect();
+        for balance in [Balance::RoundRobin, Balance::Sticky] {
+            let conf = work.join("nginx.conf");
+            std::fs::write(&conf, nginx_conf(&work, 8080, &replicas, 1, balance)).unwrap();
+            let out = Command::new(&nginx)
+                .arg("-t")
+                .arg("-p")
+                .arg(&work)
+                .arg("-e")
+                .arg(work.join("error.log"))
+                .arg("-c")
+                .arg(&conf)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{balance:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        drop(replicas);
+        std::fs::remove_dir_all(work).ok();
+    }
 }

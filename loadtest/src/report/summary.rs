@@ -1,6 +1,6 @@
 //! The table printed at the end of a measurement.
 
-use crate::results::Run;
+use crate::model::Run;
 
 pub fn header() -> String {
     format!(
@@ -32,10 +32,14 @@ pub fn line(r: &Run) -> String {
         "-".into()
     };
     let c = &r.cpu_us_per_request;
+    let arm = match r.experiment {
+        Some(e) => format!("  [{}: {}]", e.name(), r.variant.describe(r.server)),
+        None => String::new(),
+    };
     format!(
-        "{:<8} {:<8} {:>3} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>9} {:>29} {:<14} {}{}",
-        r.server,
-        r.scenario,
+        "{:<8} {:<8} {:>3} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>9} {:>29} {:<14} {}{}{arm}",
+        r.server.name(),
+        r.scenario.name(),
         r.replicas,
         r.rps,
         r.latency_ms.p50,
@@ -48,7 +52,7 @@ pub fn line(r: &Run) -> String {
             c.replicas, c.redis, c.lb, c.loadgen
         ),
         spread,
-        r.bottleneck.as_deref().unwrap_or("-"),
+        r.bottleneck.map_or("-", |b| b.name()),
         if r.oversubscribed {
             " (oversubscribed)"
         } else {
@@ -64,14 +68,15 @@ mod tests {
     #[test]
     fn a_line_shows_spread_and_marks() {
         let r = Run {
-            server: "token".into(),
-            scenario: "read".into(),
             replicas: 2,
             rps: 1234.4,
             requests_per_replica: vec![300, 100],
-            bottleneck: Some("loadgen".into()),
+            bottleneck: Some(crate::model::Bottleneck::Loadgen),
             oversubscribed: true,
-            ..Run::default()
+            ..Run::new(
+                crate::model::ServerKind::Token,
+                crate::model::Scenario::Read,
+            )
         };
         let l = line(&r);
         assert!(l.contains("75/25%"), "{l}");

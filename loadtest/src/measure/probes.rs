@@ -7,8 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::cli::ServerKind;
-use crate::results::{Revocation, TokenAnatomy};
+use crate::model::{Revocation, ServerKind, TokenAnatomy};
 
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()

@@ -5,18 +5,20 @@
 //! port forwarding in the way); their processes are read in /proc like local ones, so
 //! results.json carries the same figures as a local `compare`. Linux hosts only.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::cli::{CompareArgs, ServerKind};
-use crate::cpu_budget::CpuBudget;
+use plumbing::{wait_until, Check};
+
+use super::plan::{self, Job};
+use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
+use crate::cli::CompareArgs;
+use crate::infra::cpu_budget::CpuBudget;
+use crate::infra::{env_info, procfs};
+use crate::measure::snapshot::Pids;
 use crate::measure::Target;
-use crate::probe::Pids;
-use crate::results;
-use crate::sweep::Sweep;
-use crate::{env_info, procfs};
+use crate::model::{self, Mode, ServerKind};
 
 /// How long `up` may take to get every container healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
@@ -158,37 +160,46 @@ fn parse_cpu_limit(line: &str) -> Option<f64> {
     }
 }
 
+/// The services that are not all healthy yet, with what they say.
+fn unhealthy(compose: &Compose, services: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut waiting = Vec::new();
+    for service in services {
+        let ids = compose.ids(service)?;
+        let states = inspect(
+            &ids,
+            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+        )?;
+        if ids.is_empty() {
+            waiting.push(format!("{service}: no container"));
+        }
+        for state in states {
+            if state != "healthy" {
+                waiting.push(format!("{service}: {state}"));
+            }
+        }
+    }
+    Ok(waiting)
+}
+
 /// Waits until every container of these services reports healthy.
 async fn wait_healthy(compose: &Compose, services: &[&str]) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
-    loop {
-        let mut waiting = Vec::new();
-        for service in services {
-            let ids = compose.ids(service)?;
-            let states = inspect(
-                &ids,
-                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
-            )?;
-            if ids.is_empty() {
-                waiting.push(format!("{service}: no container"));
-            }
-            for state in states {
-                if state != "healthy" {
-                    waiting.push(format!("{service}: {state}"));
+    wait_until(
+        "compose services healthy",
+        HEALTHY_WITHIN,
+        Duration::from_millis(500),
+        || {
+            let seen = unhealthy(compose, services);
+            async move {
+                match seen {
+                    Ok(w) if w.is_empty() => Check::Done(()),
+                    Ok(w) => Check::Waiting(w.join(", ")),
+                    Err(e) => Check::Failed(format!("{e:#}")),
                 }
             }
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "not healthy after {} s: {}",
-            HEALTHY_WITHIN.as_secs(),
-            waiting.join(", ")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// After a reload nginx starts new workers (which resolved the names again) and lets the
@@ -196,17 +207,160 @@ async fn wait_healthy(compose: &Compose, services: &[&str]) -> anyhow::Result<()
 async fn reload_balancer(compose: &Compose, master: u32) -> anyhow::Result<()> {
     let before = procfs::children(master);
     compose.run(&["exec", "-T", "balancer", "nginx", "-s", "reload"])?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = procfs::children(master);
-        if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+    wait_until(
+        "nginx's old workers gone after a reload",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || {
+            let now = procfs::children(master);
+            let fresh = !now.is_empty() && now.iter().all(|p| !before.contains(p));
+            async move {
+                if fresh {
+                    Check::Done(())
+                } else {
+                    Check::Waiting(format!("workers {now:?}"))
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The services of docker-compose.yml, scaled to each job's replica count.
+struct Services {
+    compose: Compose,
+    /// Whether this command started the stack (and so stops it).
+    started_here: bool,
+    /// The budget given on the command line (else each container's compose limit holds).
+    cpus_per_replica: Option<f64>,
+    /// The replica count the services are scaled to now.
+    scaled_to: Option<u32>,
+    /// The budget of the replicas measured now (their own cgroups).
+    budget: Option<CpuBudget>,
+}
+
+impl Services {
+    /// `up -d --scale ...`, health, and a balancer that resolved the new replicas.
+    async fn scale(&mut self, n: u32) -> anyhow::Result<()> {
+        eprintln!("compose: {n} replica(s) of each server ...");
+        let scale_s = format!("session-server={n}");
+        let scale_t = format!("token-server={n}");
+        let mut up = self.compose.cmd(&[
+            "up",
+            "-d",
+            "--scale",
+            &scale_s,
+            "--scale",
+            &scale_t,
+            "redis",
+            "session-server",
+            "token-server",
+            "balancer",
+        ]);
+        // With a budget, replicas start with the whole machine and are held to the budget
+        // during measured windows only, as `compare` does locally: set-up (two password
+        // hashes per user) at 0.1 CPU would outlast any warm-up.
+        if let Some(budget) = self.cpus_per_replica {
+            up.env("REPLICA_CPUS", procfs::available_cpus().to_string())
+                .env("WORKERS", budget.ceil().max(1.0).to_string());
+        }
+        output(&mut up, "docker compose up")?;
+        wait_healthy(
+            &self.compose,
+            &["redis", "session-server", "token-server", "balancer"],
+        )
+        .await?;
+        let lb_master = self.balancer_pid()?;
+        reload_balancer(&self.compose, lb_master).await?;
+        self.scaled_to = Some(n);
+        Ok(())
+    }
+
+    fn balancer_pid(&self) -> anyhow::Result<u32> {
+        pids(&self.compose.ids("balancer")?)?
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no balancer"))
+    }
+
+    /// `down -v`, when this command started the stack.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        if !std::mem::take(&mut self.started_here) {
             return Ok(());
         }
+        eprintln!("compose: stopping what this command started ...");
+        self.compose.run(&["down", "-v"]).map(|_| ())
+    }
+}
+
+impl Drop for Services {
+    /// Interrupted: what this command started does not outlive it.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl Deployment for Services {
+    async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
+        let n = job.replicas;
+        if self.scaled_to != Some(n) {
+            self.scale(n).await?;
+        }
+        let balancer = self.compose.ids("balancer")?;
+        let lb_master = self.balancer_pid()?;
+        let lb_ip = addresses(&balancer)?.remove(0);
+        let mut lb = vec![lb_master];
+        lb.extend(procfs::children(lb_master));
+        let redis_ids = self.compose.ids("redis")?;
+        let redis_pid = pids(&redis_ids)?.first().copied();
+        let redis_url = addresses(&redis_ids)?
+            .first()
+            .map(|ip| format!("redis://{ip}:6379"));
+        let service = job.server.binary();
+        let ids = self.compose.ids(service)?;
         anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "nginx kept its old workers 15 s after a reload"
+            ids.len() == n as usize,
+            "{service}: {} containers where {n} were asked for",
+            ids.len()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let replica_pids = pids(&ids)?;
+        self.budget = Some(CpuBudget::containers(self.cpus_per_replica, &replica_pids)?);
+        let cpus_per_replica = match self.cpus_per_replica {
+            Some(c) => Some(c),
+            None => cpu_limit(&ids[0])?,
+        };
+        let cpus = procfs::available_cpus();
+        let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > cpus as f64;
+        let port = if job.server == ServerKind::Session {
+            8081
+        } else {
+            8082
+        };
+        let target = Target {
+            url: format!("http://{lb_ip}:{port}"),
+            server: job.server,
+            pids: Pids {
+                replicas: replica_pids,
+                redis: redis_pid,
+                lb: lb.clone(),
+                loadgen: std::process::id(),
+            },
+            redis_url,
+            replica_urls: addresses(&ids)?
+                .into_iter()
+                .map(|ip| format!("http://{ip}:8080"))
+                .collect(),
+            lb_workers: (lb.len() - 1).max(1) as u32,
+            cpu_visible: true,
+        };
+        Ok(Stage {
+            target,
+            budget: self.budget.as_ref(),
+            cpus_per_replica,
+            oversubscribed,
+            group: None,
+        })
     }
 }
 
@@ -219,14 +373,14 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         .iter()
         .any(|r| r == "true");
     let stamp = env_info::utc_stamp();
-    let out = results::out_dir(m.out.as_deref(), &stamp);
-    let cpus = procfs::available_cpus();
-    let mut env = env_info::collect("compare", &stamp);
+    let out = model::out_dir(m.out.as_deref(), &stamp);
+    let mut env = env_info::collect(Mode::Compose, &stamp);
     env.cpu_budget_method = match args.cpus_per_replica {
         Some(_) => "the containers' cgroup cpu quota, during measured windows".into(),
         None => "the compose file's CPU limit per container (REPLICA_CPUS)".into(),
     };
-    env.config = [
+    env.config = measurement_config(&m);
+    for (k, v) in [
         (
             "via",
             format!("docker compose ({})", args.compose_file.display()),
@@ -236,10 +390,6 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             args.cpus_per_replica
                 .map_or("the compose file's limit".into(), |c| c.to_string()),
         ),
-        ("users", m.users.to_string()),
-        ("duration_s", m.duration.0.as_secs_f64().to_string()),
-        ("warmup_s", m.warmup.0.as_secs_f64().to_string()),
-        ("refresh_every", m.refresh_every.to_string()),
         (
             "lb",
             "nginx (deploy/nginx/nginx.conf), round robin, keep-alive to replicas".into(),
@@ -248,132 +398,35 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             "loadgen",
             "goose 0.19, in the loadtest process on the host".into(),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect::<BTreeMap<_, _>>();
+    ] {
+        env.config.insert(k.to_string(), v);
+    }
+    let mut journal = Journal::new(env, out, m.out.is_none())?;
     if !args.no_experiments && !args.experiments.is_empty() {
-        env.notes.push(
+        journal.note(
             "--via compose runs the sweep only: the experiments stop, freeze and reconfigure \
              processes, which `loadtest compare` (local) does"
                 .into(),
         );
     }
-    let mut sweep = Sweep::new(env, out.clone(), &m)?;
-    let outcome = sweep_compose(&compose, &args, &replicas, cpus, &mut sweep).await;
-    if started_here {
-        eprintln!("compose: stopping what this command started ...");
-        if let Err(e) = compose.run(&["down", "-v"]) {
-            sweep
-                .results
-                .environment
-                .notes
-                .push(format!("compose down failed: {e:#}"));
+    let mut services = Services {
+        compose,
+        started_here,
+        cpus_per_replica: args.cpus_per_replica,
+        scaled_to: None,
+        budget: None,
+    };
+    let jobs = plan::sweep(&args.servers, &replicas, &m.scenarios);
+    let outcome = execute(&mut services, &jobs, &m, &mut journal).await;
+    services.budget = None;
+    if services.started_here {
+        if let Err(e) = services.stop() {
+            journal.note(format!("compose down failed: {e:#}"));
         }
     } else {
         eprintln!("compose: left running as found, at the last replica count; `docker compose down -v` stops it");
     }
-    if let Err(e) = outcome {
-        sweep.save()?;
-        return Err(e);
-    }
-    sweep.finish(m.out.is_none())
-}
-
-async fn sweep_compose(
-    compose: &Compose,
-    args: &CompareArgs,
-    replicas: &[u32],
-    cpus: usize,
-    sweep: &mut Sweep,
-) -> anyhow::Result<()> {
-    // With a budget, replicas start with the whole machine and are held to the budget
-    // during measured windows only, as `compare` does locally: set-up (two password hashes
-    // per user) at 0.1 CPU would outlast any warm-up.
-    let cpus_env = args.cpus_per_replica.map(|_| cpus.to_string());
-    for &n in replicas {
-        eprintln!("compose: {n} replica(s) of each server ...");
-        let n_s = n.to_string();
-        let scale_s = format!("session-server={n_s}");
-        let scale_t = format!("token-server={n_s}");
-        let mut up = compose.cmd(&[
-            "up",
-            "-d",
-            "--scale",
-            &scale_s,
-            "--scale",
-            &scale_t,
-            "redis",
-            "session-server",
-            "token-server",
-            "balancer",
-        ]);
-        if let (Some(c), Some(budget)) = (&cpus_env, args.cpus_per_replica) {
-            up.env("REPLICA_CPUS", c)
-                .env("WORKERS", budget.ceil().max(1.0).to_string());
-        }
-        output(&mut up, "docker compose up")?;
-        wait_healthy(
-            compose,
-            &["redis", "session-server", "token-server", "balancer"],
-        )
-        .await?;
-        let balancer = compose.ids("balancer")?;
-        let lb_master = *pids(&balancer)?
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("no balancer"))?;
-        reload_balancer(compose, lb_master).await?;
-        let lb_ip = addresses(&balancer)?.remove(0);
-        let mut lb = vec![lb_master];
-        lb.extend(procfs::children(lb_master));
-        let redis_ids = compose.ids("redis")?;
-        let redis_pid = pids(&redis_ids)?.first().copied();
-        let redis_url = addresses(&redis_ids)?
-            .first()
-            .map(|ip| format!("redis://{ip}:6379"));
-        for &server in &args.servers {
-            let service = server.binary();
-            let ids = compose.ids(service)?;
-            anyhow::ensure!(
-                ids.len() == n as usize,
-                "{service}: {} containers where {n} were asked for",
-                ids.len()
-            );
-            let replica_pids = pids(&ids)?;
-            let budget = CpuBudget::containers(args.cpus_per_replica, &replica_pids)?;
-            let cpus_per_replica = match args.cpus_per_replica {
-                Some(c) => Some(c),
-                None => cpu_limit(&ids[0])?,
-            };
-            let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > cpus as f64;
-            let port = if server == ServerKind::Session {
-                8081
-            } else {
-                8082
-            };
-            let target = Target {
-                url: format!("http://{lb_ip}:{port}"),
-                budget: Some(&budget),
-                server,
-                pids: Pids {
-                    replicas: replica_pids,
-                    redis: redis_pid,
-                    lb: lb.clone(),
-                    loadgen: std::process::id(),
-                },
-                redis_url: redis_url.clone(),
-                replica_urls: addresses(&ids)?
-                    .into_iter()
-                    .map(|ip| format!("http://{ip}:8080"))
-                    .collect(),
-                lb_workers: (lb.len() - 1).max(1) as u32,
-            };
-            sweep
-                .measure_group(&target, n, cpus_per_replica, oversubscribed, |_| {})
-                .await?;
-        }
-    }
-    Ok(())
+    conclude(journal, outcome)
 }
 
 #[cfg(test)]

@@ -1,0 +1,125 @@
+//! Where faults are injected: a signal to a process this tool started, sent during the
+//! measured window, and the times it was really sent recorded for the results (never
+//! re-derived from the plan).
+
+use std::time::{Duration, Instant};
+
+use plumbing::Signal;
+
+use crate::model::{Fault, FaultKind};
+
+/// A fault to inject: what, when after the window opens, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultPlan {
+    pub kind: FaultKind,
+    pub at: Duration,
+    /// How long a freeze lasts (a killed replica stays dead).
+    pub lasts: Duration,
+}
+
+/// A planned fault against one process, stepped forward as the window runs.
+pub struct Injector {
+    plan: FaultPlan,
+    pid: u32,
+    began: Option<f64>,
+    ended: Option<f64>,
+}
+
+impl Injector {
+    /// `pid` is the process the fault hits: Redis for a freeze, replica 1 for a kill.
+    pub fn new(plan: FaultPlan, pid: u32) -> Self {
+        Self {
+            plan,
+            pid,
+            began: None,
+            ended: None,
+        }
+    }
+
+    /// Injects or lifts the fault when its time has come; `opened` is when the window
+    /// opened.
+    pub fn step(&mut self, opened: Instant) -> anyhow::Result<()> {
+        let t = opened.elapsed();
+        if self.began.is_none() && t >= self.plan.at {
+            let sig = match self.plan.kind {
+                FaultKind::FreezeRedis => Signal::Stop,
+                FaultKind::KillReplica => Signal::Kill,
+            };
+            plumbing::signal(self.pid, sig)
+                .map_err(|e| anyhow::anyhow!("{sig:?} to process {}: {e}", self.pid))?;
+            self.began = Some(opened.elapsed().as_secs_f64());
+        }
+        if self.plan.kind == FaultKind::FreezeRedis
+            && self.began.is_some()
+            && self.ended.is_none()
+            && t >= self.plan.at + self.plan.lasts
+        {
+            self.lift(opened)?;
+        }
+        Ok(())
+    }
+
+    /// Lifts a freeze still in force (at the end of the window, or on the way out).
+    pub fn lift(&mut self, opened: Instant) -> anyhow::Result<()> {
+        if self.plan.kind == FaultKind::FreezeRedis && self.began.is_some() && self.ended.is_none()
+        {
+            plumbing::signal(self.pid, Signal::Cont)
+                .map_err(|e| anyhow::anyhow!("SIGCONT to process {}: {e}", self.pid))?;
+            self.ended = Some(opened.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// The fault as it happened, if it happened.
+    pub fn recorded(&self) -> Option<Fault> {
+        let at_s = self.began?;
+        Some(Fault {
+            kind: self.plan.kind,
+            at_s,
+            lasts_s: self.ended.map(|e| e - at_s),
+        })
+    }
+}
+
+impl Drop for Injector {
+    /// Never leave Redis frozen behind, whatever stopped the run.
+    fn drop(&mut self) {
+        if self.plan.kind == FaultKind::FreezeRedis && self.began.is_some() && self.ended.is_none()
+        {
+            let _ = plumbing::signal(self.pid, Signal::Cont);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn a_freeze_is_recorded_as_it_happened() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let plan = FaultPlan {
+            kind: FaultKind::FreezeRedis,
+            at: Duration::from_millis(30),
+            lasts: Duration::from_millis(30),
+        };
+        let mut inj = Injector::new(plan, child.id());
+        let opened = Instant::now();
+        inj.step(opened).unwrap();
+        assert!(inj.recorded().is_none(), "not yet");
+        while inj.recorded().and_then(|f| f.lasts_s).is_none() {
+            assert!(opened.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(5));
+            inj.step(opened).unwrap();
+        }
+        let f = inj.recorded().unwrap();
+        assert!(f.at_s >= 0.03 && f.at_s < 1.0, "{f:?}");
+        assert!(
+            f.at_s + f.lasts_s.unwrap() >= 0.06,
+            "lifted after at + lasts: {f:?}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,197 @@
+//! What the measured window saw from the client side: latency per route, status counts, and
+//! (for fault experiments) answered and failed requests per second. Goose runs the users;
+//! this records only while the window is open, so warm-up and set-up (signup, login) never
+//! count. One recorder per run, shared by that run's users.
+//!
+//! It is on every request's path, so recording allocates nothing: routes are the scenarios'
+//! `&'static str` templates and statuses plain numbers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::model::{Latency, TimelinePoint};
+
+#[derive(Default)]
+pub struct Recorder {
+    open: AtomicBool,
+    /// Every request sent, window or not: the progress line's live rate.
+    pub sent: AtomicU64,
+    /// Users that finished their set-up (signup, login).
+    pub ready_users: AtomicUsize,
+    inner: Mutex<Window>,
+}
+
+#[derive(Default)]
+pub struct Window {
+    /// Latency by route template (a handful of routes: a list beats a map).
+    by_route: Vec<(&'static str, Histogram<u64>)>,
+    by_status: BTreeMap<u16, u64>,
+    /// (second since the window opened, route) -> (answered 2xx, failed); kept only when
+    /// the window was opened with a timeline.
+    timeline: Option<BTreeMap<(u64, &'static str), (u64, u64)>>,
+    opened: Option<Instant>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds from 1 us to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
+}
+
+impl Recorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the window (with a per-second timeline if asked), or closes it.
+    pub fn open(&self, open: bool, timeline: bool) {
+        if open {
+            let mut w = self.lock();
+            w.opened = Some(Instant::now());
+            w.timeline = timeline.then(BTreeMap::new);
+        }
+        self.open.store(open, Ordering::SeqCst);
+    }
+
+    pub fn user_ready(&self) {
+        self.ready_users.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `status` 0 means no HTTP answer at all (connection refused, timeout).
+    pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if !self.open.load(Ordering::Relaxed) {
+            return;
+        }
+        let us = (elapsed.as_micros() as u64).clamp(1, 60_000_000);
+        let mut w = self.lock();
+        let i = match w.by_route.iter().position(|(r, _)| *r == route) {
+            Some(i) => i,
+            None => {
+                w.by_route.push((route, histogram()));
+                w.by_route.len() - 1
+            }
+        };
+        let _ = w.by_route[i].1.record(us);
+        *w.by_status.entry(status).or_default() += 1;
+        let second = w.opened.map_or(0, |t| t.elapsed().as_secs());
+        if let Some(timeline) = w.timeline.as_mut() {
+            let bucket = timeline.entry((second, route)).or_default();
+            if (200..300).contains(&status) {
+                bucket.0 += 1;
+            } else {
+                bucket.1 += 1;
+            }
+        }
+    }
+
+    pub fn take(&self) -> Window {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl Window {
+    pub fn requests(&self) -> u64 {
+        self.by_status.values().sum()
+    }
+
+    pub fn errors_by_status(&self) -> BTreeMap<u16, u64> {
+        self.by_status
+            .iter()
+            .filter(|(s, _)| !(200..300).contains(*s))
+            .map(|(s, n)| (*s, *n))
+            .collect()
+    }
+
+    pub fn latency(&self) -> Latency {
+        let mut all = histogram();
+        for (_, h) in &self.by_route {
+            let _ = all.add(h);
+        }
+        latency_of(&all)
+    }
+
+    pub fn latency_by_route(&self) -> BTreeMap<String, Latency> {
+        self.by_route
+            .iter()
+            .map(|(r, h)| (r.to_string(), latency_of(h)))
+            .collect()
+    }
+
+    /// The per-second timeline, when one was kept.
+    pub fn timeline(&self) -> Vec<TimelinePoint> {
+        self.timeline
+            .iter()
+            .flatten()
+            .map(|((t_s, route), (ok, failed))| TimelinePoint {
+                t_s: *t_s,
+                route: route.to_string(),
+                ok: *ok,
+                failed: *failed,
+            })
+            .collect()
+    }
+}
+
+fn latency_of(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_open_window_counts() {
+        let r = Recorder::default();
+        r.record("/api/me", 200, Duration::from_millis(1));
+        r.open(true, true);
+        for ms in 1..=100 {
+            r.record("/api/me", 200, Duration::from_millis(ms));
+        }
+        r.record("/api/items", 503, Duration::from_millis(7));
+        r.record("/api/items", 0, Duration::from_secs(10));
+        let w = r.take();
+        assert_eq!(r.sent.load(Ordering::SeqCst), 103);
+        assert_eq!(w.requests(), 102);
+        assert_eq!(w.errors_by_status(), BTreeMap::from([(0, 1), (503, 1)]));
+        let me = &w.latency_by_route()["/api/me"];
+        assert!((me.p50 - 50.0).abs() < 0.5, "{me:?}");
+        assert!((me.p99 - 99.0).abs() < 0.5, "{me:?}");
+        assert!((w.latency().max - 10_000.0).abs() < 10.0);
+        let timeline = w.timeline();
+        let me_ok: u64 = timeline
+            .iter()
+            .filter(|p| p.route == "/api/me")
+            .map(|p| p.ok)
+            .sum();
+        let items_failed: u64 = timeline
+            .iter()
+            .filter(|p| p.route == "/api/items")
+            .map(|p| p.failed)
+            .sum();
+        assert_eq!((me_ok, items_failed), (100, 2));
+    }
+
+    #[test]
+    fn no_timeline_unless_asked() {
+        let r = Recorder::default();
+        r.open(true, false);
+        r.record("/api/me", 200, Duration::from_millis(1));
+        let w = r.take();
+        assert_eq!(w.requests(), 1);
+        assert!(w.timeline().is_empty());
+    }
+}

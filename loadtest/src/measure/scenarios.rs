@@ -1,0 +1,323 @@
+//! The goose scenarios. Goose schedules the simulated users and their transactions; each
+//! transaction is small and named, and sends its requests with the user's own HTTP client
+//! (one connection pool per user, like separate browsers). What a run needs (where to send,
+//! which model, the recorder) is captured in the transactions' closures.
+//!
+//! Goose's own request metrics are switched off (nothing reads them: the [`Recorder`] keeps
+//! the run's histograms), and the request path allocates as little as it can: URLs are
+//! parsed once per run, credentials are kept as ready-made header values, and answers are
+//! read as bytes (every body is read whole, so connections are reused, not measured).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth_core::contract::TokenResponse;
+use goose::prelude::*;
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::{Method, Url};
+
+use super::recorder::Recorder;
+use crate::model::{Scenario as Kind, ServerKind};
+
+/// The header sticky routing hashes on, standing in for a real client's address.
+const CLIENT_ID: HeaderName = HeaderName::from_static("x-client-id");
+
+/// The routes the scenarios use; each name is also the route template the recorder files
+/// requests under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Signup,
+    Login,
+    Refresh,
+    Me,
+    Items,
+    Public,
+}
+
+impl Route {
+    const ALL: [Route; 6] = [
+        Route::Signup,
+        Route::Login,
+        Route::Refresh,
+        Route::Me,
+        Route::Items,
+        Route::Public,
+    ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Route::Signup => "/auth/signup",
+            Route::Login => "/auth/login",
+            Route::Refresh => "/auth/refresh",
+            Route::Me => "/api/me",
+            Route::Items => "/api/items",
+            Route::Public => "/api/public",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Route::Signup | Route::Login | Route::Refresh => Method::POST,
+            Route::Me | Route::Items | Route::Public => Method::GET,
+        }
+    }
+}
+
+/// What every transaction of one run shares.
+pub struct RunContext {
+    server: ServerKind,
+    refresh_every: u32,
+    request_timeout: Duration,
+    /// `Route::ALL[i]`'s URL on the target.
+    urls: Vec<Url>,
+    recorder: Arc<Recorder>,
+}
+
+impl RunContext {
+    pub fn new(
+        target: &str,
+        server: ServerKind,
+        refresh_every: u32,
+        request_timeout: Duration,
+        recorder: Arc<Recorder>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let base =
+            Url::parse(target).map_err(|e| anyhow::anyhow!("`{target}` is not a URL: {e}"))?;
+        let urls = Route::ALL
+            .iter()
+            .map(|r| base.join(r.path()))
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(Self {
+            server,
+            refresh_every: refresh_every.max(1),
+            request_timeout,
+            urls,
+            recorder,
+        }))
+    }
+
+    fn url(&self, route: Route) -> Url {
+        let i = Route::ALL.iter().position(|r| *r == route).unwrap_or(0);
+        self.urls[i].clone()
+    }
+}
+
+/// Per-user state kept in goose's session data.
+#[derive(Clone)]
+struct UserState {
+    client: reqwest::Client,
+    client_id: HeaderValue,
+    username: String,
+    password: String,
+    /// `Authorization: Bearer ...` (tokens) or `Cookie: sid=...` (sessions), once logged in.
+    credential: Option<(HeaderName, HeaderValue)>,
+    /// Token server only.
+    refresh_token: Option<String>,
+    reads: u32,
+}
+
+/// One step a transaction takes.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    SignUp,
+    SignUpAndLogIn,
+    MarkReady,
+    LogIn,
+    Get(Route),
+    ReadOrRefresh,
+}
+
+pub fn build(kind: Kind, ctx: &Arc<RunContext>) -> Scenario {
+    let t = |step: Step, name: &str| transaction(ctx, step).set_name(name);
+    let s = Scenario::new(kind.name());
+    match kind {
+        Kind::Read => s
+            .register_transaction(t(Step::SignUpAndLogIn, "setup").set_on_start())
+            .register_transaction(t(Step::Get(Route::Me), "me"))
+            .register_transaction(t(Step::Get(Route::Items), "items")),
+        Kind::Login => s
+            .register_transaction(t(Step::SignUp, "setup").set_on_start())
+            .register_transaction(t(Step::LogIn, "login")),
+        Kind::Refresh => s
+            .register_transaction(t(Step::SignUpAndLogIn, "setup").set_on_start())
+            .register_transaction(t(Step::ReadOrRefresh, "read_or_refresh")),
+        Kind::Public => s
+            .register_transaction(t(Step::MarkReady, "setup").set_on_start())
+            .register_transaction(t(Step::Get(Route::Public), "public")),
+    }
+}
+
+fn transaction(ctx: &Arc<RunContext>, step: Step) -> Transaction {
+    let ctx = Arc::clone(ctx);
+    Transaction::new(Arc::new(move |user| {
+        let ctx = Arc::clone(&ctx);
+        Box::pin(async move {
+            step.run(&ctx, user).await;
+            // Failures are the recorder's to count; goose itself has nothing to report.
+            Ok(())
+        })
+    }))
+}
+
+impl Step {
+    async fn run(self, ctx: &RunContext, user: &mut GooseUser) {
+        match self {
+            Step::SignUp => {
+                // A failed set-up is already counted as a failed request; the user then
+                // stays unready, and the orchestrator reports it rather than measuring
+                // without it.
+                if sign_up(ctx, user).await {
+                    ctx.recorder.user_ready();
+                }
+            }
+            Step::SignUpAndLogIn => {
+                if sign_up(ctx, user).await && log_in(ctx, user).await {
+                    ctx.recorder.user_ready();
+                }
+            }
+            Step::MarkReady => {
+                user.set_session_data(new_user(ctx));
+                ctx.recorder.user_ready();
+            }
+            Step::LogIn => {
+                log_in(ctx, user).await;
+            }
+            Step::Get(route) => {
+                send(ctx, user, route, None).await;
+            }
+            Step::ReadOrRefresh => read_or_refresh(ctx, user).await,
+        }
+    }
+}
+
+fn new_user(ctx: &RunContext) -> UserState {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let client = reqwest::Client::builder()
+        .timeout(ctx.request_timeout)
+        .no_gzip()
+        .no_proxy()
+        .build()
+        .unwrap_or_default();
+    UserState {
+        client,
+        username: format!("lt{}", &id[..16]),
+        client_id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("lt")),
+        password: "load-test-password".into(),
+        credential: None,
+        refresh_token: None,
+        reads: 0,
+    }
+}
+
+fn credentials_body(s: &UserState) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"username": s.username, "password": s.password}))
+        .unwrap_or_default()
+}
+
+/// One request: sent with the user's credential, body read whole, recorded by route.
+/// Returns the status (0 when no answer came) and the body.
+async fn send(
+    ctx: &RunContext,
+    user: &mut GooseUser,
+    route: Route,
+    body: Option<Vec<u8>>,
+) -> (u16, bytes::Bytes) {
+    let Some(state) = user.get_session_data_mut::<UserState>() else {
+        return (0, bytes::Bytes::new());
+    };
+    let mut request = state
+        .client
+        .request(route.method(), ctx.url(route))
+        .header(CLIENT_ID, state.client_id.clone());
+    if let Some((name, value)) = &state.credential {
+        request = request.header(name, value.clone());
+    }
+    if let Some(body) = body {
+        request = request
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+    }
+    let start = Instant::now();
+    let (status, body) = match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            // The session server renews the cookie at login and refresh.
+            if let Some(cookie) = response
+                .headers()
+                .get(SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                state.credential = Some((COOKIE, cookie));
+            }
+            (status, response.bytes().await.unwrap_or_default())
+        }
+        Err(_) => (0, bytes::Bytes::new()),
+    };
+    ctx.recorder.record(route.path(), status, start.elapsed());
+    (status, body)
+}
+
+async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {
+    let state = new_user(ctx);
+    let body = credentials_body(&state);
+    user.set_session_data(state);
+    send(ctx, user, Route::Signup, Some(body)).await.0 == 201
+}
+
+/// Whether the login succeeded.
+async fn log_in(ctx: &RunContext, user: &mut GooseUser) -> bool {
+    let Some(state) = user.get_session_data_mut::<UserState>() else {
+        return false;
+    };
+    let body = credentials_body(state);
+    // A login never carries the previous credential.
+    state.credential = None;
+    let (status, text) = send(ctx, user, Route::Login, Some(body)).await;
+    if status == 200 {
+        remember_tokens(ctx, user, &text);
+    }
+    status == 200
+}
+
+/// Token server: keep the new pair. Session server: `send` already kept the cookie.
+fn remember_tokens(ctx: &RunContext, user: &mut GooseUser, body: &[u8]) {
+    if ctx.server != ServerKind::Token {
+        return;
+    }
+    let (Ok(t), Some(s)) = (
+        serde_json::from_slice::<TokenResponse>(body),
+        user.get_session_data_mut::<UserState>(),
+    ) else {
+        return;
+    };
+    if let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", t.access_token)) {
+        s.credential = Some((AUTHORIZATION, bearer));
+    }
+    s.refresh_token = Some(t.refresh_token);
+}
+
+async fn read_or_refresh(ctx: &RunContext, user: &mut GooseUser) {
+    let Some(state) = user.get_session_data_mut::<UserState>() else {
+        return;
+    };
+    state.reads += 1;
+    if state.reads % ctx.refresh_every != 0 {
+        send(ctx, user, Route::Me, None).await;
+        return;
+    }
+    let body = match ctx.server {
+        ServerKind::Token => Some(
+            serde_json::to_vec(
+                &serde_json::json!({"refresh_token": state.refresh_token.as_deref().unwrap_or_default()}),
+            )
+            .unwrap_or_default(),
+        ),
+        ServerKind::Session | ServerKind::Public => None,
+    };
+    let (status, text) = send(ctx, user, Route::Refresh, body).await;
+    if status == 200 {
+        remember_tokens(ctx, user, &text);
+    }
+}

@@ -1,0 +1,709 @@
+//! The results model: what a measurement produced, as types. results.json is this model
+//! serialised; the report reads nothing else. Orchestration fills it in, the report matches
+//! on its enums, and no number the run recorded is derived again later.
+//!
+//! This module imports nothing from the rest of the crate, so every stage can depend on it.
+
+mod v1;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version 2: typed labels (enums), fault times as recorded, status codes as numbers.
+/// Version 1 files are still read (see `v1.rs`).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the
+/// token-server binary, through the same balancer).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    Session,
+    Token,
+    Public,
+}
+
+impl ServerKind {
+    pub const ALL: [ServerKind; 3] = [ServerKind::Session, ServerKind::Token, ServerKind::Public];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Session => "session",
+            ServerKind::Token => "token",
+            ServerKind::Public => "public",
+        }
+    }
+
+    /// The binary that serves this group.
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServerKind::Session => "session-server",
+            ServerKind::Token | ServerKind::Public => "token-server",
+        }
+    }
+
+    /// The scenario that shows this group's everyday cost: an authenticated read, or the
+    /// public route for the no-auth baseline.
+    pub fn main_scenario(self) -> Scenario {
+        match self {
+            ServerKind::Public => Scenario::Public,
+            ServerKind::Session | ServerKind::Token => Scenario::Read,
+        }
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Sign up and log in (not counted), then loop over `GET /api/me` and `GET /api/items`.
+    Read,
+    /// Repeated logins: what password hashing costs.
+    Login,
+    /// Reads with `POST /auth/refresh` every K requests.
+    Refresh,
+    /// `GET /api/public`: no credentials at all.
+    Public,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Read,
+        Scenario::Login,
+        Scenario::Refresh,
+        Scenario::Public,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Read => "read",
+            Scenario::Login => "login",
+            Scenario::Refresh => "refresh",
+            Scenario::Public => "public",
+        }
+    }
+
+    /// `public` is what the `public` group is for; the auth groups run the others.
+    pub fn applies_to(self, server: ServerKind) -> bool {
+        (server == ServerKind::Public) == (self == Scenario::Public)
+    }
+}
+
+/// The experiments that show what throughput alone hides.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    /// Sessions in each replica's memory vs in Redis, round robin vs sticky.
+    SharedStore,
+    /// Redis frozen for a third of the window: what fails, what keeps working, recovery.
+    RedisOutage,
+    /// One replica killed mid-run: who loses their users.
+    ReplicaLoss,
+    /// How long a session id and an access token work after logout; the denylist's cost.
+    Revocation,
+    /// A real access token decoded, and tampered copies refused.
+    TokenAnatomy,
+    /// HS256 against EdDSA access tokens: CPU per verified request.
+    Signing,
+}
+
+impl Experiment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::SharedStore => "shared-store",
+            Experiment::RedisOutage => "redis-outage",
+            Experiment::ReplicaLoss => "replica-loss",
+            Experiment::Revocation => "revocation",
+            Experiment::TokenAnatomy => "token-anatomy",
+            Experiment::Signing => "signing",
+        }
+    }
+}
+
+/// How a run's servers were set up, where it differs from the sweep's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// As in the sweep: sessions in Redis, HS256 access tokens, round-robin balancing.
+    #[default]
+    Standard,
+    /// `SESSION_STORE=memory` behind round robin: each replica knows only its own sessions.
+    MemoryStore,
+    /// `SESSION_STORE=memory` behind sticky routing (a client always reaches one replica).
+    MemoryStoreSticky,
+    /// `JWT_ALG=EdDSA`: access tokens signed with an Ed25519 key pair.
+    Eddsa,
+    /// `ACCESS_DENYLIST=true`: every access token checked against a revocation list in Redis.
+    Denylist,
+}
+
+impl Variant {
+    /// How the variant was set up, in a few words.
+    pub fn describe(self, server: ServerKind) -> &'static str {
+        match (self, server) {
+            (Variant::Standard, ServerKind::Session) => "Redis store, round robin",
+            (Variant::Standard, ServerKind::Token) => "HS256, round robin",
+            (Variant::Standard, ServerKind::Public) => "no credentials",
+            (Variant::MemoryStore, _) => "memory store, round robin",
+            (Variant::MemoryStoreSticky, _) => "memory store, sticky",
+            (Variant::Eddsa, _) => "EdDSA",
+            (Variant::Denylist, _) => "with denylist",
+        }
+    }
+}
+
+/// What held throughput back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bottleneck {
+    /// The replicas used (nearly) all the CPU they could: the run shows the servers' capacity.
+    Replicas,
+    /// The load generator took more of a saturated machine than anyone else.
+    Loadgen,
+    /// nginx's workers were busy.
+    Lb,
+    /// Redis used (nearly) its one core.
+    Redis,
+    /// The machine was busy with no single component the biggest user besides the replicas.
+    Machine,
+}
+
+impl Bottleneck {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bottleneck::Replicas => "replicas",
+            Bottleneck::Loadgen => "loadgen",
+            Bottleneck::Lb => "lb",
+            Bottleneck::Redis => "redis",
+            Bottleneck::Machine => "machine",
+        }
+    }
+}
+
+/// Where the measured deployment ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `compare`: processes started by the load tester on this machine.
+    #[default]
+    Local,
+    /// `compare --via compose`: the services of docker-compose.yml, scaled per replica count.
+    Compose,
+    /// `run`: a deployment that already ran; only the load generator is visible.
+    Existing,
+}
+
+/// What was broken during a run's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Redis frozen (SIGSTOP), then thawed (SIGCONT): it stops answering without closing
+    /// connections.
+    FreezeRedis,
+    /// The first replica killed (SIGKILL); it stays dead.
+    KillReplica,
+}
+
+/// A fault as it happened: the times the signals were sent, in seconds from the opening of
+/// the measured window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// When the fault was injected.
+    pub at_s: f64,
+    /// How long it lasted, when it was lifted inside the window (a killed replica stays
+    /// dead: `null`).
+    pub lasts_s: Option<f64>,
+}
+
+/// Where a whole second of a run's timeline lies relative to its fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The second ended before the fault began.
+    Before,
+    /// The second overlaps the fault (for a kill: from the kill on, for good).
+    During,
+    /// The second began after the fault was lifted.
+    After,
+}
+
+impl Fault {
+    /// The phase of timeline second `t_s` (which covers `[t_s, t_s + 1)`).
+    pub fn phase(&self, t_s: u64) -> Phase {
+        let (from, to) = (t_s as f64, t_s as f64 + 1.0);
+        if to <= self.at_s {
+            return Phase::Before;
+        }
+        match self.lasts_s {
+            Some(l) if from >= self.at_s + l => Phase::After,
+            _ => Phase::During,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.kind, self.lasts_s) {
+            (FaultKind::FreezeRedis, Some(l)) => format!(
+                "Redis frozen from {:.2} s to {:.2} s",
+                self.at_s,
+                self.at_s + l
+            ),
+            (FaultKind::FreezeRedis, None) => {
+                format!("Redis frozen from {:.2} s to the end", self.at_s)
+            }
+            (FaultKind::KillReplica, _) => format!("replica 1 killed at {:.2} s", self.at_s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub environment: Environment,
+    pub runs: Vec<Run>,
+    /// Experiment `token-anatomy`, when it ran.
+    #[serde(default)]
+    pub token_anatomy: Option<TokenAnatomy>,
+    /// Experiment `revocation`, when it ran.
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
+}
+
+/// A real access token taken apart, and the server's answers to altered copies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenAnatomy {
+    pub access_token: String,
+    pub header: serde_json::Value,
+    pub payload: serde_json::Value,
+    pub signature_bytes: usize,
+    pub original_status: u16,
+    /// Roles changed to include `admin`, original signature kept.
+    pub tampered_payload_status: u16,
+    /// One bit of the signature flipped.
+    pub tampered_signature_status: u16,
+    /// `sid=<value>` as the browser sends it.
+    pub session_cookie: String,
+    pub session_cookie_status: u16,
+    /// The same cookie with its last character changed.
+    pub altered_cookie_status: u16,
+}
+
+/// How long a credential kept working after logout, in milliseconds from the logout's
+/// answer to the first refusal (`null`: still working when the probe gave up).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    pub access_token_ttl_s: u64,
+    /// Clock-skew allowance on `exp` the token server grants.
+    pub leeway_s: u64,
+    pub session_refused_after_ms: Option<f64>,
+    pub token_refused_after_ms: Option<f64>,
+    pub denylist_refused_after_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Environment {
+    pub mode: Mode,
+    pub started_at: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub kernel: String,
+    pub memory_bytes: u64,
+    /// Program versions: loadtest, redis-server, nginx, rustc if known.
+    pub versions: BTreeMap<String, String>,
+    /// Settings of the servers and the measurement (JWT_ALG, hash parameters, users, ...).
+    pub config: BTreeMap<String, String>,
+    /// How each replica's CPU budget was enforced: cgroup2 cpu.max, cgroup1
+    /// cpu.cfs_quota_us, taskset, or none.
+    pub cpu_budget_method: String,
+    /// Notes a reader needs (e.g. replica counts above what the machine can give, a run
+    /// that failed, an interrupted sweep).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Whole seconds since the window opened.
+    pub t_s: u64,
+    pub route: String,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// One figure for each component of the measured system.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuPerRequest {
+    pub replicas: f64,
+    pub redis: f64,
+    pub lb: f64,
+    pub loadgen: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeakMemory {
+    /// The largest replica's peak resident memory.
+    pub replica_max: u64,
+    pub redis: u64,
+    pub lb: u64,
+    pub loadgen: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// Set for the runs of an experiment, null for the sweep.
+    #[serde(default)]
+    pub experiment: Option<Experiment>,
+    /// How the servers were set up (`standard` in the sweep).
+    #[serde(default)]
+    pub variant: Variant,
+    pub server: ServerKind,
+    pub scenario: Scenario,
+    pub replicas: u32,
+    pub users: u32,
+    /// The measured window, in seconds (warm-up excluded).
+    pub duration_s: f64,
+    /// Requests answered in the window, per second (errors included).
+    pub rps: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Every answer that was not 2xx, by status; 0 means no HTTP answer at all.
+    pub errors_by_status: BTreeMap<u16, u64>,
+    /// Over all measured requests.
+    pub latency_ms: Latency,
+    /// Per route template.
+    pub latency_ms_by_route: BTreeMap<String, Latency>,
+    /// Redis commands executed per measured request (`INFO commandstats` delta); null when
+    /// the Redis was not reachable (`run` without `--redis-url`).
+    pub redis_commands_per_request: Option<f64>,
+    /// Requests each replica answered in the window, from its `/metrics`.
+    pub requests_per_replica: Vec<u64>,
+    /// CPU microseconds per measured request, by component.
+    pub cpu_us_per_request: CpuPerRequest,
+    /// CPUs each component kept busy on average during the window.
+    pub cpu_cores_used: CpuPerRequest,
+    pub peak_memory_bytes: PeakMemory,
+    /// Redis `used_memory` growth over the run, per simulated user (sessions, refresh tokens).
+    pub redis_bytes_per_user: Option<f64>,
+    /// Bytes a request carries to prove identity (`Cookie: ...` or `Authorization: ...`).
+    pub credential_bytes: u64,
+    /// CPU budget of each replica, in CPUs, if one was set.
+    pub cpus_per_replica: Option<f64>,
+    /// Whether this replica count asked for more CPUs than the machine has.
+    pub oversubscribed: bool,
+    /// The fault injected during the window, as it happened.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// Per second of the window and per route: answered and failed requests. Recorded for
+    /// experiments with a fault, empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
+    /// What limited throughput; null when nothing was found saturated.
+    pub bottleneck: Option<Bottleneck>,
+}
+
+impl Run {
+    /// An empty run of `server` / `scenario`, for tests and fixtures.
+    pub fn new(server: ServerKind, scenario: Scenario) -> Self {
+        Self {
+            experiment: None,
+            variant: Variant::Standard,
+            server,
+            scenario,
+            replicas: 1,
+            users: 0,
+            duration_s: 0.0,
+            rps: 0.0,
+            requests: 0,
+            errors: 0,
+            errors_by_status: BTreeMap::new(),
+            latency_ms: Latency::default(),
+            latency_ms_by_route: BTreeMap::new(),
+            redis_commands_per_request: None,
+            requests_per_replica: Vec::new(),
+            cpu_us_per_request: CpuPerRequest::default(),
+            cpu_cores_used: CpuPerRequest::default(),
+            peak_memory_bytes: PeakMemory::default(),
+            redis_bytes_per_user: None,
+            credential_bytes: 0,
+            cpus_per_replica: None,
+            oversubscribed: false,
+            fault: None,
+            timeline: Vec::new(),
+            bottleneck: None,
+        }
+    }
+
+    /// Whether this run belongs to the replica sweep (not to an experiment).
+    pub fn in_sweep(&self) -> bool {
+        self.experiment.is_none()
+    }
+
+    /// Failed requests in the seconds of the timeline where `pick` holds, for one route or
+    /// all of them.
+    pub fn failed_where(&self, route: Option<&str>, pick: impl Fn(u64) -> bool) -> u64 {
+        self.timeline
+            .iter()
+            .filter(|p| route.is_none_or(|r| p.route == r) && pick(p.t_s))
+            .map(|p| p.failed)
+            .sum()
+    }
+
+    /// Failed requests in one phase of the fault (all of them when there was no fault and
+    /// `phase` is `During`).
+    pub fn failed_in(&self, route: Option<&str>, phase: Phase) -> u64 {
+        self.failed_where(route, |t| match &self.fault {
+            Some(f) => f.phase(t) == phase,
+            None => phase == Phase::During,
+        })
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+impl Results {
+    pub fn new(environment: Environment) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            environment,
+            runs: Vec::new(),
+            token_anatomy: None,
+            revocation: None,
+        }
+    }
+
+    /// Sweep runs of one server and scenario, by replica count.
+    pub fn sweep(&self, server: ServerKind, scenario: Scenario) -> Vec<&Run> {
+        let mut v: Vec<&Run> = self
+            .runs
+            .iter()
+            .filter(|r| r.in_sweep() && r.server == server && r.scenario == scenario)
+            .collect();
+        v.sort_by_key(|r| r.replicas);
+        v
+    }
+
+    /// The runs of one experiment, in the order they ran.
+    pub fn experiment(&self, e: Experiment) -> Vec<&Run> {
+        self.runs
+            .iter()
+            .filter(|r| r.experiment == Some(e))
+            .collect()
+    }
+
+    /// One arm of an experiment.
+    pub fn arm(&self, e: Experiment, server: ServerKind, v: Variant) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|r| r.experiment == Some(e) && r.server == server && r.variant == v)
+    }
+
+    /// The server groups that have runs, in the report's order.
+    pub fn servers(&self) -> Vec<ServerKind> {
+        ServerKind::ALL
+            .into_iter()
+            .filter(|s| self.runs.iter().any(|r| r.server == *s))
+            .collect()
+    }
+
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (under docker compose: set LOADTEST_UID and LOADTEST_GID in .env to the \
+                 owner of ./reports, from `id -u` and `id -g`)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot create {}: {e}{hint}", dir.display())
+        })?;
+        let path = dir.join("results.json");
+        // Written whole, then renamed: a reader (or an interrupt) never sees half a file.
+        let tmp = dir.join("results.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+
+    /// Reads schema version 2, or version 1 converted (see `v1.rs`).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let raw = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::from_json(&raw).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    }
+
+    pub fn from_json(raw: &[u8]) -> anyhow::Result<Self> {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| anyhow::anyhow!("not JSON: {e}"))?;
+        let version = value.get("schema_version").and_then(|v| v.as_u64());
+        match version {
+            Some(1) => v1::upgrade(&mut value)?,
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            other => anyhow::bail!(
+                "schema_version {}: this loadtest reads 1 and {SCHEMA_VERSION}",
+                other.map_or("(none)".into(), |v| v.to_string())
+            ),
+        }
+        serde_json::from_value(value).map_err(|e| anyhow::anyhow!("not a results.json: {e}"))
+    }
+}
+
+/// `--out` when given, else `reports/<UTC timestamp>` (`point_latest` then links
+/// `reports/latest` to it).
+pub fn out_dir(explicit: Option<&Path>, stamp: &str) -> PathBuf {
+    explicit.map_or_else(|| PathBuf::from("reports").join(stamp), Path::to_path_buf)
+}
+
+pub fn point_latest(dir: &Path) {
+    let Some(parent) = dir.parent() else { return };
+    let Some(name) = dir.file_name() else { return };
+    let latest = parent.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    #[cfg(unix)]
+    let _ = std::os::unix::fs::symlink(name, &latest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> PathBuf {
+        std::env::temp_dir().join(format!("lt-results-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn results_round_trip_and_keep_the_contracted_names() {
+        let mut r = Results::new(Environment::default());
+        let mut run = Run::new(ServerKind::Token, Scenario::Read);
+        run.errors_by_status.insert(503, 2);
+        run.experiment = Some(Experiment::RedisOutage);
+        run.bottleneck = Some(Bottleneck::Loadgen);
+        run.fault = Some(Fault {
+            kind: FaultKind::FreezeRedis,
+            at_s: 3.01,
+            lasts_s: Some(2.99),
+        });
+        r.runs.push(run);
+        let json = serde_json::to_value(&r).unwrap();
+        let run = &json["runs"][0];
+        for key in [
+            "server",
+            "scenario",
+            "replicas",
+            "users",
+            "duration_s",
+            "rps",
+            "errors",
+            "errors_by_status",
+            "latency_ms",
+            "redis_commands_per_request",
+            "requests_per_replica",
+            "cpu_us_per_request",
+            "credential_bytes",
+            "bottleneck",
+            "variant",
+        ] {
+            assert!(run.get(key).is_some(), "{key}");
+        }
+        // The labels other tools read stay plain strings.
+        assert_eq!(run["server"], "token");
+        assert_eq!(run["scenario"], "read");
+        assert_eq!(run["experiment"], "redis-outage");
+        assert_eq!(run["variant"], "standard");
+        assert_eq!(run["bottleneck"], "loadgen");
+        assert_eq!(run["errors_by_status"]["503"], 2);
+        assert_eq!(run["fault"]["kind"], "freeze-redis");
+        assert_eq!(run["fault"]["at_s"], 3.01);
+        assert_eq!(json["environment"]["mode"], "local");
+        let dir = temp();
+        let path = r.write(&dir).unwrap();
+        let back = Results::read(&path).unwrap();
+        assert_eq!(back.runs[0].errors_by_status[&503], 2);
+        assert_eq!(back.runs[0].fault, r.runs[0].fault);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn another_schema_version_is_refused() {
+        let err = Results::from_json(br#"{"schema_version": 99, "environment": {}, "runs": []}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("schema_version 99"), "{err}");
+        let err = Results::from_json(b"{}").unwrap_err();
+        assert!(err.to_string().contains("(none)"), "{err}");
+        assert!(Results::from_json(b"not json").is_err());
+    }
+
+    #[test]
+    fn phases_follow_the_recorded_fault_times() {
+        // Frozen from 6.67 s to 13.33 s: second 6 overlaps it, second 13 too, 14 is after.
+        let f = Fault {
+            kind: FaultKind::FreezeRedis,
+            at_s: 6.67,
+            lasts_s: Some(6.66),
+        };
+        let phases: Vec<Phase> = (5..=14).map(|t| f.phase(t)).collect();
+        use Phase::*;
+        assert_eq!(
+            phases,
+            [Before, During, During, During, During, During, During, During, During, After]
+        );
+        let kill = Fault {
+            kind: FaultKind::KillReplica,
+            at_s: 3.0,
+            lasts_s: None,
+        };
+        assert_eq!(kill.phase(2), Before);
+        assert_eq!(kill.phase(3), During);
+        assert_eq!(kill.phase(300), During);
+        assert_eq!(f.describe(), "Redis frozen from 6.67 s to 13.33 s");
+    }
+}

@@ -1,0 +1,112 @@
+//! Turning a plan into measured runs. The plan (`plan.rs`) says which groups to start and
+//! what to run against them; a [`Deployment`] brings each group up (processes on this
+//! machine, compose services, or a deployment that already runs); [`execute`], the one run
+//! path all three share, measures every scenario of every job and keeps the outcome in
+//! the [`Journal`].
+
+pub mod compose;
+pub mod existing;
+pub mod journal;
+pub mod local;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cli::{CompareArgs, Measure, Via};
+use crate::infra::cpu_budget::CpuBudget;
+use crate::infra::procfs;
+use crate::infra::topology::Group;
+use crate::measure::{measure, Target};
+pub use journal::Journal;
+use plan::Job;
+
+/// A group ready to be measured.
+pub struct Stage<'a> {
+    pub target: Target,
+    /// Held to during measured windows only.
+    pub budget: Option<&'a CpuBudget>,
+    pub cpus_per_replica: Option<f64>,
+    /// The replicas ask for more CPUs than the machine has.
+    pub oversubscribed: bool,
+    /// The processes started for this stage, stopped when it is dropped.
+    pub group: Option<Group>,
+}
+
+/// Somewhere the planned groups run.
+pub(crate) trait Deployment {
+    /// Gets `job`'s group ready and says where to send the load.
+    async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>>;
+}
+
+/// Every scenario of every job, measured and kept in `journal`.
+pub(crate) async fn execute(
+    deployment: &mut impl Deployment,
+    jobs: &[Job],
+    m: &Measure,
+    journal: &mut Journal,
+) -> anyhow::Result<()> {
+    journal.expect(
+        jobs.iter().map(|j| j.scenarios.len()).sum(),
+        jobs.iter()
+            .map(|j| j.planned_run_time(m) * j.scenarios.len() as u32)
+            .sum(),
+    );
+    let cpus = procfs::available_cpus();
+    for job in jobs {
+        let stage = deployment.stage(job).await?;
+        if stage.oversubscribed {
+            journal.note(format!(
+                "{} replicas ask for more CPUs than the machine's {cpus}: those runs are marked \
+                 oversubscribed",
+                job.replicas
+            ));
+        }
+        for &scenario in &job.scenarios {
+            let label = journal.begin(&job.describe(scenario));
+            let plan = job.run_plan(
+                scenario,
+                m,
+                label,
+                stage.cpus_per_replica,
+                stage.oversubscribed,
+            );
+            let outcome = measure(&stage.target, stage.budget, &plan).await;
+            journal.record(&plan.label, job.planned_run_time(m), outcome)?;
+        }
+    }
+    Ok(())
+}
+
+/// The settings of the measurement itself, the same for every way of running.
+pub fn measurement_config(m: &Measure) -> BTreeMap<String, String> {
+    [
+        ("users", m.users.to_string()),
+        ("duration_s", m.duration.0.as_secs_f64().to_string()),
+        ("warmup_s", m.warmup.0.as_secs_f64().to_string()),
+        ("refresh_every", m.refresh_every.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// `loadtest compare`: local processes, or the compose services.
+pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
+    match args.via {
+        Via::Local => local::compare(args).await,
+        Via::Compose => compose::compare(args).await,
+    }
+}
+
+/// The end of every way of running: the report when the work succeeded, else a note of
+/// why it stopped (results.json keeps what was measured).
+pub(crate) fn conclude(journal: Journal, outcome: anyhow::Result<()>) -> anyhow::Result<PathBuf> {
+    match outcome {
+        Ok(()) => journal.finish(),
+        Err(e) => {
+            journal.abort(&e);
+            Err(e)
+        }
+    }
+}

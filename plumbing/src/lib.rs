@@ -1,0 +1,245 @@
+//! Process plumbing shared by the load tester and the contract suite, so that both start,
+//! wait for and stop processes the same way:
+//!
+//! - [`free_port`]: a loopback port nobody listens on;
+//! - [`wait_until`] / [`wait_until_blocking`]: poll a check until it passes, fails for
+//!   good, or a time limit runs out (readiness checks, never bare sleeps);
+//! - [`signal`]: send a signal to a process by PID (no `kill` child process, no shell).
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that was free a moment ago (the OS picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The signals this project sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ask to stop (servers finish what is in flight).
+    Term,
+    /// Stop at once, nothing runs afterwards: a crash.
+    Kill,
+    /// What Ctrl-C sends.
+    Int,
+    /// Freeze: the process keeps its sockets open but runs nothing.
+    Stop,
+    /// Thaw a frozen process.
+    Cont,
+}
+
+impl Signal {
+    fn raw(self) -> libc::c_int {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Int => libc::SIGINT,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
+        }
+    }
+}
+
+/// Sends `sig` to the process `pid`.
+pub fn signal(pid: u32, sig: Signal) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a PID"))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, sig.raw()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether a process `pid` exists (a zombie not yet reaped counts as existing).
+pub fn exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// One look at what is being waited for.
+#[derive(Debug)]
+pub enum Check<T> {
+    /// It happened; here is what it produced.
+    Done(T),
+    /// Not yet; the text says what was seen, for the error if time runs out.
+    Waiting(String),
+    /// It never will (the process died, the answer was wrong): stop waiting.
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WaitError {
+    #[error("{what}: not done within {limit:?} (last seen: {last})")]
+    TimedOut {
+        what: String,
+        limit: Duration,
+        last: String,
+    },
+    #[error("{what}: {reason}")]
+    Failed { what: String, reason: String },
+}
+
+/// Calls `check` every `every` until it is done or failed, or `limit` has passed since
+/// the first call. The check always runs at least once, and once more at the limit.
+pub async fn wait_until<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<T, WaitError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Check<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let timed_out = Instant::now() >= deadline;
+        match check().await {
+            Check::Done(v) => return Ok(v),
+            Check::Failed(reason) => {
+                return Err(WaitError::Failed {
+                    what: what.into(),
+                    reason,
+                })
+            }
+            Check::Waiting(last) if timed_out => {
+                return Err(WaitError::TimedOut {
+                    what: what.into(),
+                    limit,
+                    last,
+                })
+            }
+            Check::Waiting(_) => {}
+        }
+        tokio::time::sleep(every.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+/// [`wait_until`] for code that cannot await (a `Drop`, a plain thread).
+pub fn wait_until_blocking<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Check<T>,
+) -> Result<T, WaitError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let timed_out = Instant::now() >= deadline;
+        match check() {
+            Check::Done(v) => return Ok(v),
+            Check::Failed(reason) => {
+                return Err(WaitError::Failed {
+                    what: what.into(),
+                    reason,
+                })
+            }
+            Check::Waiting(last) if timed_out => {
+                return Err(WaitError::TimedOut {
+                    what: what.into(),
+                    limit,
+                    last,
+                })
+            }
+            Check::Waiting(_) => {}
+        }
+        std::thread::sleep(every.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn free_ports_can_be_bound() {
+        let port = free_port().unwrap();
+        assert!(port > 0);
+        TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_done_failed_or_out_of_time() {
+        let mut n = 0;
+        let got = wait_until(
+            "count",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                n += 1;
+                let now = n;
+                async move {
+                    if now == 3 {
+                        Check::Done(now)
+                    } else {
+                        Check::Waiting(format!("{now}"))
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(got, Ok(3));
+        let failed = wait_until(
+            "x",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || async { Check::<()>::Failed("gone".into()) },
+        )
+        .await;
+        assert_eq!(failed.unwrap_err().to_string(), "x: gone");
+        let t = Instant::now();
+        let late = wait_until(
+            "y",
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            || async { Check::<()>::Waiting("still 503".into()) },
+        )
+        .await
+        .unwrap_err();
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(late.to_string().contains("still 503"), "{late}");
+    }
+
+    #[test]
+    fn signals_reach_the_process() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(exists(pid));
+        signal(pid, Signal::Stop).unwrap();
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        wait_until_blocking(
+            "stopped",
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            || {
+                // Field 3 of /proc/PID/stat: T when stopped.
+                match stat().rsplit_once(") ").map(|(_, r)| r.starts_with('T')) {
+                    Some(true) => Check::Done(()),
+                    _ => Check::Waiting(stat()),
+                }
+            },
+        )
+        .unwrap();
+        signal(pid, Signal::Cont).unwrap();
+        signal(pid, Signal::Kill).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert!(!exists(pid));
+        assert!(
+            signal(0, Signal::Term).is_err(),
+            "PID 0 would mean the whole group"
+        );
+    }
+}
