@@ -82,7 +82,6 @@ fn goose_attack(
         "--no-print-metrics",
         "--no-error-summary",
         "--no-telnet",
-        "--no-websocket",
         "--no-gzip",
         "--quiet",
     ];
