@@ -1,21 +1,35 @@
-//! `loadtest`: see lib.rs. Parses the command line, runs it, and stops cleanly on Ctrl-C
-//! or SIGTERM.
+//! `loadtest`: see lib.rs. Parses the command line, runs it on a runtime of
+//! `--loadgen-threads` threads, and stops cleanly on Ctrl-C or SIGTERM.
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = loadtest::cli::Cli::parse();
-    let interrupted = loadtest::interrupt_signal();
-    // Interrupted, the work future is dropped when `select!` returns: every process it
-    // started is stopped by PID on the way out, and results.json keeps the runs that
-    // finished.
-    let outcome = tokio::select! {
-        outcome = loadtest::run(cli.command) => outcome,
-        signal = interrupted => {
-            Err(anyhow::anyhow!("interrupted by {signal}; everything it started was stopped"))
-        }
+    let runtime = match cli.loadgen_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.into())
+            .enable_all()
+            .build(),
     };
+    let runtime = runtime.unwrap_or_else(|e| {
+        eprintln!("loadtest: cannot start the async runtime: {e}");
+        std::process::exit(1);
+    });
+    let outcome = runtime.block_on(async {
+        let interrupted = loadtest::interrupt_signal();
+        // Interrupted, the work future is dropped when `select!` returns: every process it
+        // started is stopped by PID on the way out, and results.json keeps the runs that
+        // finished.
+        tokio::select! {
+            outcome = loadtest::run(cli.command) => outcome,
+            signal = interrupted => Err(anyhow::anyhow!(
+                "interrupted by {signal}; everything it started was stopped"
+            )),
+        }
+    });
     match outcome {
         Ok(report) => println!("report: {}", report.display()),
         Err(e) => {

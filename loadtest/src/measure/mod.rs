@@ -60,6 +60,20 @@ pub struct RunPlan {
 /// Each request may take this long before it counts as failed (status 0).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Threads the load generator runs on: those of this program's runtime.
+pub fn loadgen_threads() -> usize {
+    tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers())
+}
+
+/// The load generator, as results.json's configuration names it.
+pub fn loadgen_description() -> String {
+    let n = loadgen_threads();
+    format!(
+        "goose 0.19 with a hyper HTTP/1.1 client, in the loadtest process, {n} thread{}",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 fn goose_attack(
     target: &Target,
     plan: &RunPlan,
@@ -344,7 +358,7 @@ pub async fn measure(
         .sum();
     let errors_by_status = seen.errors_by_status();
     let bottleneck = if target.cpu_visible {
-        bottleneck(&cpu_cores, plan, target.lb_workers)
+        bottleneck(&cpu_cores, plan, target.lb_workers, loadgen_threads())
     } else {
         None
     };
@@ -385,8 +399,14 @@ pub async fn measure(
 
 /// What held throughput back. Saturated means at least 85% of what the component can use:
 /// its budget for replicas, one core for Redis (it is single-threaded), its workers for
-/// nginx, and the machine for everyone together. `None`: nothing was found saturated.
-pub fn bottleneck(cores: &CpuPerRequest, plan: &RunPlan, lb_workers: u32) -> Option<Bottleneck> {
+/// nginx, its threads for the load generator, and the machine for everyone together.
+/// `None`: nothing was found saturated.
+pub fn bottleneck(
+    cores: &CpuPerRequest,
+    plan: &RunPlan,
+    lb_workers: u32,
+    loadgen_threads: usize,
+) -> Option<Bottleneck> {
     let cpus = procfs::available_cpus() as f64;
     let budget = plan.cpus_per_replica.map(|c| c * plan.replicas as f64);
     if let Some(b) = budget {
@@ -399,6 +419,9 @@ pub fn bottleneck(cores: &CpuPerRequest, plan: &RunPlan, lb_workers: u32) -> Opt
     }
     if cores.lb >= 0.85 * lb_workers as f64 {
         return Some(Bottleneck::Lb);
+    }
+    if cores.loadgen >= 0.85 * loadgen_threads as f64 {
+        return Some(Bottleneck::Loadgen);
     }
     let total = cores.replicas + cores.redis + cores.lb + cores.loadgen;
     if total >= 0.85 * cpus {
@@ -461,7 +484,7 @@ mod tests {
     #[test]
     fn replicas_at_their_budget_are_the_limit() {
         assert_eq!(
-            bottleneck(&cores(0.39, 0.1, 0.3, 0.9), &plan(Some(0.1), 4), 1),
+            bottleneck(&cores(0.39, 0.1, 0.3, 0.9), &plan(Some(0.1), 4), 1, 100),
             Some(Bottleneck::Replicas)
         );
     }
@@ -469,11 +492,11 @@ mod tests {
     #[test]
     fn a_busy_redis_or_balancer_is_named() {
         assert_eq!(
-            bottleneck(&cores(0.2, 0.95, 0.1, 0.1), &plan(Some(0.1), 4), 1),
+            bottleneck(&cores(0.2, 0.95, 0.1, 0.1), &plan(Some(0.1), 4), 1, 100),
             Some(Bottleneck::Redis)
         );
         assert_eq!(
-            bottleneck(&cores(0.2, 0.1, 0.9, 0.1), &plan(Some(0.1), 4), 1),
+            bottleneck(&cores(0.2, 0.1, 0.9, 0.1), &plan(Some(0.1), 4), 1, 100),
             Some(Bottleneck::Lb)
         );
     }
@@ -483,21 +506,33 @@ mod tests {
         let cpus = procfs::available_cpus() as f64;
         let c = cores(0.1 * cpus, 0.05 * cpus, 0.2 * cpus, 0.6 * cpus);
         assert_eq!(
-            bottleneck(&c, &plan(Some(0.5), 4), 100),
+            bottleneck(&c, &plan(Some(0.5), 4), 100, 100),
             Some(Bottleneck::Loadgen)
         );
         // Without a budget, replicas that took the most of a busy machine are the limit.
         let c = cores(0.6 * cpus, 0.05 * cpus, 0.1 * cpus, 0.2 * cpus);
         assert_eq!(
-            bottleneck(&c, &plan(None, 1), 100),
+            bottleneck(&c, &plan(None, 1), 100, 100),
             Some(Bottleneck::Replicas)
+        );
+    }
+
+    #[test]
+    fn a_load_generator_busy_on_its_threads_is_named() {
+        assert_eq!(
+            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 1),
+            Some(Bottleneck::Loadgen)
+        );
+        assert_eq!(
+            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 4),
+            None
         );
     }
 
     #[test]
     fn nothing_saturated_is_no_bottleneck() {
         assert_eq!(
-            bottleneck(&cores(0.1, 0.1, 0.1, 0.1), &plan(Some(0.5), 4), 1),
+            bottleneck(&cores(0.1, 0.1, 0.1, 0.1), &plan(Some(0.5), 4), 1, 100),
             None
         );
     }

@@ -25,14 +25,16 @@ pub struct Recorder {
     inner: Mutex<Window>,
 }
 
+/// (second since the window opened, route) -> (answered 2xx, failed).
+type Timeline = BTreeMap<(u64, &'static str), (u64, u64)>;
+
 #[derive(Default)]
 pub struct Window {
     /// Latency by route template (a handful of routes: a list beats a map).
     by_route: Vec<(&'static str, Histogram<u64>)>,
     by_status: BTreeMap<u16, u64>,
-    /// (second since the window opened, route) -> (answered 2xx, failed); kept only when
-    /// the window was opened with a timeline.
-    timeline: Option<BTreeMap<(u64, &'static str), (u64, u64)>>,
+    /// Kept only when the window was opened with a timeline.
+    timeline: Option<Timeline>,
     opened: Option<Instant>,
 }
 

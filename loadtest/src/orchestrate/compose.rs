@@ -396,7 +396,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         ),
         (
             "loadgen",
-            "goose 0.19, in the loadtest process on the host".into(),
+            crate::measure::loadgen_description() + " on the host",
         ),
     ] {
         env.config.insert(k.to_string(), v);

@@ -146,10 +146,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
             },
         );
     }
-    env.config.insert(
-        "loadgen".into(),
-        "goose 0.19, in the loadtest process".into(),
-    );
+    env.config
+        .insert("loadgen".into(), crate::measure::loadgen_description());
     let mut journal = Journal::new(env, out, m.out.is_none())?;
     journal.note(
         "CPU of the replicas, Redis and the balancer is not visible from here: those figures are 0"

@@ -241,7 +241,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 Balance::Sticky.directive().unwrap_or_default()
             ),
         ),
-        ("loadgen", "goose 0.19, in the loadtest process".into()),
+        ("loadgen", crate::measure::loadgen_description()),
     ] {
         env.config.insert(k.to_string(), v);
     }
