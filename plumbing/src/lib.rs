@@ -90,6 +90,49 @@ pub enum WaitError {
     Failed { what: String, reason: String },
 }
 
+/// A wait in progress: turns each look into "go on" (`None`) or the outcome.
+struct Wait<'a> {
+    what: &'a str,
+    limit: Duration,
+    deadline: Instant,
+}
+
+impl<'a> Wait<'a> {
+    fn new(what: &'a str, limit: Duration) -> Self {
+        Self {
+            what,
+            limit,
+            deadline: Instant::now() + limit,
+        }
+    }
+
+    /// Whether the time is up; asked before the look, so the last look still counts.
+    fn timed_out(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    fn judge<T>(&self, look: Check<T>, timed_out: bool) -> Option<Result<T, WaitError>> {
+        match look {
+            Check::Done(v) => Some(Ok(v)),
+            Check::Failed(reason) => Some(Err(WaitError::Failed {
+                what: self.what.into(),
+                reason,
+            })),
+            Check::Waiting(last) if timed_out => Some(Err(WaitError::TimedOut {
+                what: self.what.into(),
+                limit: self.limit,
+                last,
+            })),
+            Check::Waiting(_) => None,
+        }
+    }
+
+    /// How long to sleep before the next look.
+    fn pause(&self, every: Duration) -> Duration {
+        every.min(self.deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
 /// Calls `check` every `every` until it is done or failed, or `limit` has passed since
 /// the first call. The check always runs at least once, and once more at the limit.
 pub async fn wait_until<T, F, Fut>(
@@ -102,27 +145,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Check<T>>,
 {
-    let deadline = Instant::now() + limit;
+    let wait = Wait::new(what, limit);
     loop {
-        let timed_out = Instant::now() >= deadline;
-        match check().await {
-            Check::Done(v) => return Ok(v),
-            Check::Failed(reason) => {
-                return Err(WaitError::Failed {
-                    what: what.into(),
-                    reason,
-                })
-            }
-            Check::Waiting(last) if timed_out => {
-                return Err(WaitError::TimedOut {
-                    what: what.into(),
-                    limit,
-                    last,
-                })
-            }
-            Check::Waiting(_) => {}
+        let timed_out = wait.timed_out();
+        if let Some(outcome) = wait.judge(check().await, timed_out) {
+            return outcome;
         }
-        tokio::time::sleep(every.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(wait.pause(every)).await;
     }
 }
 
@@ -133,27 +162,13 @@ pub fn wait_until_blocking<T>(
     every: Duration,
     mut check: impl FnMut() -> Check<T>,
 ) -> Result<T, WaitError> {
-    let deadline = Instant::now() + limit;
+    let wait = Wait::new(what, limit);
     loop {
-        let timed_out = Instant::now() >= deadline;
-        match check() {
-            Check::Done(v) => return Ok(v),
-            Check::Failed(reason) => {
-                return Err(WaitError::Failed {
-                    what: what.into(),
-                    reason,
-                })
-            }
-            Check::Waiting(last) if timed_out => {
-                return Err(WaitError::TimedOut {
-                    what: what.into(),
-                    limit,
-                    last,
-                })
-            }
-            Check::Waiting(_) => {}
+        let timed_out = wait.timed_out();
+        if let Some(outcome) = wait.judge(check(), timed_out) {
+            return outcome;
         }
-        std::thread::sleep(every.min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(wait.pause(every));
     }
 }
 
