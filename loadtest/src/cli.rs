@@ -211,7 +211,8 @@ impl CompareArgs {
 }
 
 impl Measure {
-    /// Every option at its default, as a plain `loadtest run` would have them.
+    /// Every option at its default, as a plain `loadtest run` would have them (for tests).
+    #[cfg(test)]
     pub fn defaults() -> Self {
         let cli = Cli::try_parse_from(["loadtest", "run", "--target", "token=http://127.0.0.1:1"])
             .expect("the defaults parse");

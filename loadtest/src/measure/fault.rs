@@ -49,20 +49,20 @@ impl Injector {
                 .map_err(|e| anyhow::anyhow!("{sig:?} to process {}: {e}", self.pid))?;
             self.began = Some(opened.elapsed().as_secs_f64());
         }
-        if self.plan.kind == FaultKind::FreezeRedis
-            && self.began.is_some()
-            && self.ended.is_none()
-            && t >= self.plan.at + self.plan.lasts
-        {
+        if t >= self.plan.at + self.plan.lasts {
             self.lift(opened)?;
         }
         Ok(())
     }
 
+    /// A freeze was injected and not lifted yet.
+    fn freeze_in_force(&self) -> bool {
+        self.plan.kind == FaultKind::FreezeRedis && self.began.is_some() && self.ended.is_none()
+    }
+
     /// Lifts a freeze still in force (at the end of the window, or on the way out).
     pub fn lift(&mut self, opened: Instant) -> anyhow::Result<()> {
-        if self.plan.kind == FaultKind::FreezeRedis && self.began.is_some() && self.ended.is_none()
-        {
+        if self.freeze_in_force() {
             plumbing::signal(self.pid, Signal::Cont)
                 .map_err(|e| anyhow::anyhow!("SIGCONT to process {}: {e}", self.pid))?;
             self.ended = Some(opened.elapsed().as_secs_f64());
@@ -84,8 +84,7 @@ impl Injector {
 impl Drop for Injector {
     /// Never leave Redis frozen behind, whatever stopped the run.
     fn drop(&mut self) {
-        if self.plan.kind == FaultKind::FreezeRedis && self.began.is_some() && self.ended.is_none()
-        {
+        if self.freeze_in_force() {
             let _ = plumbing::signal(self.pid, Signal::Cont);
         }
     }

@@ -236,8 +236,10 @@ async fn window(
         .await;
         progress.tick("measuring", recorder);
     }
-    if let Some(inj) = injector.as_mut() {
-        inj.lift(start.at)?;
+    // A freeze still in force is lifted before anything else, and a failure to do so is
+    // reported only after the window is closed and the budget switched off.
+    if let Some(Err(e)) = injector.as_mut().map(|inj| inj.lift(start.at)) {
+        fault_error.get_or_insert(e);
     }
     recorder.open(false, false);
     let end = snapshot(

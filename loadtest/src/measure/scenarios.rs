@@ -103,9 +103,10 @@ impl RunContext {
         }))
     }
 
+    /// On every request's path: an index, no search (`Route::ALL` lists the routes in
+    /// declaration order, which the test below checks).
     fn uri(&self, route: Route) -> Uri {
-        let i = Route::ALL.iter().position(|r| *r == route).unwrap_or(0);
-        self.uris[i].clone()
+        self.uris[route as usize].clone()
     }
 }
 
@@ -334,5 +335,41 @@ async fn read_or_refresh(ctx: &RunContext, user: &mut GooseUser) {
     let (status, text) = send(ctx, user, Route::Refresh, body).await;
     if status == 200 {
         remember_tokens(ctx, user, &text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_finds_its_own_uri() {
+        for (i, route) in Route::ALL.iter().enumerate() {
+            assert_eq!(*route as usize, i, "{route:?}");
+        }
+        let recorder = Arc::new(Recorder::default());
+        let ctx = RunContext::new(
+            "http://127.0.0.1:8080/",
+            ServerKind::Token,
+            10,
+            Duration::from_secs(1),
+            recorder,
+        )
+        .unwrap();
+        for route in Route::ALL {
+            assert_eq!(ctx.uri(route).path(), route.path());
+        }
+        assert_eq!(
+            ctx.uri(Route::Me).to_string(),
+            "http://127.0.0.1:8080/api/me"
+        );
+        assert!(RunContext::new(
+            "not a url",
+            ServerKind::Token,
+            10,
+            Duration::from_secs(1),
+            Arc::new(Recorder::default())
+        )
+        .is_err());
     }
 }
