@@ -8,6 +8,8 @@ use std::time::Duration;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+pub use crate::client::TrustedProxies;
+
 /// A configuration error: start-up stops with this message, never a panic.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -39,6 +41,22 @@ pub fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
         },
         _ => Ok(default),
     }
+}
+
+/// A duration in whole seconds; 0 allowed (for settings where 0 means "off" or "at once").
+pub fn env_secs_or_zero(name: &str, default_s: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(env_or(name, default_s)?))
+}
+
+/// A comma-separated list; empty entries are ignored.
+pub fn env_list(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A duration in whole seconds, at least 1.
@@ -84,13 +102,63 @@ pub fn env_secret(name: &str, min_len: usize) -> Result<Vec<u8>, ConfigError> {
     }
 }
 
+/// `REDIS_URL`, which may carry a password: shown everywhere (logs, errors, `Debug`) with
+/// the password replaced, so no secret reaches a log line.
+#[derive(Clone)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The real URL, for the Redis client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for RedisUrl {
+    /// `redis://user:secret@host/0` -> `redis://user:***@host/0`; anything else unchanged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return f.write_str(url);
+        };
+        // The authority ends at the first `/`; its user info at the last `@` inside it.
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((user_info, host)) => {
+                let user = user_info.split_once(':').map_or("", |(u, _)| u);
+                write!(f, "{scheme}://{user}:***@{host}{path}")
+            }
+            None => f.write_str(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
 /// What both servers need, whatever their auth model.
 #[derive(Debug, Clone)]
 pub struct CommonSettings {
     /// `LISTEN_ADDR`: where to listen; port 0 picks a free port (tests).
     pub listen_addr: SocketAddr,
-    /// `REDIS_URL`: the Redis holding users (and sessions or refresh tokens).
-    pub redis_url: String,
+    /// `REDIS_URL`: the Redis holding users (and sessions or refresh tokens); its password
+    /// is never shown.
+    pub redis_url: RedisUrl,
     /// `WORKERS`: actix worker threads; default the CPUs this process may use.
     pub workers: usize,
     /// `BOOTSTRAP_ADMIN`: `username:password` of an admin created at start if missing.
@@ -100,6 +168,35 @@ pub struct CommonSettings {
     pub login_max_failures: u64,
     /// `LOGIN_FAILURE_WINDOW`: seconds over which failed logins are counted.
     pub login_failure_window_s: u64,
+    /// `TRUSTED_PROXIES`: peers (IP addresses or CIDR ranges) whose `X-Forwarded-For` is
+    /// believed; default none, so the client is the TCP peer.
+    pub trusted_proxies: TrustedProxies,
+    /// `REFRESH_REUSE_INTERVAL`: seconds during which a just-replaced session id or refresh
+    /// token is answered as its successor (a retry whose first answer was lost); 0 = off.
+    pub refresh_reuse_interval: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: origins (`https://app.example`) allowed to call the API from a
+    /// browser; default none (no CORS headers at all).
+    pub cors_allowed_origins: Vec<String>,
+    /// `SHUTDOWN_TIMEOUT`: seconds in-flight requests get to finish after SIGTERM (default 8,
+    /// below Docker's 10 s stop grace).
+    pub shutdown_timeout: Duration,
+}
+
+/// `scheme://host[:port]`, lower-cased, as a browser sends it in `Origin`.
+pub fn parse_origin(raw: &str) -> Result<String, String> {
+    let o = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    let Some((scheme, host)) = o.split_once("://") else {
+        return Err(format!("`{raw}` is not an origin like https://app.example"));
+    };
+    if !matches!(scheme, "http" | "https")
+        || host.is_empty()
+        || host.contains(['/', '?', '#', '@', ' ', '*'])
+    {
+        return Err(format!(
+            "`{raw}` is not an origin like https://app.example (scheme, host, optional port; no path, no wildcard)"
+        ));
+    }
+    Ok(o)
 }
 
 impl CommonSettings {
@@ -122,13 +219,28 @@ impl CommonSettings {
             },
             _ => None,
         };
+        let login_max_failures: u64 = env_or("LOGIN_MAX_FAILURES", 10)?;
+        if login_max_failures == 0 {
+            return Err(ConfigError("LOGIN_MAX_FAILURES must be at least 1".into()));
+        }
+        let trusted_proxies = TrustedProxies::parse(&env_list("TRUSTED_PROXIES"))
+            .map_err(|e| ConfigError(format!("TRUSTED_PROXIES: {e}")))?;
+        let cors_allowed_origins = env_list("CORS_ALLOWED_ORIGINS")
+            .iter()
+            .map(|o| parse_origin(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError(format!("CORS_ALLOWED_ORIGINS: {e}")))?;
         Ok(Self {
             listen_addr: env_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379".to_owned())?,
+            redis_url: env_or("REDIS_URL", RedisUrl::new("redis://127.0.0.1:6379"))?,
             workers,
             bootstrap_admin,
-            login_max_failures: env_or("LOGIN_MAX_FAILURES", 10)?,
+            login_max_failures,
             login_failure_window_s: env_secs("LOGIN_FAILURE_WINDOW", 300)?.as_secs(),
+            trusted_proxies,
+            refresh_reuse_interval: env_secs_or_zero("REFRESH_REUSE_INTERVAL", 10)?,
+            cors_allowed_origins,
+            shutdown_timeout: env_secs_or_zero("SHUTDOWN_TIMEOUT", 8)?,
         })
     }
 
@@ -136,11 +248,46 @@ impl CommonSettings {
     pub fn for_tests(redis_url: String) -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            redis_url,
+            redis_url: RedisUrl::new(redis_url),
             workers: 1,
             bootstrap_admin: None,
             login_max_failures: 10,
             login_failure_window_s: 300,
+            trusted_proxies: TrustedProxies::default(),
+            refresh_reuse_interval: Duration::from_secs(10),
+            cors_allowed_origins: Vec::new(),
+            shutdown_timeout: Duration::from_secs(8),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_never_shows_its_password() {
+        for (raw, shown) in [
+            ("redis://:hunter2@redis:6379/0", "redis://:***@redis:6379/0"),
+            ("redis://app:hunter2@redis", "redis://app:***@redis"),
+            ("rediss://app:p@ss@host/1", "rediss://app:***@host/1"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        ] {
+            let url = RedisUrl::new(raw);
+            assert_eq!(url.to_string(), shown);
+            assert!(!format!("{url:?}").contains("hunter2"));
+            assert_eq!(url.expose(), raw);
+        }
+    }
+
+    #[test]
+    fn origins_are_normalised_and_checked() {
+        assert_eq!(
+            parse_origin("HTTPS://App.Example:8443/").unwrap(),
+            "https://app.example:8443"
+        );
+        for bad in ["app.example", "ftp://x", "https://", "https://a/b", "https://*.x"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }
 }

@@ -82,6 +82,195 @@ impl Credentials {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginFields {
+    username: String,
+    password: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `POST /auth/login`: credentials and, optionally, the scopes asked for.
+#[derive(Clone)]
+pub struct LoginRequest {
+    pub credentials: Credentials,
+    /// `None`: every scope the user's roles allow.
+    pub scope: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for LoginRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f: LoginFields = object_only(d)?;
+        Ok(LoginRequest {
+            credentials: Credentials {
+                username: f.username,
+                password: f.password,
+            },
+            scope: f.scope,
+        })
+    }
+}
+
+/// What a credential may be used for (`API.md`, login `scope`): `read` for `/api/me` and
+/// `/api/items`, `admin` for `/api/admin/*`. A credential with fewer scopes than its user's
+/// roles allow is how a user hands a limited credential to another program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes {
+    pub read: bool,
+    pub admin: bool,
+}
+
+impl Scopes {
+    pub const READ: Scopes = Scopes {
+        read: true,
+        admin: false,
+    };
+    pub const ADMIN: Scopes = Scopes {
+        read: false,
+        admin: true,
+    };
+
+    /// What roles allow: `read` for everybody, `admin` for admins.
+    pub fn allowed_by(roles: &[String]) -> Scopes {
+        Scopes {
+            read: true,
+            admin: roles.iter().any(|r| r == ADMIN_ROLE),
+        }
+    }
+
+    /// `read admin`, `read`, ... (space-separated, as OAuth writes scopes).
+    pub fn parse(raw: &str) -> Result<Scopes, ApiError> {
+        let mut s = Scopes::default();
+        for word in raw.split(' ').filter(|w| !w.is_empty()) {
+            match word {
+                "read" => s.read = true,
+                "admin" => s.admin = true,
+                other => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "unknown scope `{}`: use `read` and/or `admin`",
+                        other.chars().take(32).collect::<String>()
+                    )))
+                }
+            }
+        }
+        if s == Scopes::default() {
+            return Err(ApiError::InvalidRequest(
+                "scope is empty: use `read` and/or `admin`".into(),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The scopes a login gets: those asked for (which the roles must allow), or all the
+    /// roles allow.
+    pub fn grant(asked: Option<&str>, roles: &[String]) -> Result<Scopes, ApiError> {
+        let allowed = Scopes::allowed_by(roles);
+        let Some(asked) = asked else {
+            return Ok(allowed);
+        };
+        let asked = Scopes::parse(asked)?;
+        if (asked.read && !allowed.read) || (asked.admin && !allowed.admin) {
+            return Err(ApiError::InsufficientScope("admin"));
+        }
+        Ok(asked)
+    }
+
+    pub fn contains(self, needed: Scopes) -> bool {
+        (!needed.read || self.read) && (!needed.admin || self.admin)
+    }
+
+    /// `403 insufficient_scope` unless this credential was granted `needed`.
+    pub fn require(self, needed: Scopes) -> Result<(), ApiError> {
+        if self.contains(needed) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(if needed.admin { "admin" } else { "read" }))
+        }
+    }
+
+    /// The admin routes' rule: the role first (`403 forbidden`), then the scope
+    /// (`403 insufficient_scope`).
+    pub fn require_admin(self, roles: &[String]) -> Result<(), ApiError> {
+        if !roles.iter().any(|r| r == ADMIN_ROLE) {
+            return Err(ApiError::Forbidden(ADMIN_ROLE));
+        }
+        self.require(Scopes::ADMIN)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match (self.read, self.admin) {
+            (true, true) => "read admin",
+            (true, false) => "read",
+            (false, true) => "admin",
+            (false, false) => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Scopes::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The roles a user can have.
+pub const ROLES: [&str; 2] = ["user", ADMIN_ROLE];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesFields {
+    roles: Vec<String>,
+}
+
+/// `PUT /api/admin/users/{username}/roles`: a non-empty subset of `user`, `admin`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolesRequest {
+    pub roles: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for RolesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f: RolesFields = object_only(d)?;
+        Ok(RolesRequest { roles: f.roles })
+    }
+}
+
+impl RolesRequest {
+    /// The roles in their canonical order, each once; an error for anything else.
+    pub fn validated(&self) -> Result<Vec<String>, ApiError> {
+        if self.roles.is_empty() {
+            return Err(ApiError::InvalidRequest(
+                "roles must not be empty: a subset of `user`, `admin`".into(),
+            ));
+        }
+        if let Some(bad) = self.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+            return Err(ApiError::InvalidRequest(format!(
+                "unknown role `{}`: use `user` and/or `admin`",
+                bad.chars().take(32).collect::<String>()
+            )));
+        }
+        Ok(ROLES
+            .iter()
+            .filter(|r| self.roles.iter().any(|x| x == *r))
+            .map(|r| r.to_string())
+            .collect())
+    }
+}
+
 /// `{"id", "username", "roles"}`: what `/api/me` answers and `login` embeds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserView {
@@ -99,16 +288,19 @@ pub struct UserRef<'a> {
     pub roles: &'a [String],
 }
 
-/// `{"user": {...}}`, the session server's login and refresh answer.
+/// `{"user": {...}, "scope": "..."}`, the session server's login and refresh answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UserEnvelope {
     pub user: UserView,
+    pub scope: Scopes,
 }
 
 /// The token server's login and refresh answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub user: UserView,
+    /// The scopes granted (also the access token's `scope` claim).
+    pub scope: Scopes,
     pub token_type: String,
     pub access_token: String,
     /// Seconds until the access token expires.
@@ -210,6 +402,38 @@ mod tests {
         );
         assert!(serde_json::from_str::<RefreshRequest>(r#"["t"]"#).is_err());
         assert!(serde_json::from_str::<RefreshRequest>(r#"{"refresh_token":"t"}"#).is_ok());
+    }
+
+    #[test]
+    fn scopes_are_granted_within_the_roles() {
+        let user = vec!["user".to_string()];
+        let admin = vec!["user".to_string(), "admin".to_string()];
+        assert_eq!(Scopes::grant(None, &user).unwrap(), Scopes::READ);
+        assert_eq!(Scopes::grant(None, &admin).unwrap().as_str(), "read admin");
+        assert_eq!(Scopes::grant(Some("read"), &admin).unwrap(), Scopes::READ);
+        assert_eq!(Scopes::grant(Some(" admin "), &admin).unwrap(), Scopes::ADMIN);
+        assert!(matches!(
+            Scopes::grant(Some("admin"), &user),
+            Err(ApiError::InsufficientScope(_))
+        ));
+        for bad in ["", "  ", "write", "read,admin", "READ"] {
+            assert!(
+                matches!(Scopes::grant(Some(bad), &admin), Err(ApiError::InvalidRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(Scopes::grant(None, &admin).unwrap().contains(Scopes::ADMIN));
+        assert!(!Scopes::READ.contains(Scopes::ADMIN));
+    }
+
+    #[test]
+    fn roles_are_a_non_empty_subset_in_canonical_order() {
+        let r = |v: &[&str]| RolesRequest {
+            roles: v.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(r(&["admin", "user", "admin"]).validated().unwrap(), ["user", "admin"]);
+        assert!(r(&[]).validated().is_err());
+        assert!(r(&["root"]).validated().is_err());
     }
 
     #[test]

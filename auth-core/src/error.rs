@@ -27,16 +27,31 @@ pub enum ApiError {
     InvalidToken,
     #[error("this route needs the role `{0}`")]
     Forbidden(&'static str),
+    /// The session server's CSRF defence: a state-changing request from another site.
+    #[error("cross-site request refused: the Origin is not this server's nor an allowed one")]
+    CrossSite,
+    #[error("this credential was issued without the scope `{0}`")]
+    InsufficientScope(&'static str),
     #[error("no such route")]
     NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("no such user")]
+    NoSuchUser,
+    /// Carries the `Allow` header's value.
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     #[error("{0}")]
     Conflict(String),
     #[error("request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// Bodies are never decompressed: a decompression bomb costs nothing.
+    #[error("request bodies must not be compressed (Content-Encoding: identity only)")]
+    ContentEncoding,
+    #[error("the request did not arrive within {} s", crate::http::BODY_TIMEOUT.as_secs())]
+    RequestTimeout,
+    #[error("the request head is too large")]
+    HeadersTooLarge,
     #[error("too many failed logins, retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("a dependency is unavailable, retry later")]
@@ -57,12 +72,15 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidToken => "invalid_token",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Forbidden(_) | ApiError::CrossSite => "forbidden",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::NotFound | ApiError::NoSuchUser => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType | ApiError::ContentEncoding => "unsupported_media_type",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -83,12 +101,18 @@ impl ResponseError for ApiError {
             ApiError::InvalidCredentials | ApiError::Unauthorized | ApiError::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Forbidden(_) | ApiError::CrossSite | ApiError::InsufficientScope(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::NotFound | ApiError::NoSuchUser => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::ContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +136,13 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            // The connection still holds the rest of a body nobody will read: close it.
+            ApiError::RequestTimeout => {
+                res.force_close();
             }
             _ => {}
         }

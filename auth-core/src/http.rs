@@ -1,11 +1,17 @@
-//! The HTTP plumbing both servers share: JSON limits and errors, 404/405 as contract
-//! errors, the shared routes and the `Application` handle.
+//! The HTTP plumbing both servers share: the JSON body extractor (size, type, encoding and
+//! time limits), routes whose other methods answer 405 with `Allow`, `HEAD` on every `GET`,
+//! the shared routes and the `Application` handle. The per-request checks (CORS, CSRF,
+//! caching, metrics) are in `layer`.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::error::JsonPayloadError;
-use actix_web::{web, HttpRequest, HttpResponse, Resource};
+use actix_web::dev::{Payload, Server};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{guard, web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::contract::{Credentials, UserView};
@@ -16,30 +22,123 @@ use crate::state::Core;
 /// Bodies over this many bytes are refused with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// JSON extraction per the contract: 16 KiB, `application/json` only, errors as JSON.
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .content_type_required(true)
-        .error_handler(|err, _req| {
-            match err {
-                JsonPayloadError::OverflowKnownLength { .. }
-                | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
-                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                JsonPayloadError::Deserialize(e) => {
-                    ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
-                }
-                other => ApiError::InvalidRequest(format!("invalid request body: {other}")),
-            }
-            .into()
-        })
+/// A request head or body that has not arrived after this long is answered 408: a client
+/// that stalls cannot hold a worker (or a shutdown) for longer.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A JSON body, read whole within `BODY_TIMEOUT`, at most `MAX_BODY_BYTES`, never
+/// decompressed (the layer refuses any `Content-Encoding` before this runs), and only as
+/// `application/json`. Every failure is a contract error.
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
 }
 
-/// A route whose other methods answer 405 with the contract's body.
-pub fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5
+            && essence[..essence.len() - 5].starts_with("application/")
+            && essence.to_ascii_lowercase().ends_with("+json"))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared: Option<usize> = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            let read = async {
+                let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256));
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        ApiError::InvalidRequest(format!("the body could not be read: {e}"))
+                    })?;
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(ApiError::PayloadTooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(body)
+            };
+            let body = tokio::time::timeout(BODY_TIMEOUT, read)
+                .await
+                .map_err(|_| ApiError::RequestTimeout)??;
+            serde_json::from_slice(&body)
+                .map(Json)
+                .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+        })
+    }
+}
+
+/// `GET` routes answer `HEAD` too (actix sends no body for `HEAD`).
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A resource with one method; every other method is `405` with `Allow`.
+fn one_method(path: &str, route: actix_web::Route, allow: &'static str) -> Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+        }))
+}
+
+/// `GET` (and `HEAD`) `path`.
+pub fn get<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    one_method(path, get_or_head().to(handler), "GET, HEAD")
+}
+
+/// `POST` `path`.
+pub fn post<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    one_method(path, web::post().to(handler), "POST")
+}
+
+/// `PUT` `path`.
+pub fn put<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    one_method(path, web::put().to(handler), "PUT")
 }
 
 /// For `App::default_service`.
@@ -47,33 +146,22 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-/// The client address that failed logins are counted against.
-pub fn client_addr(req: &HttpRequest) -> String {
-    req.connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned()
-}
-
 /// API routes whose behaviour does not depend on the auth model.
 pub fn common_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/signup").route(web::post().to(signup)))
-        .service(resource("/api/public").route(web::get().to(public)));
+    cfg.service(post("/auth/signup", signup))
+        .service(get("/api/public", public));
 }
 
 /// Health, readiness and metrics: for orchestrators and scrapers, outside any auth
 /// middleware, so a credential a probe happens to carry cannot make them touch Redis.
 pub fn ops_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics::handler)));
+    cfg.service(get("/healthz", healthz))
+        .service(get("/readyz", readyz))
+        .service(get("/metrics", metrics::handler));
 }
 
 #[tracing::instrument(name = "signup", skip_all, fields(username = %body.username))]
-async fn signup(
-    core: web::Data<Core>,
-    body: web::Json<Credentials>,
-) -> Result<HttpResponse, ApiError> {
+async fn signup(core: web::Data<Core>, body: Json<Credentials>) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     creds.validate_for_signup()?;
     let user = core.create_user(creds, vec!["user".into()]).await?;
@@ -129,7 +217,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until SIGTERM/SIGINT (then lets in-flight requests finish) or a stop via the handle.
+    /// Runs until SIGTERM/SIGINT (then lets in-flight requests finish within
+    /// `SHUTDOWN_TIMEOUT`) or a stop via the handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

@@ -2,10 +2,12 @@
 //! and errors, the Redis-backed user directory, password hashing, throttling, settings,
 //! telemetry and metrics. The two servers differ only where the auth model differs.
 
+pub mod client;
 pub mod config;
 pub mod contract;
 pub mod error;
 pub mod http;
+pub mod layer;
 pub mod metrics;
 pub mod password;
 pub mod rate_limit;
@@ -15,5 +17,5 @@ pub mod telemetry;
 pub mod users;
 
 pub use error::ApiError;
-pub use http::MAX_BODY_BYTES;
+pub use http::{Json, MAX_BODY_BYTES};
 pub use state::Core;

@@ -1,10 +1,8 @@
 //! Prometheus metrics: requests by route and status, a latency histogram, Redis commands.
 
-use std::time::Instant;
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
@@ -64,6 +62,17 @@ impl Metrics {
         }
     }
 
+    /// One answered request (called by the contract layer). Route templates, never raw
+    /// paths, so unknown URLs cannot blow up label cardinality.
+    pub fn observe(&self, route: &str, status: StatusCode, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()
@@ -71,34 +80,6 @@ impl Metrics {
             .expect("encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
-}
-
-/// Middleware (for `middleware::from_fn`) recording every answered request.
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let Some(metrics) = req.app_data::<web::Data<Metrics>>().cloned() else {
-        return next.call(req).await;
-    };
-    // Route templates, never raw paths, so unknown URLs cannot blow up label cardinality.
-    // Looked up once, before the call: the lookup walks the route table.
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let start = Instant::now();
-    let res = next.call(req).await;
-    let status = match &res {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
-    };
-    metrics
-        .requests
-        .with_label_values(&[route.as_str(), status.as_str()])
-        .inc();
-    metrics
-        .latency
-        .with_label_values(&[route.as_str()])
-        .observe(start.elapsed().as_secs_f64());
-    res
 }
 
 pub async fn handler(metrics: web::Data<Metrics>) -> HttpResponse {

@@ -7,6 +7,8 @@ use prometheus::IntCounter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Pipeline};
 
+use crate::config::RedisUrl;
+
 /// Every Redis call fails within this time, so a request never waits on a dead Redis
 /// for longer than the contract's 2 s (the reconnect back-off alone could exceed it).
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1200);
@@ -29,9 +31,11 @@ pub struct Redis {
 impl Redis {
     /// Connects once (failing fast with a clear error if Redis is not there at start-up);
     /// afterwards the manager reconnects by itself when Redis comes back.
-    pub async fn connect(url: &str, commands: IntCounter) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("REDIS_URL `{url}` is not a valid Redis URL: {e}"))?;
+    /// Every message names the URL with its password hidden (`RedisUrl`'s `Display`).
+    pub async fn connect(url: &RedisUrl, commands: IntCounter) -> anyhow::Result<Self> {
+        // The parse error is not shown: it could quote the URL, password included.
+        let client = redis::Client::open(url.expose())
+            .map_err(|_| anyhow::anyhow!("REDIS_URL `{url}` is not a valid Redis URL"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_millis(500))
             .set_response_timeout(Duration::from_secs(1))

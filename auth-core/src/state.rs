@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use crate::client::TrustedProxies;
 use crate::config::CommonSettings;
 use crate::contract::{Credentials, ADMIN_ROLE};
 use crate::error::ApiError;
@@ -19,6 +20,8 @@ pub struct Core {
     pub users: UserDirectory,
     pub hasher: PasswordHasher,
     pub limiter: LoginLimiter,
+    /// `TRUSTED_PROXIES`: who may say, in `X-Forwarded-For`, who the client is.
+    pub trusted_proxies: TrustedProxies,
     pub metrics: Metrics,
     pub started: Instant,
 }
@@ -40,6 +43,7 @@ impl Core {
                 settings.login_max_failures,
                 settings.login_failure_window_s,
             ),
+            trusted_proxies: settings.trusted_proxies.clone(),
             redis,
             metrics,
             started: Instant::now(),
@@ -93,6 +97,28 @@ impl Core {
         Ok(user)
     }
 
+    /// `PUT /api/admin/users/{username}/roles`'s shared part: the user record. What happens
+    /// to credentials already handed out is each server's own business.
+    pub async fn change_roles(
+        &self,
+        username: &str,
+        roles: &crate::contract::RolesRequest,
+    ) -> Result<StoredUser, ApiError> {
+        let roles = roles.validated()?;
+        let user = self
+            .users
+            .set_roles(username, &roles)
+            .await?
+            .ok_or(ApiError::NoSuchUser)?;
+        tracing::info!(username, ?roles, "roles changed");
+        Ok(user)
+    }
+
+    /// The client a request's failed logins are counted against.
+    pub fn client_of(&self, req: &actix_web::HttpRequest) -> String {
+        self.trusted_proxies.client_of(req)
+    }
+
     /// The password check behind both servers' login: throttled, constant-ish time for
     /// unknown names, one answer for every kind of failure.
     #[tracing::instrument(name = "authenticate", skip(self, creds), fields(username = %creds.username))]
@@ -102,7 +128,8 @@ impl Core {
         client: &str,
     ) -> Result<StoredUser, ApiError> {
         creds.validate_for_login()?;
-        let earlier_failures = self.limiter.check(&creds.username, client).await?;
+        // Counted before the hash, atomically: parallel guesses cannot overrun the limit.
+        self.limiter.attempt(&creds.username, client).await?;
         let user = self.users.find(&creds.username).await?;
         let ok = self
             .hasher
@@ -113,15 +140,10 @@ impl Core {
             .await?;
         match user {
             Some(user) if ok => {
-                if earlier_failures > 0 {
-                    self.limiter.record_success(&user.username).await?;
-                }
+                self.limiter.succeeded(&user.username, client).await?;
                 Ok(user)
             }
-            _ => {
-                self.limiter.record_failure(&creds.username, client).await?;
-                Err(ApiError::InvalidCredentials)
-            }
+            _ => Err(ApiError::InvalidCredentials),
         }
     }
 }

@@ -28,7 +28,19 @@ impl StoredUser {
 #[derive(Clone)]
 pub struct UserDirectory {
     redis: Redis,
+    set_roles: std::sync::Arc<redis::Script>,
 }
+
+/// KEYS[1]: the user. ARGV[1]: the roles as a JSON array. Returns the new record, or nil.
+const SET_ROLES: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local user = cjson.decode(raw)
+user.roles = cjson.decode(ARGV[1])
+local out = cjson.encode(user)
+redis.call('SET', KEYS[1], out, 'KEEPTTL')
+return out
+"#;
 
 fn key(username: &str) -> String {
     format!("user:{username}")
@@ -36,7 +48,10 @@ fn key(username: &str) -> String {
 
 impl UserDirectory {
     pub fn new(redis: Redis) -> Self {
-        Self { redis }
+        Self {
+            redis,
+            set_roles: std::sync::Arc::new(redis::Script::new(SET_ROLES)),
+        }
     }
 
     /// Creates the user unless the name is taken (`SET NX`: two concurrent signups with
@@ -59,6 +74,22 @@ impl UserDirectory {
                 user.username
             ))),
         }
+    }
+
+    /// Replaces a user's roles in one atomic step (a concurrent signup or role change
+    /// cannot be lost); `None` when there is no such user.
+    pub async fn set_roles(
+        &self,
+        username: &str,
+        roles: &[String],
+    ) -> Result<Option<StoredUser>, ApiError> {
+        let roles = serde_json::to_string(roles).map_err(|e| ApiError::Internal(e.into()))?;
+        let mut invocation = self.set_roles.prepare_invoke();
+        invocation.key(key(username)).arg(roles);
+        let raw: Option<String> = self.redis.script(&invocation).await?;
+        raw.map(|raw| serde_json::from_str(&raw))
+            .transpose()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("user record is corrupt: {e}")))
     }
 
     pub async fn find(&self, username: &str) -> Result<Option<StoredUser>, ApiError> {

@@ -30,6 +30,12 @@ pub struct Options {
     pub eddsa: bool,
     pub login_max_failures: Option<u64>,
     pub bootstrap_admin: Option<(String, String)>,
+    /// `REFRESH_REUSE_INTERVAL` in seconds (default 10).
+    pub reuse_interval_s: Option<u64>,
+    /// `TRUSTED_PROXIES` entries.
+    pub trusted_proxies: Vec<String>,
+    /// `CORS_ALLOWED_ORIGINS` entries.
+    pub cors_origins: Vec<String>,
 }
 
 /// What a server crate implements to run the suite against itself.
@@ -182,12 +188,8 @@ impl TestApp {
     fn remember(&self, reply: &Reply) {
         match self.kind {
             Kind::Session => {
-                for c in reply.set_cookies() {
-                    let pair = c.split(';').next().unwrap_or_default().trim().to_owned();
-                    let cleared = c.contains("Max-Age=0") || pair.ends_with('=');
-                    if pair.starts_with("sid=") {
-                        self.set_credential((!cleared).then_some(Credential::Cookie(pair)));
-                    }
+                if let Some(c) = session_cookie(reply) {
+                    self.set_credential(c);
                 }
             }
             Kind::Token => {
@@ -238,6 +240,49 @@ impl TestApp {
             Some(json!({"username": username, "password": password})),
         )
         .await
+    }
+
+    /// Login asking for `scope` (`read`, `admin`, `read admin`).
+    pub async fn login_with_scope(&self, username: &str, password: &str, scope: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"username": username, "password": password, "scope": scope})),
+        )
+        .await
+    }
+
+    /// `PUT /api/admin/users/{username}/roles`.
+    pub async fn set_roles(&self, username: &str, roles: &[&str]) -> Reply {
+        self.request(
+            Method::PUT,
+            &format!("/api/admin/users/{username}/roles"),
+            Some(json!({ "roles": roles })),
+        )
+        .await
+    }
+
+    pub async fn logout_all(&self) -> Reply {
+        self.request(Method::POST, "/auth/logout-all", None).await
+    }
+
+    /// The credential's request header (`Cookie` or `Authorization`), for hand-made requests.
+    pub fn credential_header(&self) -> Option<(&'static str, String)> {
+        match self.credential()? {
+            Credential::Cookie(c) => Some(("Cookie", c)),
+            Credential::Tokens { access, .. } => Some(("Authorization", format!("Bearer {access}"))),
+        }
+    }
+
+    /// A request builder for `path` carrying the credential held.
+    pub fn builder(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some((name, value)) = self.credential_header() {
+            req = req.header(name, value);
+        }
+        req
     }
 
     /// Signs a fresh user up and logs them in; returns the username.
@@ -321,6 +366,23 @@ impl Drop for TestApp {
             rt.spawn(async move { handle.stop(false).await });
         }
     }
+}
+
+/// The session cookie a reply sets: `Some(Some(c))` handed out, `Some(None)` cleared,
+/// `None` untouched. Either cookie name (`sid`, `__Host-sid`).
+pub fn session_cookie(reply: &Reply) -> Option<Option<Credential>> {
+    let mut out = None;
+    for c in reply.set_cookies() {
+        let pair = c.split(';').next().unwrap_or_default().trim().to_owned();
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if name == "sid" || name == "__Host-sid" {
+            let cleared = c.contains("Max-Age=0") || value.is_empty();
+            out = Some((!cleared).then_some(Credential::Cookie(pair)));
+        }
+    }
+    out
 }
 
 pub const PASSWORD: &str = "correct-horse-battery";

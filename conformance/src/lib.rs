@@ -5,6 +5,9 @@ pub mod app;
 pub mod process;
 pub mod redis_process;
 pub mod suite;
+pub mod suite_v2;
 
-pub use app::{random_username, Credential, Kind, Options, Reply, Server, TestApp, PASSWORD};
+pub use app::{
+    random_username, session_cookie, Credential, Kind, Options, Reply, Server, TestApp, PASSWORD,
+};
 pub use redis_process::RedisProcess;

@@ -151,7 +151,56 @@ pub fn assert_common_settings_are_checked(bin: &str) {
         ("BOOTSTRAP_ADMIN", "nopassword"),
         ("LOGIN_MAX_FAILURES", "many"),
         ("LOGIN_FAILURE_WINDOW", "0"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("CORS_ALLOWED_ORIGINS", "https://*.example"),
+        ("REFRESH_REUSE_INTERVAL", "-1"),
+        ("SHUTDOWN_TIMEOUT", "soon"),
     ] {
         assert_refuses_to_start(bin, &[(var, value)], var);
     }
+    // No secret reaches a log line: the password in REDIS_URL is shown as ***.
+    let out = Command::new(bin)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://app:hunter2-secret@127.0.0.1:1/0")
+        .output()
+        .expect("the binary runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("redis://app:***@127.0.0.1:1/0"), "{text}");
+    assert!(!text.contains("hunter2"), "the password leaked:\n{text}");
+}
+
+/// SIGTERM while a client stalls in the middle of a request body: the process does not wait
+/// for it longer than `SHUTDOWN_TIMEOUT`, so Docker's 10 s stop grace is never reached.
+pub async fn sigterm_does_not_wait_for_a_stalled_body(bin: &str, extra: &[(&str, &str)]) {
+    use tokio::io::AsyncWriteExt;
+    let redis = crate::RedisProcess::start().await;
+    let url = redis.url();
+    let mut vars = vec![("REDIS_URL", url.as_str()), ("SHUTDOWN_TIMEOUT", "2")];
+    vars.extend_from_slice(extra);
+    let mut server = ServerProcess::start(bin, &vars).await;
+    let addr = server.address.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+    stalled
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user",
+        )
+        .await
+        .expect("writes");
+    // The handler is now waiting for the rest of the body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    server.signal(Signal::Term);
+    let status = server
+        .wait_exit(Duration::from_secs(8))
+        .await
+        .expect("exits within SHUTDOWN_TIMEOUT after SIGTERM, stalled client or not");
+    assert!(
+        t.elapsed() < Duration::from_millis(4500),
+        "took {:?} with SHUTDOWN_TIMEOUT=2 ({status})",
+        t.elapsed()
+    );
+    drop(stalled);
 }

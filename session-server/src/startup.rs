@@ -1,17 +1,14 @@
-//! Builds the session server: Redis, the session store and middleware, the routes.
+//! Builds the session server: Redis, the session store and policy, the contract layer with
+//! its CSRF check, the routes.
 
 use std::net::TcpListener;
 
-use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
-use actix_session::SessionMiddleware;
-use actix_web::body::MessageBody;
-use actix_web::cookie::{time, Key, SameSite};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::cookie::Key;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use auth_core::http::{common_routes, json_config, not_found, ops_routes, Application};
-use auth_core::{metrics, ApiError, Core};
+use auth_core::http::{common_routes, not_found, ops_routes, Application, BODY_TIMEOUT};
+use auth_core::layer::{ContractLayer, LayerConfig};
+use auth_core::Core;
 
 use crate::auth::SessionPolicy;
 use crate::routes::routes;
@@ -19,80 +16,73 @@ use crate::settings::{Settings, StoreKind};
 use crate::store::{MemoryStore, RedisStore, Store};
 
 pub const SERVER_NAME: &str = "session-server";
+/// The cookie's name over plain HTTP (local runs).
 pub const COOKIE_NAME: &str = "sid";
+/// With `COOKIE_SECURE=true`: the `__Host-` prefix makes a browser refuse the cookie unless
+/// it is `Secure`, has `Path=/` and no `Domain`, so no sibling subdomain can plant or shadow it.
+pub const SECURE_COOKIE_NAME: &str = "__Host-sid";
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let core = Core::build(&settings.common, SERVER_NAME).await?;
     let key = Key::try_from(settings.session_key.as_slice())
         .context("SESSION_KEY must be at least 64 bytes")?;
+    let cookie_name = if settings.cookie_secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    };
+    let store = match settings.store {
+        StoreKind::Redis => Store::Redis(RedisStore::new(core.redis.clone())),
+        // One memory store for all workers of this replica (it is per replica, not per thread).
+        StoreKind::Memory => Store::Memory(MemoryStore::default()),
+    };
     let policy = SessionPolicy {
-        cookie_name: COOKIE_NAME.into(),
+        cookie_name,
+        cookie_secure: settings.cookie_secure,
+        same_site: settings.cookie_samesite,
+        key,
         idle_timeout: settings.idle_timeout,
         absolute_timeout: settings.absolute_timeout,
+        reuse_interval: settings.common.refresh_reuse_interval,
+        store,
     };
-    // One memory store for all workers of this replica (it is per replica, not per thread).
-    let memory = MemoryStore::default();
     let listener = TcpListener::bind(settings.common.listen_addr)
         .with_context(|| format!("cannot listen on {}", settings.common.listen_addr))?;
     tracing::info!(
         addr = %listener.local_addr()?,
+        redis = %settings.common.redis_url,
         store = ?settings.store,
+        cookie = cookie_name,
+        same_site = settings.cookie_samesite.as_str(),
         workers = settings.common.workers,
         "session-server listening"
     );
     let core_data = web::Data::new(core.clone());
     let policy_data = web::Data::new(policy);
     let metrics_data = web::Data::new(core.metrics.clone());
-    let store_kind = settings.store;
-    let cookie_secure = settings.cookie_secure;
-    let state_ttl = time::Duration::seconds(settings.idle_timeout.as_secs() as i64);
+    let common = settings.common.clone();
     let server = HttpServer::new(move || {
-        let store = match store_kind {
-            StoreKind::Redis => Store::Redis(RedisStore::new(core_data.redis.clone())),
-            StoreKind::Memory => Store::Memory(memory.clone()),
-        };
-        let sessions = SessionMiddleware::builder(store, key.clone())
-            .cookie_name(COOKIE_NAME.into())
-            .cookie_secure(cookie_secure)
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_path("/".into())
-            .cookie_content_security(CookieContentSecurity::Private)
-            .session_lifecycle(
-                BrowserSession::default()
-                    .state_ttl(state_ttl)
-                    .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-            )
-            .build();
         App::new()
-            .wrap(from_fn(metrics::record))
-            .app_data(json_config())
+            .wrap(ContractLayer::new(LayerConfig {
+                cors_origins: common.cors_allowed_origins.clone(),
+                cors_credentials: true,
+                csrf_cookie: Some(cookie_name.to_owned()),
+                trusted_proxies: common.trusted_proxies.clone(),
+                bearer_realm: None,
+                metrics: core_data.metrics.clone(),
+            }))
             .app_data(core_data.clone())
             .app_data(policy_data.clone())
             .app_data(metrics_data.clone())
             .configure(ops_routes)
-            .service(
-                web::scope("")
-                    .wrap(sessions)
-                    .wrap(from_fn(store_errors_as_503))
-                    .configure(common_routes)
-                    .configure(routes)
-                    .default_service(web::to(not_found)),
-            )
+            .configure(common_routes)
+            .configure(routes)
+            .default_service(web::to(not_found))
     })
     .workers(settings.common.workers)
+    .client_request_timeout(BODY_TIMEOUT)
+    .shutdown_timeout(settings.common.shutdown_timeout.as_secs())
     .listen(listener.try_clone()?)?
     .run();
     Ok(Application::new(&listener, server)?)
-}
-
-/// The session middleware fails the whole request when its store does (an opaque 500);
-/// the store here is Redis or memory, so such a failure means Redis is away: 503.
-async fn store_errors_as_503(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    next.call(req)
-        .await
-        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("session store: {e:?}")).into())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
+use auth_core::contract::Scopes;
 use auth_core::ApiError;
 use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
@@ -36,7 +37,7 @@ pub async fn verify_request(
 ) -> Result<AccessClaims, ApiError> {
     let claims = verify_now(req, codec)?;
     if let Some(denylist) = denylist {
-        if denylist.is_denied(&claims.jti).await? {
+        if denylist.is_denied(&claims).await? {
             return Err(ApiError::InvalidToken);
         }
     }
@@ -47,6 +48,18 @@ pub async fn verify_request(
 /// route protected.
 pub struct AuthUser {
     pub claims: AccessClaims,
+}
+
+impl AuthUser {
+    /// `403 insufficient_scope` unless the credential carries `needed`.
+    pub fn require_scope(&self, needed: Scopes) -> Result<(), ApiError> {
+        self.claims.scope.require(needed)
+    }
+
+    /// The admin routes: the role first (`forbidden`), then the scope.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        self.claims.scope.require_admin(&self.claims.roles)
+    }
 }
 
 /// The stateless check, for when no denylist is configured.

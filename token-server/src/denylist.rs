@@ -1,18 +1,18 @@
-//! The optional access-token denylist (`ACCESS_DENYLIST=true`): logout revokes the access
-//! token at once, at the price of one Redis read on every authenticated request.
+//! The optional revocation check (`ACCESS_DENYLIST=true`): an access token is refused as soon
+//! as the login it was issued under (its refresh-token family, the `sid` claim) has ended, by
+//! logout, "logout everywhere" or detected reuse, at the price of one Redis read on every
+//! authenticated request. Without it an access token lives until it expires: that is the
+//! stateless model's trade-off.
 
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
 
-use crate::tokens::{now_s, AccessClaims, LEEWAY_S};
+use crate::refresh_tokens::family_key;
+use crate::tokens::AccessClaims;
 
 #[derive(Clone)]
 pub struct Denylist {
     redis: Redis,
-}
-
-fn key(jti: &str) -> String {
-    format!("deny:{jti}")
 }
 
 impl Denylist {
@@ -20,25 +20,13 @@ impl Denylist {
         Self { redis }
     }
 
-    /// Kept only while the token could still verify, so the list never outgrows the
-    /// tokens alive.
-    pub async fn deny(&self, claims: &AccessClaims) -> Result<(), ApiError> {
-        let ttl = claims.exp.saturating_sub(now_s()) + LEEWAY_S + 1;
-        self.redis
-            .query::<()>(
-                redis::cmd("SET")
-                    .arg(key(&claims.jti))
-                    .arg(1)
-                    .arg("EX")
-                    .arg(ttl),
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Redis away means the answer is unknown: refuse (503) rather than accept a token
     /// that may have been revoked.
-    pub async fn is_denied(&self, jti: &str) -> Result<bool, ApiError> {
-        Ok(self.redis.query(redis::cmd("EXISTS").arg(key(jti))).await?)
+    pub async fn is_denied(&self, claims: &AccessClaims) -> Result<bool, ApiError> {
+        let live: bool = self
+            .redis
+            .query(redis::cmd("EXISTS").arg(family_key(&claims.sid)))
+            .await?;
+        Ok(!live)
     }
 }

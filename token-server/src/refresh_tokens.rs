@@ -1,36 +1,84 @@
-//! Refresh token families in Redis: issued at login, rotated on use in one atomic step,
-//! revoked whole on reuse or logout.
+//! Refresh-token families in Redis: one family per login, rotated on every use in one
+//! atomic step, revoked whole on reuse, logout or "logout everywhere". This is where a
+//! refresh token is rotated.
 //!
-//! Keys: `rtf:<family>` holds the user (JSON) while the family lives; `rt:<jti>` holds
-//! `live:<family>` or `used:<family>`. Deleting the family key kills every token of it.
+//! Keys, bounded whatever the traffic:
+//! - `rtf:<family>`: a hash `uid`, `name`, `scope`, `cur` (the live token's jti), `prev` and
+//!   `prev_at` (the token it replaced, and when), `succ` (the live token itself, handed again
+//!   to a retry). It expires with its live token, and never later than
+//!   `REFRESH_FAMILY_MAX_AGE` after the login. One key per login, however often rotated.
+//! - `ufam:<user id>`: the set of the user's families (the token model's answer to "end every
+//!   login of this user"; the session model's is its session index).
 
-use auth_core::contract::UserView;
+use std::sync::Arc;
+
+use auth_core::contract::Scopes;
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
 use redis::Script;
 
 use crate::tokens::RefreshClaims;
 
-/// One atomic step, so two concurrent refreshes with one token give at most one winner.
-/// Presenting a token already rotated away is reuse: the family is revoked.
-const ROTATE: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-local user = redis.call('GET', KEYS[3])
-if not cur or not user then return {'revoked'} end
-if cur == 'used:' .. ARGV[1] then
-  redis.call('DEL', KEYS[3])
-  return {'reuse'}
+/// KEYS: family, user's families. ARGV: family id, user id, username, scope, first jti,
+/// expiry (unix s), index TTL.
+const START: &str = r#"
+redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'name', ARGV[3], 'scope', ARGV[4], 'cur', ARGV[5])
+redis.call('EXPIREAT', KEYS[1], ARGV[6])
+if redis.call('SCARD', KEYS[2]) >= 64 then
+  for _, fam in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', 'rtf:' .. fam) == 0 then redis.call('SREM', KEYS[2], fam) end
+  end
 end
-if cur ~= 'live:' .. ARGV[1] then return {'revoked'} end
-redis.call('SET', KEYS[1], 'used:' .. ARGV[1], 'KEEPTTL')
-redis.call('SET', KEYS[2], 'live:' .. ARGV[1], 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-return {'ok', user}
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return 1
 "#;
 
+/// KEYS: family. ARGV: presented jti, new jti, new token, now, grace (s), new expiry.
+/// At most one rotation of a token ever succeeds. Its immediate predecessor, presented again
+/// within the grace, gets the same successor (a retry whose answer was lost); any other
+/// token of the family is reuse, and revokes it.
+const ROTATE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'succ', 'uid', 'name', 'scope')
+if not f[1] then return {'revoked'} end
+if f[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'prev_at', ARGV[4], 'succ', ARGV[3])
+  redis.call('EXPIREAT', KEYS[1], ARGV[6])
+  return {'rotated', f[5], f[6], f[7]}
+end
+if f[2] == ARGV[1] and tonumber(ARGV[4]) - tonumber(f[3]) < tonumber(ARGV[5]) then
+  return {'retry', f[5], f[6], f[7], f[4]}
+end
+redis.call('DEL', KEYS[1])
+return {'reuse'}
+"#;
+
+/// KEYS: user's families. Revokes every family in it.
+const REVOKE_ALL: &str = r#"
+local n = 0
+for _, fam in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', 'rtf:' .. fam)
+end
+redis.call('DEL', KEYS[1])
+return n
+"#;
+
+/// Who a family belongs to, as stored at login.
+#[derive(Debug, Clone)]
+pub struct FamilyOwner {
+    pub user_id: String,
+    pub username: String,
+    pub scope: Scopes,
+}
+
 pub enum Rotation {
-    /// The old token is now used; the new one is live. Carries the family's user.
-    Rotated(UserView),
+    /// The presented token is now replaced by the new one.
+    Rotated(FamilyOwner),
+    /// The presented token was replaced moments ago: the client gets that successor again.
+    Retry {
+        owner: FamilyOwner,
+        successor: String,
+    },
     /// The token had already been rotated away: the whole family is now revoked.
     Reused,
     /// Unknown, expired or revoked earlier.
@@ -40,24 +88,47 @@ pub enum Rotation {
 #[derive(Clone)]
 pub struct RefreshTokens {
     redis: Redis,
-    rotate: std::sync::Arc<Script>,
-    ttl_s: u64,
+    scripts: Arc<[Script; 3]>,
+    /// `REFRESH_REUSE_INTERVAL` in seconds.
+    grace_s: u64,
+    /// `REFRESH_FAMILY_MAX_AGE` in seconds (the user index lives that long).
+    max_age_s: u64,
 }
 
-fn token_key(jti: &str) -> String {
-    format!("rt:{jti}")
-}
-
-fn family_key(family: &str) -> String {
+pub fn family_key(family: &str) -> String {
     format!("rtf:{family}")
 }
 
+fn index_key(user_id: &str) -> String {
+    format!("ufam:{user_id}")
+}
+
+fn owner(fields: &[String]) -> Result<FamilyOwner, ApiError> {
+    match fields {
+        [uid, name, scope, ..] => Ok(FamilyOwner {
+            user_id: uid.clone(),
+            username: name.clone(),
+            scope: Scopes::parse(scope).map_err(|_| corrupt())?,
+        }),
+        _ => Err(corrupt()),
+    }
+}
+
+fn corrupt() -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("refresh family record is corrupt"))
+}
+
 impl RefreshTokens {
-    pub fn new(redis: Redis, ttl_s: u64) -> Self {
+    pub fn new(redis: Redis, grace_s: u64, max_age_s: u64) -> Self {
         Self {
             redis,
-            rotate: std::sync::Arc::new(Script::new(ROTATE)),
-            ttl_s,
+            scripts: Arc::new([
+                Script::new(START),
+                Script::new(ROTATE),
+                Script::new(REVOKE_ALL),
+            ]),
+            grace_s,
+            max_age_s,
         }
     }
 
@@ -65,50 +136,44 @@ impl RefreshTokens {
     pub async fn start_family(
         &self,
         first: &RefreshClaims,
-        user: &UserView,
+        owner: &FamilyOwner,
     ) -> Result<(), ApiError> {
-        let user = serde_json::to_string(user).map_err(|e| ApiError::Internal(e.into()))?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(family_key(&first.fam))
-            .arg(user)
-            .arg("EX")
-            .arg(self.ttl_s)
-            .ignore()
-            .cmd("SET")
-            .arg(token_key(&first.jti))
-            .arg(format!("live:{}", first.fam))
-            .arg("EX")
-            .arg(self.ttl_s)
-            .ignore();
-        self.redis.pipeline::<()>(&pipe).await?;
+        let mut inv = self.scripts[0].prepare_invoke();
+        inv.key(family_key(&first.fam))
+            .key(index_key(&owner.user_id))
+            .arg(&first.fam)
+            .arg(&owner.user_id)
+            .arg(&owner.username)
+            .arg(owner.scope.as_str())
+            .arg(&first.jti)
+            .arg(first.exp)
+            .arg(self.max_age_s);
+        self.redis.script::<()>(&inv).await?;
         Ok(())
     }
 
+    /// Refresh: `old` (verified) is replaced by `new`, whose signed form is `new_token`.
     pub async fn rotate(
         &self,
         old: &RefreshClaims,
         new: &RefreshClaims,
+        new_token: &str,
     ) -> Result<Rotation, ApiError> {
-        let mut invocation = self.rotate.prepare_invoke();
-        invocation
-            .key(token_key(&old.jti))
-            .key(token_key(&new.jti))
-            .key(family_key(&old.fam))
-            .arg(&old.fam)
-            .arg(self.ttl_s);
-        let answer: Vec<String> = self.redis.script(&invocation).await?;
+        let mut inv = self.scripts[1].prepare_invoke();
+        inv.key(family_key(&old.fam))
+            .arg(&old.jti)
+            .arg(&new.jti)
+            .arg(new_token)
+            .arg(new.iat)
+            .arg(self.grace_s)
+            .arg(new.exp);
+        let answer: Vec<String> = self.redis.script(&inv).await?;
         match answer.first().map(String::as_str) {
-            Some("ok") => {
-                let user = answer
-                    .get(1)
-                    .and_then(|u| serde_json::from_str(u).ok())
-                    .ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("refresh family holds no valid user"))
-                    })?;
-                Ok(Rotation::Rotated(user))
-            }
+            Some("rotated") => Ok(Rotation::Rotated(owner(&answer[1..])?)),
+            Some("retry") => Ok(Rotation::Retry {
+                owner: owner(&answer[1..])?,
+                successor: answer.get(4).cloned().ok_or_else(corrupt)?,
+            }),
             Some("reuse") => {
                 tracing::warn!(family = %old.fam, "refresh token reuse: family revoked");
                 Ok(Rotation::Reused)
@@ -123,5 +188,12 @@ impl RefreshTokens {
             .query::<()>(redis::cmd("DEL").arg(family_key(family)))
             .await?;
         Ok(())
+    }
+
+    /// Logout everywhere: every family of the user, at once.
+    pub async fn revoke_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+        let mut inv = self.scripts[2].prepare_invoke();
+        inv.key(index_key(user_id));
+        Ok(self.redis.script(&inv).await?)
     }
 }

@@ -5,62 +5,76 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth_core::contract::{
-    Credentials, Items, RefreshRequest, TokenResponse, UserView, ADMIN_ROLE,
+    Items, LoginRequest, RefreshRequest, RolesRequest, Scopes, TokenResponse, UserView,
 };
-use auth_core::http::{admin_stats, client_addr, resource};
-use auth_core::{ApiError, Core};
+use auth_core::http::{admin_stats, get, post, put};
+use auth_core::{ApiError, Core, Json};
 
-use crate::auth::{verify_request, AuthUser};
-use crate::denylist::Denylist;
-use crate::refresh_tokens::{RefreshTokens, Rotation};
-use crate::tokens::TokenCodec;
+use crate::auth::AuthUser;
+use crate::refresh_tokens::{FamilyOwner, RefreshTokens, Rotation};
+use crate::tokens::{now_s, TokenCodec};
 
 type Codec = web::Data<Arc<TokenCodec>>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth/refresh").route(web::post().to(refresh)))
-        .service(resource("/auth/logout").route(web::post().to(logout)))
-        .service(resource("/api/me").route(web::get().to(me)))
-        .service(resource("/api/items").route(web::get().to(items)))
-        .service(resource("/api/admin/stats").route(web::get().to(admin)))
-        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)));
+    cfg.service(post("/auth/login", login))
+        .service(post("/auth/refresh", refresh))
+        .service(post("/auth/logout", logout))
+        .service(post("/auth/logout-all", logout_all))
+        .service(get("/api/me", me))
+        .service(get("/api/items", items))
+        .service(get("/api/admin/stats", admin))
+        .service(put("/api/admin/users/{username}/roles", set_roles))
+        .service(get("/.well-known/jwks.json", jwks));
 }
 
 fn token_response(
     codec: &TokenCodec,
     user: UserView,
+    scope: Scopes,
+    family: &str,
     refresh_token: String,
 ) -> Result<HttpResponse, ApiError> {
-    let (access_token, _) = codec.issue_access(&user).map_err(ApiError::Internal)?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(TokenResponse {
-            user,
-            token_type: "Bearer".into(),
-            access_token,
-            expires_in: codec.access_ttl().as_secs(),
-            refresh_token,
-            refresh_expires_in: codec.refresh_ttl().as_secs(),
-        }))
+    let (access_token, _) = codec
+        .issue_access(&user, scope, family)
+        .map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        user,
+        scope,
+        token_type: "Bearer".into(),
+        access_token,
+        expires_in: codec.access_ttl().as_secs(),
+        refresh_token,
+        refresh_expires_in: codec.refresh_ttl().as_secs(),
+    }))
 }
 
-#[tracing::instrument(name = "login", skip_all, fields(username = %body.username))]
+#[tracing::instrument(name = "login", skip_all, fields(username = %body.credentials.username))]
 async fn login(
     core: web::Data<Core>,
     codec: Codec,
     refresh_tokens: web::Data<RefreshTokens>,
     req: HttpRequest,
-    body: web::Json<Credentials>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { credentials, scope } = body.into_inner();
     let user = core
-        .authenticate(body.into_inner(), &client_addr(&req))
+        .authenticate(credentials, &core.client_of(&req))
         .await?
         .view();
+    let scope = Scopes::grant(scope.as_deref(), &user.roles)?;
     let family = uuid::Uuid::new_v4().to_string();
-    let (refresh_token, claims) = codec.issue_refresh(&family).map_err(ApiError::Internal)?;
-    refresh_tokens.start_family(&claims, &user).await?;
-    token_response(&codec, user, refresh_token)
+    let (refresh_token, claims) = codec
+        .issue_refresh(&family, now_s())
+        .map_err(ApiError::Internal)?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("REFRESH_FAMILY_MAX_AGE is 0")))?;
+    let owner = FamilyOwner {
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        scope,
+    };
+    refresh_tokens.start_family(&claims, &owner).await?;
+    token_response(&codec, user, scope, &family, refresh_token)
 }
 
 fn refused(e: impl std::fmt::Display) -> ApiError {
@@ -68,50 +82,90 @@ fn refused(e: impl std::fmt::Display) -> ApiError {
     ApiError::InvalidToken
 }
 
+/// Rotates the refresh token and issues an access token with the user's roles as they are
+/// now (a refresh always re-reads the user: this is when a role change reaches a token).
 async fn refresh(
+    core: web::Data<Core>,
     codec: Codec,
     refresh_tokens: web::Data<RefreshTokens>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let old = codec.verify_refresh(&body.refresh_token).map_err(refused)?;
-    let (refresh_token, new) = codec.issue_refresh(&old.fam).map_err(ApiError::Internal)?;
-    match refresh_tokens.rotate(&old, &new).await? {
-        Rotation::Rotated(user) => token_response(&codec, user, refresh_token),
-        Rotation::Reused | Rotation::Revoked => Err(ApiError::InvalidToken),
-    }
+    let Some((new_token, new)) = codec
+        .issue_refresh(&old.fam, old.auth_time)
+        .map_err(ApiError::Internal)?
+    else {
+        // The family reached REFRESH_FAMILY_MAX_AGE: log in again.
+        refresh_tokens.revoke_family(&old.fam).await?;
+        return Err(ApiError::InvalidToken);
+    };
+    let (owner, refresh_token) = match refresh_tokens.rotate(&old, &new, &new_token).await? {
+        Rotation::Rotated(owner) => (owner, new_token),
+        Rotation::Retry { owner, successor } => (owner, successor),
+        Rotation::Reused | Rotation::Revoked => return Err(ApiError::InvalidToken),
+    };
+    let Some(user) = core.users.find(&owner.username).await? else {
+        refresh_tokens.revoke_family(&old.fam).await?;
+        return Err(ApiError::InvalidToken);
+    };
+    // A scope the user's roles no longer allow (a demoted admin's `admin`) is dropped.
+    let allowed = Scopes::allowed_by(&user.roles);
+    let scope = Scopes {
+        read: owner.scope.read && allowed.read,
+        admin: owner.scope.admin && allowed.admin,
+    };
+    token_response(&codec, user.view(), scope, &old.fam, refresh_token)
 }
 
+/// Revokes the refresh token's family. The access token, being stateless, stays valid
+/// until it expires, unless the revocation check (`ACCESS_DENYLIST`) is on: it is then
+/// refused at once, since its login (`sid`) has ended.
 async fn logout(
     codec: Codec,
     refresh_tokens: web::Data<RefreshTokens>,
-    denylist: Option<web::Data<Denylist>>,
-    req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = codec.verify_refresh(&body.refresh_token).map_err(refused)?;
     refresh_tokens.revoke_family(&claims.fam).await?;
-    if let Some(denylist) = denylist {
-        // Only a token that still verifies needs denying; anything else is refused anyway.
-        if let Ok(access) = verify_request(&req, &codec, None).await {
-            denylist.deny(&access).await?;
-        }
-    }
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn me(caller: AuthUser) -> HttpResponse {
-    HttpResponse::Ok().json(caller.claims.user_ref())
+/// Every refresh-token family of the caller, through the user's family index.
+async fn logout_all(
+    refresh_tokens: web::Data<RefreshTokens>,
+    caller: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let ended = refresh_tokens.revoke_all_of(&caller.claims.sub).await?;
+    tracing::info!(user = %caller.claims.preferred_username, ended, "logged out everywhere");
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn items(caller: AuthUser) -> HttpResponse {
-    HttpResponse::Ok().json(Items::for_user(&caller.claims.sub))
+async fn me(caller: AuthUser) -> Result<HttpResponse, ApiError> {
+    caller.require_scope(Scopes::READ)?;
+    Ok(HttpResponse::Ok().json(caller.claims.user_ref()))
+}
+
+async fn items(caller: AuthUser) -> Result<HttpResponse, ApiError> {
+    caller.require_scope(Scopes::READ)?;
+    Ok(HttpResponse::Ok().json(Items::for_user(&caller.claims.sub)))
 }
 
 async fn admin(core: web::Data<Core>, caller: AuthUser) -> Result<HttpResponse, ApiError> {
-    if !caller.claims.roles.iter().any(|r| r == ADMIN_ROLE) {
-        return Err(ApiError::Forbidden(ADMIN_ROLE));
-    }
+    caller.require_admin()?;
     Ok(admin_stats(&core, &caller.claims.user()))
+}
+
+/// Only the user record changes: access tokens already issued keep the roles they were
+/// signed with until they expire; the next refresh carries the new ones.
+async fn set_roles(
+    core: web::Data<Core>,
+    caller: AuthUser,
+    username: web::Path<String>,
+    body: Json<RolesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let user = core.change_roles(&username, &body).await?;
+    Ok(HttpResponse::Ok().json(user.view()))
 }
 
 /// The public keys, for services that verify tokens without holding the secret. With

@@ -57,8 +57,12 @@ pub struct Settings {
     pub access_ttl: Duration,
     /// `REFRESH_TOKEN_TTL`: refresh token lifetime in seconds (default 14 days).
     pub refresh_ttl: Duration,
-    /// `ACCESS_DENYLIST`: logout also revokes the access token, at one Redis read per request.
+    /// `ACCESS_DENYLIST`: an access token is refused as soon as its login ends (logout,
+    /// logout-all, reuse), at one Redis read per request.
     pub access_denylist: bool,
+    /// `REFRESH_FAMILY_MAX_AGE`: seconds after login after which a refresh-token family
+    /// ends, however often it was rotated (default 30 days).
+    pub family_max_age: Duration,
 }
 
 /// HS256 keys shorter than the hash output are weak; RFC 7518 section 3.2 asks for 256 bits.
@@ -87,6 +91,7 @@ impl Settings {
             access_ttl: env_secs("ACCESS_TOKEN_TTL", 15 * 60)?,
             refresh_ttl: env_secs("REFRESH_TOKEN_TTL", 14 * 24 * 60 * 60)?,
             access_denylist: env_bool("ACCESS_DENYLIST", false)?,
+            family_max_age: env_secs("REFRESH_FAMILY_MAX_AGE", 30 * 24 * 60 * 60)?,
         })
     }
 
@@ -99,6 +104,7 @@ impl Settings {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             access_denylist: false,
+            family_max_age: Duration::from_secs(30 * 24 * 60 * 60),
         }
     }
 }

@@ -3,16 +3,11 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use actix_web::http::StatusCode;
-use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use auth_core::error::ErrorCode;
-use auth_core::http::{common_routes, json_config, not_found, ops_routes, Application};
-use auth_core::{metrics, Core};
+use auth_core::http::{common_routes, not_found, ops_routes, Application, BODY_TIMEOUT};
+use auth_core::layer::{ContractLayer, LayerConfig};
+use auth_core::Core;
 
 use crate::denylist::Denylist;
 use crate::keys::Keys;
@@ -30,8 +25,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         keys,
         settings.access_ttl,
         settings.refresh_ttl,
+        settings.family_max_age,
     ));
-    let refresh_tokens = RefreshTokens::new(core.redis.clone(), settings.refresh_ttl.as_secs());
+    let refresh_tokens = RefreshTokens::new(
+        core.redis.clone(),
+        settings.common.refresh_reuse_interval.as_secs(),
+        settings.family_max_age.as_secs(),
+    );
     let denylist = settings
         .access_denylist
         .then(|| web::Data::new(Denylist::new(core.redis.clone())));
@@ -39,6 +39,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .with_context(|| format!("cannot listen on {}", settings.common.listen_addr))?;
     tracing::info!(
         addr = %listener.local_addr()?,
+        redis = %settings.common.redis_url,
         alg = ?settings.alg,
         kid = %codec.keys().kid,
         denylist = settings.access_denylist,
@@ -49,11 +50,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let metrics_data = web::Data::new(core.metrics.clone());
     let codec_data = web::Data::new(codec);
     let refresh_data = web::Data::new(refresh_tokens);
+    let common = settings.common.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
-            .wrap(from_fn(www_authenticate))
-            .wrap(from_fn(metrics::record))
-            .app_data(json_config())
+            .wrap(ContractLayer::new(LayerConfig {
+                cors_origins: common.cors_allowed_origins.clone(),
+                cors_credentials: false,
+                csrf_cookie: None,
+                trusted_proxies: common.trusted_proxies.clone(),
+                bearer_realm: Some(SERVER_NAME),
+                metrics: core_data.metrics.clone(),
+            }))
             .app_data(core_data.clone())
             .app_data(metrics_data.clone())
             .app_data(codec_data.clone())
@@ -67,29 +74,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             .default_service(web::to(not_found))
     })
     .workers(settings.common.workers)
+    .client_request_timeout(BODY_TIMEOUT)
+    .shutdown_timeout(settings.common.shutdown_timeout.as_secs())
     .listen(listener.try_clone()?)?
     .run();
     Ok(Application::new(&listener, server)?)
-}
-
-/// RFC 6750 section 3: every 401 names the scheme and realm, and says `invalid_token`
-/// when a token was sent.
-async fn www_authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let sent_token = req.headers().contains_key(AUTHORIZATION);
-    let mut res = next.call(req).await?;
-    if res.status() == StatusCode::UNAUTHORIZED {
-        let invalid = sent_token
-            || res.response().extensions().get::<ErrorCode>() == Some(&ErrorCode("invalid_token"));
-        let value = if invalid {
-            r#"Bearer realm="token-server", error="invalid_token""#
-        } else {
-            r#"Bearer realm="token-server""#
-        };
-        res.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(value));
-    }
-    Ok(res)
 }

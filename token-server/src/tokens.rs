@@ -3,8 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::contract::{UserRef, UserView};
-use jsonwebtoken::{decode, encode, Header, Validation};
+use auth_core::contract::{Scopes, UserRef, UserView};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
@@ -32,6 +34,11 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     /// So `/api/me` needs no lookup.
     pub preferred_username: String,
+    /// What the token may be used for (`read`, `admin`), granted at login.
+    pub scope: Scopes,
+    /// The login (refresh-token family) the token was issued under: with the revocation
+    /// check on, a token is refused as soon as its login is ended.
+    pub sid: String,
 }
 
 impl AccessClaims {
@@ -62,18 +69,85 @@ pub struct RefreshClaims {
     pub nbf: u64,
     pub jti: String,
     pub fam: String,
+    /// When the user logged in (unix s): the family ends `REFRESH_FAMILY_MAX_AGE` after it,
+    /// however often it is rotated.
+    pub auth_time: u64,
 }
 
 /// Why a token was refused; every case answers `401 invalid_token`, the detail is logged.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("token rejected: {0}")]
-    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("not a compact JWS (three base64url parts)")]
+    Malformed,
+    #[error("the header is not valid JSON: {0}")]
+    Header(serde_json::Error),
+    #[error("the claims are missing or of the wrong type: {0}")]
+    Claims(serde_json::Error),
+    #[error("alg {0:?} is not the one this server signs with")]
+    WrongAlgorithm(String),
+    #[error("the header has `crit`: no extension is understood here")]
+    Critical,
     #[error("token has typ {0:?}, expected {1}")]
     WrongType(Option<String>, &'static str),
     #[error("token has kid {0:?}, which is not this server's")]
     UnknownKey(Option<String>),
+    #[error("the signature does not verify")]
+    Signature,
+    #[error("wrong iss or aud")]
+    WrongAudience,
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet (nbf)")]
+    NotYetValid,
+    #[error("issued in the future (iat)")]
+    IssuedInTheFuture,
+    #[error("lives longer than this server issues tokens for")]
+    TooLong,
 }
+
+/// The JOSE header fields this server reads. `crit` is only looked for: a token that needs
+/// an extension understood is refused (RFC 7515 section 4.1.11).
+#[derive(serde::Deserialize)]
+struct JoseHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The registered claims every token of this server has, checked by `verify`.
+pub trait Registered {
+    fn iss(&self) -> &str;
+    fn aud(&self) -> &str;
+    fn exp(&self) -> u64;
+    fn nbf(&self) -> u64;
+    fn iat(&self) -> u64;
+}
+
+macro_rules! registered {
+    ($t:ty) => {
+        impl Registered for $t {
+            fn iss(&self) -> &str {
+                &self.iss
+            }
+            fn aud(&self) -> &str {
+                &self.aud
+            }
+            fn exp(&self) -> u64 {
+                self.exp
+            }
+            fn nbf(&self) -> u64 {
+                self.nbf
+            }
+            fn iat(&self) -> u64 {
+                self.iat
+            }
+        }
+    };
+}
+registered!(AccessClaims);
+registered!(RefreshClaims);
 
 pub fn now_s() -> u64 {
     SystemTime::now()
@@ -83,33 +157,34 @@ pub fn now_s() -> u64 {
 
 pub struct TokenCodec {
     keys: Keys,
+    /// `alg` as it appears in the header of every token this server signs.
+    alg_name: &'static str,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    access_validation: Validation,
-    refresh_validation: Validation,
-}
-
-fn validation(keys: &Keys, audience: &str) -> Validation {
-    let mut v = Validation::new(keys.alg);
-    v.algorithms = vec![keys.alg];
-    v.set_issuer(&[ISSUER]);
-    v.set_audience(&[audience]);
-    v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "jti"]);
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    v.leeway = LEEWAY_S;
-    v
+    family_max_age: Duration,
 }
 
 impl TokenCodec {
-    pub fn new(keys: Keys, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+    pub fn new(
+        keys: Keys,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+        family_max_age: Duration,
+    ) -> Self {
         Self {
-            access_validation: validation(&keys, ACCESS_AUDIENCE),
-            refresh_validation: validation(&keys, REFRESH_AUDIENCE),
+            alg_name: match keys.alg {
+                Algorithm::EdDSA => "EdDSA",
+                _ => "HS256",
+            },
             keys,
             access_ttl,
             refresh_ttl,
+            family_max_age,
         }
+    }
+
+    pub fn family_max_age(&self) -> Duration {
+        self.family_max_age
     }
 
     pub fn keys(&self) -> &Keys {
@@ -136,7 +211,12 @@ impl TokenCodec {
             .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
     }
 
-    pub fn issue_access(&self, user: &UserView) -> anyhow::Result<(String, AccessClaims)> {
+    pub fn issue_access(
+        &self,
+        user: &UserView,
+        scope: Scopes,
+        sid: &str,
+    ) -> anyhow::Result<(String, AccessClaims)> {
         let now = now_s();
         let claims = AccessClaims {
             iss: ISSUER.into(),
@@ -148,48 +228,119 @@ impl TokenCodec {
             jti: uuid::Uuid::new_v4().to_string(),
             roles: user.roles.clone(),
             preferred_username: user.username.clone(),
+            scope,
+            sid: sid.to_owned(),
         };
         Ok((self.sign(ACCESS_TYP, &claims)?, claims))
     }
 
-    pub fn issue_refresh(&self, family: &str) -> anyhow::Result<(String, RefreshClaims)> {
+    /// A refresh token of `family`, started at `auth_time`: it expires after
+    /// `REFRESH_TOKEN_TTL`, or when the family reaches `REFRESH_FAMILY_MAX_AGE`, whichever
+    /// comes first. `None` when the family is already that old.
+    pub fn issue_refresh(
+        &self,
+        family: &str,
+        auth_time: u64,
+    ) -> anyhow::Result<Option<(String, RefreshClaims)>> {
         let now = now_s();
+        let exp = (now + self.refresh_ttl.as_secs())
+            .min(auth_time.saturating_add(self.family_max_age.as_secs()));
+        if exp <= now {
+            return Ok(None);
+        }
         let claims = RefreshClaims {
             iss: ISSUER.into(),
             aud: REFRESH_AUDIENCE.into(),
-            exp: now + self.refresh_ttl.as_secs(),
+            exp,
             iat: now,
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
             fam: family.into(),
+            auth_time,
         };
-        Ok((self.sign(REFRESH_TYP, &claims)?, claims))
+        Ok(Some((self.sign(REFRESH_TYP, &claims)?, claims)))
     }
 
-    fn verify<T: serde::de::DeserializeOwned>(
+    /// Every check, in an order that trusts nothing unverified: the header's shape, `alg`
+    /// (only the configured one), no `crit`, `typ`, `kid`; then the signature; only then the
+    /// claims: `iss`, `aud`, `exp` and `nbf` (30 s leeway), `iat` not in the future, and a
+    /// lifetime no longer than this server issues (a key-holder's `exp` in 2300 is refused).
+    /// One parse of each part: jsonwebtoken's `decode` parsed the header twice and the
+    /// claims twice, on the hot path of every request.
+    fn verify<T: serde::de::DeserializeOwned + Registered>(
         &self,
         token: &str,
         typ: &'static str,
-        validation: &Validation,
+        audience: &str,
+        max_lifetime: Duration,
     ) -> Result<T, TokenError> {
-        let data = decode::<T>(token, &self.keys.decoding, validation)?;
-        if data.header.typ.as_deref() != Some(typ) {
-            return Err(TokenError::WrongType(data.header.typ, typ));
+        let mut parts = token.splitn(3, '.');
+        let (Some(header_b64), Some(payload_b64), Some(signature)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if signature.contains('.') {
+            return Err(TokenError::Malformed);
         }
-        if data.header.kid.as_deref() != Some(self.keys.kid.as_str()) {
-            return Err(TokenError::UnknownKey(data.header.kid));
+        let header = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: JoseHeader = serde_json::from_slice(&header).map_err(TokenError::Header)?;
+        if header.alg != self.alg_name {
+            return Err(TokenError::WrongAlgorithm(header.alg));
         }
-        Ok(data.claims)
+        if header.crit.is_some() {
+            return Err(TokenError::Critical);
+        }
+        if header.typ.as_deref() != Some(typ) {
+            return Err(TokenError::WrongType(header.typ, typ));
+        }
+        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
+            return Err(TokenError::UnknownKey(header.kid));
+        }
+        let message = &token[..header_b64.len() + 1 + payload_b64.len()];
+        let verified = jsonwebtoken::crypto::verify(
+            signature,
+            message.as_bytes(),
+            &self.keys.decoding,
+            self.keys.alg,
+        )
+        .unwrap_or(false);
+        if !verified {
+            return Err(TokenError::Signature);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: T = serde_json::from_slice(&payload).map_err(TokenError::Claims)?;
+        if claims.iss() != ISSUER || claims.aud() != audience {
+            return Err(TokenError::WrongAudience);
+        }
+        let now = now_s();
+        if claims.exp().saturating_add(LEEWAY_S) <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf() > now + LEEWAY_S {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat() > now + LEEWAY_S {
+            return Err(TokenError::IssuedInTheFuture);
+        }
+        if claims.exp().saturating_sub(claims.iat()) > max_lifetime.as_secs() {
+            return Err(TokenError::TooLong);
+        }
+        Ok(claims)
     }
 
-    /// Signature, `alg`, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf` and the presence of every
-    /// claim; no Redis.
+    /// Signature, `alg`, `crit`, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf`, `iat`, lifetime
+    /// and the presence of every claim; no Redis.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(token, ACCESS_TYP, &self.access_validation)
+        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE, self.access_ttl)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP, &self.refresh_validation)
+        self.verify(token, REFRESH_TYP, REFRESH_AUDIENCE, self.refresh_ttl)
     }
 }
 
@@ -200,7 +351,12 @@ mod tests {
 
     fn codec() -> TokenCodec {
         let keys = Keys::load(SigningAlg::Hs256, &KeySource::Secret(vec![7; 32])).unwrap();
-        TokenCodec::new(keys, Duration::from_secs(60), Duration::from_secs(600))
+        TokenCodec::new(
+            keys,
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+            Duration::from_secs(6000),
+        )
     }
 
     fn user() -> UserView {
@@ -214,15 +370,23 @@ mod tests {
     #[test]
     fn an_access_token_round_trips_and_is_not_a_refresh_token() {
         let c = codec();
-        let (token, claims) = c.issue_access(&user()).unwrap();
+        let (token, claims) = c.issue_access(&user(), Scopes::READ, "fam1").unwrap();
         assert_eq!(c.verify_access(&token).unwrap().sub, claims.sub);
         assert!(c.verify_refresh(&token).is_err());
     }
 
     #[test]
+    fn a_family_at_its_maximum_age_gets_no_more_refresh_tokens() {
+        let c = codec();
+        let (_, claims) = c.issue_refresh("f", now_s() - 5990).unwrap().unwrap();
+        assert!(claims.exp <= now_s() + 10, "capped by the family's age");
+        assert!(c.issue_refresh("f", now_s() - 6000).unwrap().is_none());
+    }
+
+    #[test]
     fn a_refresh_token_is_not_an_access_token_and_carries_no_user() {
         let c = codec();
-        let (token, _) = c.issue_refresh("fam1").unwrap();
+        let (token, _) = c.issue_refresh("fam1", now_s()).unwrap().unwrap();
         assert_eq!(c.verify_refresh(&token).unwrap().fam, "fam1");
         assert!(c.verify_access(&token).is_err());
         let payload = token.split('.').nth(1).unwrap();
@@ -238,14 +402,15 @@ mod tests {
     fn eddsa_tokens_verify_with_the_published_key_only() {
         let keys = Keys::load(SigningAlg::EdDsa, &KeySource::Generated).unwrap();
         let jwks = keys.jwks.clone().unwrap();
-        let c = TokenCodec::new(keys, Duration::from_secs(60), Duration::from_secs(600));
-        let (token, _) = c.issue_access(&user()).unwrap();
+        let d = Duration::from_secs(600);
+        let c = TokenCodec::new(keys, d, d, d);
+        let (token, _) = c.issue_access(&user(), Scopes::READ, "fam1").unwrap();
         let public = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
-        let mut v = Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         v.set_audience(&[ACCESS_AUDIENCE]);
-        assert!(decode::<AccessClaims>(&token, &public, &v).is_ok());
+        assert!(jsonwebtoken::decode::<AccessClaims>(&token, &public, &v).is_ok());
         let other = Keys::load(SigningAlg::EdDsa, &KeySource::Generated).unwrap();
-        let other = TokenCodec::new(other, Duration::from_secs(60), Duration::from_secs(600));
+        let other = TokenCodec::new(other, d, d, d);
         assert!(other.verify_access(&token).is_err());
     }
 }

@@ -1,104 +1,209 @@
 //! Sessions in this replica's memory. Deliberately not shared: the experiments use it to
-//! show what goes wrong when replicas do not share a session store.
+//! show what goes wrong when replicas do not share a session store. Otherwise the same
+//! promises as the Redis store, each step under one lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
-use actix_web::cookie::time::Duration;
+use auth_core::ApiError;
 
-use super::{new_session_key, State};
+use super::{Lookup, Rotation, SessionData, SessionId, Ttl};
+
+enum Entry {
+    /// A session, and the id it replaced (whose pointer its own rotation removes).
+    Live(SessionData, Option<SessionId>),
+    /// Replaced by a rotation; answers as the successor until the grace ends.
+    Moved(SessionId),
+}
+
+#[derive(Default)]
+struct Sessions {
+    entries: HashMap<SessionId, (Entry, Instant)>,
+    /// user id -> that user's session ids.
+    index: HashMap<String, HashSet<SessionId>>,
+    writes: usize,
+}
+
+impl Sessions {
+    fn live(&self, id: &SessionId) -> Option<&SessionData> {
+        match self.entries.get(id) {
+            Some((Entry::Live(data, _), until)) if *until > Instant::now() => Some(data),
+            _ => None,
+        }
+    }
+
+    /// Sweeps expired entries now and then, so abandoned sessions do not pile up.
+    fn wrote(&mut self) {
+        self.writes += 1;
+        if self.writes % 1024 == 0 {
+            let now = Instant::now();
+            self.entries.retain(|_, (_, until)| *until > now);
+            let entries = &self.entries;
+            self.index.retain(|_, ids| {
+                ids.retain(|id| entries.contains_key(id));
+                !ids.is_empty()
+            });
+        }
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    sessions: Arc<Mutex<HashMap<String, (State, Instant)>>>,
+    sessions: Arc<Mutex<Sessions>>,
 }
 
-fn deadline(ttl: &Duration) -> Instant {
-    Instant::now() + std::time::Duration::from_secs(ttl.whole_seconds().max(0) as u64)
+fn after(seconds: u64) -> Instant {
+    Instant::now() + Duration::from_secs(seconds)
 }
 
 impl MemoryStore {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (State, Instant)>) -> T) -> T {
-        // A panic while holding the lock cannot leave a session half-written (every
-        // write replaces a whole entry), so a poisoned lock is safe to keep using.
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut map)
+    fn with<T>(&self, f: impl FnOnce(&mut Sessions) -> T) -> T {
+        // A panic while holding the lock cannot leave a session half-written (every write
+        // replaces a whole entry), so a poisoned lock is safe to keep using.
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut sessions)
     }
 
-    /// Number of live sessions (expired ones are dropped on the way).
+    /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.with(|m| {
+        self.with(|s| {
             let now = Instant::now();
-            m.retain(|_, (_, until)| *until > now);
-            m.len()
+            s.entries
+                .values()
+                .filter(|(e, until)| matches!(e, Entry::Live(..)) && *until > now)
+                .count()
         })
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl SessionStore for MemoryStore {
-    async fn load(&self, id: &SessionKey) -> Result<Option<State>, LoadError> {
-        Ok(self.with(|m| match m.get(id.as_ref()) {
-            Some((state, until)) if *until > Instant::now() => Some(state.clone()),
-            Some(_) => {
-                m.remove(id.as_ref());
-                None
-            }
-            None => None,
-        }))
-    }
-
-    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let id = new_session_key();
-        self.with(|m| {
-            // Sweep now and then so abandoned sessions do not pile up forever.
-            if m.len() % 1024 == 1023 {
-                let now = Instant::now();
-                m.retain(|_, (_, until)| *until > now);
-            }
-            m.insert(id.as_ref().to_owned(), (state, deadline(ttl)));
+    pub async fn create(&self, data: &SessionData, ttl: Ttl) -> Result<SessionId, ApiError> {
+        let id = SessionId::generate();
+        self.with(|s| {
+            s.entries.insert(
+                id.clone(),
+                (Entry::Live(data.clone(), None), after(ttl.session_s)),
+            );
+            s.index
+                .entry(data.user.id.clone())
+                .or_default()
+                .insert(id.clone());
+            s.wrote();
         });
         Ok(id)
     }
 
-    async fn update(
+    pub async fn load(&self, id: &SessionId) -> Result<Lookup, ApiError> {
+        Ok(self.with(|s| match s.entries.get(id) {
+            Some((Entry::Live(data, _), until)) if *until > Instant::now() => {
+                Lookup::Live(data.clone())
+            }
+            Some((Entry::Moved(successor), until)) if *until > Instant::now() => {
+                match s.live(successor) {
+                    Some(data) => Lookup::Replaced {
+                        successor: successor.clone(),
+                        data: data.clone(),
+                    },
+                    None => Lookup::Missing,
+                }
+            }
+            _ => Lookup::Missing,
+        }))
+    }
+
+    pub async fn touch(&self, id: &SessionId, now_ms: u64, ttl: Ttl) -> Result<(), ApiError> {
+        self.with(|s| {
+            if let Some((Entry::Live(data, _), until)) = s.entries.get_mut(id) {
+                if *until > Instant::now() {
+                    data.extended_ms = now_ms;
+                    *until = after(ttl.session_s);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn rotate(
         &self,
-        id: SessionKey,
-        state: State,
-        ttl: &Duration,
-    ) -> Result<SessionKey, UpdateError> {
-        let live = self.with(|m| match m.get_mut(id.as_ref()) {
-            Some(entry) if entry.1 > Instant::now() => {
-                *entry = (state.clone(), deadline(ttl));
-                true
+        old: &SessionId,
+        new: &SessionId,
+        user_id: &str,
+        now_ms: u64,
+        ttl: Ttl,
+    ) -> Result<Rotation, ApiError> {
+        Ok(self.with(|s| {
+            let now = Instant::now();
+            let (mut data, prev) = match s.entries.remove(old) {
+                Some((Entry::Live(data, prev), until)) if until > now => (data, prev),
+                Some((Entry::Moved(successor), until)) if until > now => {
+                    let answer = Rotation::AlreadyReplaced(successor.clone());
+                    s.entries
+                        .insert(old.clone(), (Entry::Moved(successor), until));
+                    return answer;
+                }
+                _ => return Rotation::Missing,
+            };
+            if let Some(prev) = prev {
+                s.entries.remove(&prev);
             }
-            _ => false,
-        });
-        if live {
-            Ok(id)
-        } else {
-            self.save(state, ttl)
-                .await
-                .map_err(|e| UpdateError::Other(anyhow::anyhow!("{e}")))
-        }
+            data.extended_ms = now_ms;
+            s.entries.insert(
+                new.clone(),
+                (Entry::Live(data, Some(old.clone())), after(ttl.session_s)),
+            );
+            if ttl.grace_s > 0 {
+                s.entries
+                    .insert(old.clone(), (Entry::Moved(new.clone()), after(ttl.grace_s)));
+            }
+            let ids = s.index.entry(user_id.to_owned()).or_default();
+            ids.remove(old);
+            ids.insert(new.clone());
+            s.wrote();
+            Rotation::Rotated
+        }))
     }
 
-    async fn update_ttl(&self, id: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        self.with(|m| {
-            if let Some(entry) = m.get_mut(id.as_ref()) {
-                entry.1 = deadline(ttl);
+    pub async fn delete(&self, id: &SessionId) -> Result<(), ApiError> {
+        self.with(|s| {
+            let target = match s.entries.remove(id) {
+                Some((Entry::Moved(successor), _)) => s.entries.remove(&successor).map(|e| (e, successor)),
+                Some(e) => Some((e, id.clone())),
+                None => None,
+            };
+            if let Some(((Entry::Live(data, _), _), target_id)) = target {
+                if let Some(ids) = s.index.get_mut(&data.user.id) {
+                    ids.remove(&target_id);
+                }
             }
         });
         Ok(())
     }
 
-    async fn delete(&self, id: &SessionKey) -> anyhow::Result<()> {
-        self.with(|m| m.remove(id.as_ref()));
-        Ok(())
+    pub async fn delete_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+        Ok(self.with(|s| {
+            let ids = s.index.remove(user_id).unwrap_or_default();
+            ids.iter()
+                .filter(|id| s.entries.remove(*id).is_some())
+                .count() as u64
+        }))
+    }
+
+    pub async fn set_roles(&self, user_id: &str, roles: &[String]) -> Result<u64, ApiError> {
+        Ok(self.with(|s| {
+            let Some(ids) = s.index.get(user_id) else {
+                return 0;
+            };
+            let mut n = 0;
+            for id in ids {
+                if let Some((Entry::Live(data, _), _)) = s.entries.get_mut(id) {
+                    data.user.roles = roles.to_vec();
+                    n += 1;
+                }
+            }
+            n
+        }))
     }
 }

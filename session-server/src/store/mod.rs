@@ -1,74 +1,162 @@
-//! Session stores behind actix-session: Redis (shared) or this replica's memory.
+//! Where sessions live: Redis (shared by every replica) or this replica's memory (the
+//! experiments' counter-example). Both keep the same promises, each in one atomic step:
+//!
+//! - a rotation leaves exactly one live session, however many refreshes race with one id;
+//!   the replaced id answers as its successor for `REFRESH_REUSE_INTERVAL` seconds (a retry
+//!   whose answer was lost), and is dead after that or once the successor is rotated itself;
+//! - nothing but login and rotation creates a session: a read or a touch racing a logout
+//!   never brings it back;
+//! - every user's sessions are indexed, so "end every login of this user" and "this user's
+//!   roles changed" reach all of them at once. (The token server's answer to the same
+//!   question is the refresh-token family.)
 
 mod memory;
 mod redis;
 
-use std::collections::HashMap;
-
-use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
-use actix_web::cookie::time::Duration;
+use auth_core::contract::{Scopes, UserView};
+use auth_core::ApiError;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
-type State = HashMap<String, String>;
+/// An opaque session id: 64 characters from a CSPRNG (about 380 bits), never derived from
+/// what a client sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
 
-/// 64 characters from a CSPRNG (about 380 bits), never derived from what a client sent.
-fn new_session_key() -> SessionKey {
-    let id: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(64)
-        .map(char::from)
-        .collect();
-    id.try_into().expect("64 characters fit in a cookie")
+impl SessionId {
+    pub const LEN: usize = 64;
+
+    pub fn generate() -> Self {
+        Self(
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(Self::LEN)
+                .map(char::from)
+                .collect(),
+        )
+    }
+
+    /// An id from a (decrypted) cookie: only the shape a generated id has.
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == Self::LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a session holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionData {
+    /// The user, with the roles as they are now (a role change rewrites live sessions).
+    pub user: UserView,
+    /// The scopes granted at login.
+    pub scope: Scopes,
+    /// Login time (unix ms): the absolute timeout counts from it.
+    pub created_ms: u64,
+    /// When the idle TTL was last pushed forward (unix ms).
+    pub extended_ms: u64,
+}
+
+/// What an id leads to.
+#[derive(Debug)]
+pub enum Lookup {
+    Live(SessionData),
+    /// The id was rotated away less than `REFRESH_REUSE_INTERVAL` ago: it answers as its
+    /// successor, whose id the client is handed again.
+    Replaced {
+        successor: SessionId,
+        data: SessionData,
+    },
+    /// Unknown, expired, logged out, or replaced too long ago.
+    Missing,
+}
+
+/// What a rotation did.
+#[derive(Debug)]
+pub enum Rotation {
+    /// `old` is now a pointer to the new id, valid for the retry grace.
+    Rotated,
+    /// Another request rotated `old` first: its successor is the session.
+    AlreadyReplaced(SessionId),
+    /// `old` is gone (a logout won the race): there is nothing to rotate.
+    Missing,
+}
+
+/// Lifetimes a store write needs, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Ttl {
+    /// The session's time to live from now (idle timeout, capped by the absolute one).
+    pub session_s: u64,
+    /// How long a replaced id answers as its successor; 0: not at all.
+    pub grace_s: u64,
+    /// How long a user's session index lives after its last write (the absolute timeout:
+    /// no session can be older).
+    pub index_s: u64,
 }
 
 /// The store chosen by `SESSION_STORE`.
+#[derive(Clone)]
 pub enum Store {
     Redis(RedisStore),
     Memory(MemoryStore),
 }
 
-impl SessionStore for Store {
-    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
-        match self {
-            Store::Redis(s) => s.load(key).await,
-            Store::Memory(s) => s.load(key).await,
+/// Dispatches to the chosen store (an enum: no boxed futures on the read path).
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Redis($s) => $call,
+            Store::Memory($s) => $call,
         }
+    };
+}
+
+impl Store {
+    /// Login: a new session, indexed under its user.
+    pub async fn create(&self, data: &SessionData, ttl: Ttl) -> Result<SessionId, ApiError> {
+        dispatch!(self, s => s.create(data, ttl).await)
     }
 
-    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        match self {
-            Store::Redis(s) => s.save(state, ttl).await,
-            Store::Memory(s) => s.save(state, ttl).await,
-        }
+    pub async fn load(&self, id: &SessionId) -> Result<Lookup, ApiError> {
+        dispatch!(self, s => s.load(id).await)
     }
 
-    async fn update(
+    /// Pushes the idle TTL forward, only if the session still exists.
+    pub async fn touch(&self, id: &SessionId, now_ms: u64, ttl: Ttl) -> Result<(), ApiError> {
+        dispatch!(self, s => s.touch(id, now_ms, ttl).await)
+    }
+
+    /// Refresh: `old` becomes `new` in one step.
+    pub async fn rotate(
         &self,
-        key: SessionKey,
-        state: State,
-        ttl: &Duration,
-    ) -> Result<SessionKey, UpdateError> {
-        match self {
-            Store::Redis(s) => s.update(key, state, ttl).await,
-            Store::Memory(s) => s.update(key, state, ttl).await,
-        }
+        old: &SessionId,
+        new: &SessionId,
+        user_id: &str,
+        now_ms: u64,
+        ttl: Ttl,
+    ) -> Result<Rotation, ApiError> {
+        dispatch!(self, s => s.rotate(old, new, user_id, now_ms, ttl).await)
     }
 
-    async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        match self {
-            Store::Redis(s) => s.update_ttl(key, ttl).await,
-            Store::Memory(s) => s.update_ttl(key, ttl).await,
-        }
+    /// Logout: the session `id` leads to (itself, or its successor within the grace), and
+    /// `id` itself. Deleting nothing is fine.
+    pub async fn delete(&self, id: &SessionId) -> Result<(), ApiError> {
+        dispatch!(self, s => s.delete(id).await)
     }
 
-    async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
-        match self {
-            Store::Redis(s) => s.delete(key).await,
-            Store::Memory(s) => s.delete(key).await,
-        }
+    /// Logout everywhere: every session of the user, at once.
+    pub async fn delete_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+        dispatch!(self, s => s.delete_all_of(user_id).await)
+    }
+
+    /// A role change reaches every live session of the user at once.
+    pub async fn set_roles(&self, user_id: &str, roles: &[String]) -> Result<u64, ApiError> {
+        dispatch!(self, s => s.set_roles(user_id, roles).await)
     }
 }

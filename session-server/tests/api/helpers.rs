@@ -25,6 +25,12 @@ impl Server for SessionServer {
             s.common.login_max_failures = n;
         }
         s.common.bootstrap_admin = o.bootstrap_admin;
+        if let Some(t) = o.reuse_interval_s {
+            s.common.refresh_reuse_interval = Duration::from_secs(t);
+        }
+        s.common.trusted_proxies =
+            auth_core::client::TrustedProxies::parse(&o.trusted_proxies).map_err(anyhow::Error::msg)?;
+        s.common.cors_allowed_origins = o.cors_origins;
         session_server::startup::build(s).await
     }
 }

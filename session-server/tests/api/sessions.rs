@@ -78,10 +78,14 @@ async fn the_cookie_is_httponly_lax_rooted_and_secure_unless_turned_off() {
         let cookies = login.set_cookies();
         assert_eq!(cookies.len(), 1, "{cookies:?}");
         let attrs: Vec<String> = cookies[0].split(';').map(|a| a.trim().to_owned()).collect();
+        // Secure: the `__Host-` prefix, which a browser accepts only with Secure, Path=/
+        // and no Domain.
+        let name_prefix = if secure { "__Host-sid=" } else { "sid=" };
         assert!(
-            attrs[0].starts_with("sid=") && attrs[0].len() > 40,
+            attrs[0].starts_with(name_prefix) && attrs[0].len() > 40,
             "{attrs:?}"
         );
+        assert!(!attrs.iter().any(|a| a.starts_with("Domain")), "{attrs:?}");
         assert!(attrs.iter().any(|a| a == "HttpOnly"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a == "SameSite=Lax"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a == "Path=/"), "{attrs:?}");
@@ -112,7 +116,12 @@ async fn logout_deletes_the_session_in_redis_and_clears_the_cookie() {
 
 #[tokio::test]
 async fn refresh_rotates_the_id_in_redis_too() {
-    let app = app(Options::default()).await;
+    // Without the retry grace, whose pointer would be a second key for a while.
+    let app = app(Options {
+        reuse_interval_s: Some(0),
+        ..Options::default()
+    })
+    .await;
     app.signed_in_user().await;
     let before = session_keys(&app).await;
     assert_eq!(app.refresh().await.status, 200);

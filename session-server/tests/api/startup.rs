@@ -28,6 +28,12 @@ fn bad_settings_are_clear_errors() {
         ],
         "SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT",
     );
+    assert_refuses_to_start(BIN, &[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE");
+    assert_refuses_to_start(
+        BIN,
+        &[("COOKIE_SAMESITE", "None"), ("COOKIE_SECURE", "false")],
+        "COOKIE_SAMESITE=None needs COOKIE_SECURE=true",
+    );
 }
 
 #[tokio::test]
@@ -37,4 +43,9 @@ async fn sigterm_lets_in_flight_requests_finish() {
         &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))],
     )
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_does_not_wait_for_a_stalled_body() {
+    conformance::process::sigterm_does_not_wait_for_a_stalled_body(BIN, &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))]).await;
 }

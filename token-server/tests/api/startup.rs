@@ -17,6 +17,7 @@ fn bad_settings_are_clear_errors() {
         ("ACCESS_DENYLIST", "maybe"),
         ("ACCESS_TOKEN_TTL", "-5"),
         ("REFRESH_TOKEN_TTL", "0"),
+        ("REFRESH_FAMILY_MAX_AGE", "0"),
     ] {
         assert_refuses_to_start(BIN, &[(var, value)], var);
     }
@@ -46,4 +47,9 @@ async fn sigterm_lets_in_flight_requests_finish() {
         &[("JWT_SECRET", &"s".repeat(32))],
     )
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_does_not_wait_for_a_stalled_body() {
+    conformance::process::sigterm_does_not_wait_for_a_stalled_body(BIN, &[("JWT_SECRET", &"s".repeat(32))]).await;
 }
