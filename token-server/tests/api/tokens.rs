@@ -333,3 +333,39 @@ async fn an_hs256_server_publishes_no_keys() {
     let app = app(Options::default()).await;
     app.jwks().await.assert_error(404, "not_found");
 }
+
+/// Version 2: tokens signed with the right key but shaped beyond what this server issues.
+#[tokio::test]
+async fn a_key_holder_cannot_stretch_a_token_or_demand_an_extension() {
+    let app = app(Options::default()).await;
+    app.signed_in_user().await;
+    let (access, _) = tokens(&app);
+    let (header, claims) = parts(&access);
+    assert_eq!(claims["scope"], "read");
+    assert!(claims["sid"].is_string(), "the login it belongs to: {claims}");
+    let now = now_s();
+    let resign = |h: &Value, c: &Value| sign(h, c, TEST_SECRET);
+    // Re-signed unchanged, it works: each case below breaks exactly one thing.
+    assert_eq!(me_with(&app, &resign(&header, &claims)).await.status, 200);
+    let mut crit = header.clone();
+    crit["crit"] = json!(["exp"]);
+    crit["exp"] = json!(now);
+    assert_refused(&app, &resign(&crit, &claims), "a header with crit").await;
+    let mut future = claims.clone();
+    future["iat"] = json!(now + 3600);
+    future["nbf"] = json!(now);
+    future["exp"] = json!(now + 3600 + 900);
+    assert_refused(&app, &resign(&header, &future), "iat in the future").await;
+    let mut y2300 = claims.clone();
+    y2300["exp"] = json!(10_413_792_000u64);
+    assert_refused(&app, &resign(&header, &y2300), "exp in the year 2300").await;
+    let mut longer = claims.clone();
+    longer["exp"] = json!(claims["iat"].as_u64().unwrap() + 901);
+    assert_refused(&app, &resign(&header, &longer), "a lifetime over ACCESS_TOKEN_TTL").await;
+    let mut no_scope = claims.clone();
+    no_scope.as_object_mut().unwrap().remove("scope");
+    assert_refused(&app, &resign(&header, &no_scope), "no scope claim").await;
+    let mut two_dots = resign(&header, &claims);
+    two_dots.push_str(".x");
+    assert_refused(&app, &two_dots, "four parts").await;
+}
