@@ -39,7 +39,9 @@ impl Net {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -146,13 +148,19 @@ mod tests {
     #[test]
     fn without_trusted_proxies_the_peer_is_the_client_whatever_the_headers_say() {
         let p = TrustedProxies::default();
-        assert_eq!(p.client(ip("198.51.100.9"), &["1.2.3.4"]), ip("198.51.100.9"));
+        assert_eq!(
+            p.client(ip("198.51.100.9"), &["1.2.3.4"]),
+            ip("198.51.100.9")
+        );
     }
 
     #[test]
     fn an_untrusted_peer_cannot_choose_its_address() {
         let p = proxies(&["10.0.0.0/8"]);
-        assert_eq!(p.client(ip("198.51.100.9"), &["1.2.3.4"]), ip("198.51.100.9"));
+        assert_eq!(
+            p.client(ip("198.51.100.9"), &["1.2.3.4"]),
+            ip("198.51.100.9")
+        );
     }
 
     #[test]
@@ -187,10 +195,7 @@ mod tests {
     #[test]
     fn bad_entries_are_refused() {
         for bad in ["10.0.0.0/33", "not-an-ip", "::/129", "10.0.0.0/x"] {
-            assert!(
-                TrustedProxies::parse(&[bad.to_string()]).is_err(),
-                "{bad}"
-            );
+            assert!(TrustedProxies::parse(&[bad.to_string()]).is_err(), "{bad}");
         }
     }
 }

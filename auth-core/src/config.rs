@@ -286,7 +286,13 @@ mod tests {
             parse_origin("HTTPS://App.Example:8443/").unwrap(),
             "https://app.example:8443"
         );
-        for bad in ["app.example", "ftp://x", "https://", "https://a/b", "https://*.x"] {
+        for bad in [
+            "app.example",
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://*.x",
+        ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }

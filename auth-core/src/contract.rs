@@ -185,7 +185,11 @@ impl Scopes {
         if self.contains(needed) {
             Ok(())
         } else {
-            Err(ApiError::InsufficientScope(if needed.admin { "admin" } else { "read" }))
+            Err(ApiError::InsufficientScope(if needed.admin {
+                "admin"
+            } else {
+                "read"
+            }))
         }
     }
 
@@ -411,14 +415,20 @@ mod tests {
         assert_eq!(Scopes::grant(None, &user).unwrap(), Scopes::READ);
         assert_eq!(Scopes::grant(None, &admin).unwrap().as_str(), "read admin");
         assert_eq!(Scopes::grant(Some("read"), &admin).unwrap(), Scopes::READ);
-        assert_eq!(Scopes::grant(Some(" admin "), &admin).unwrap(), Scopes::ADMIN);
+        assert_eq!(
+            Scopes::grant(Some(" admin "), &admin).unwrap(),
+            Scopes::ADMIN
+        );
         assert!(matches!(
             Scopes::grant(Some("admin"), &user),
             Err(ApiError::InsufficientScope(_))
         ));
         for bad in ["", "  ", "write", "read,admin", "READ"] {
             assert!(
-                matches!(Scopes::grant(Some(bad), &admin), Err(ApiError::InvalidRequest(_))),
+                matches!(
+                    Scopes::grant(Some(bad), &admin),
+                    Err(ApiError::InvalidRequest(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -431,7 +441,10 @@ mod tests {
         let r = |v: &[&str]| RolesRequest {
             roles: v.iter().map(|s| s.to_string()).collect(),
         };
-        assert_eq!(r(&["admin", "user", "admin"]).validated().unwrap(), ["user", "admin"]);
+        assert_eq!(
+            r(&["admin", "user", "admin"]).validated().unwrap(),
+            ["user", "admin"]
+        );
         assert!(r(&[]).validated().is_err());
         assert!(r(&["root"]).validated().is_err());
     }

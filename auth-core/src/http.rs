@@ -45,7 +45,11 @@ impl<T> std::ops::Deref for Json<T> {
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let essence = ct.split(';').next().unwrap_or_default().trim();

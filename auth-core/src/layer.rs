@@ -107,9 +107,7 @@ impl LayerConfig {
             // Older browsers send no Origin on some requests; Fetch Metadata still says
             // where the request came from.
             None => matches!(
-                headers
-                    .get("sec-fetch-site")
-                    .and_then(|v| v.to_str().ok()),
+                headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
                 Some("cross-site" | "same-site")
             ),
         }
@@ -343,10 +341,10 @@ fn www_authenticate<B>(res: &mut ServiceResponse<B>, realm: &str, sent_token: bo
         }
         _ => return,
     };
-    res.headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_str(&value).unwrap_or_else(|_| {
-            HeaderValue::from_static("Bearer")
-        }));
+    res.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer")),
+    );
 }
 
 #[cfg(test)]
@@ -355,7 +353,12 @@ mod tests {
 
     #[test]
     fn no_store_covers_credentials_and_personal_data_only() {
-        for p in ["/auth/login", "/auth/refresh", "/api/me", "/api/admin/users/x/roles"] {
+        for p in [
+            "/auth/login",
+            "/auth/refresh",
+            "/api/me",
+            "/api/admin/users/x/roles",
+        ] {
             assert!(no_store(p), "{p}");
         }
         for p in ["/api/public", "/healthz", "/.well-known/jwks.json"] {

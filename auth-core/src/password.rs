@@ -149,11 +149,7 @@ impl PasswordHasher {
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         // Never more buffers than permits: one is free for every permit held.
-        let taken = self
-            .memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        let taken = self.memory.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut memory = taken.unwrap_or_else(|| new_memory(&params()));
         let span = tracing::Span::current();
         let (result, memory) = tokio::task::spawn_blocking(move || {
@@ -195,7 +191,10 @@ mod tests {
             .unwrap()
             .to_string();
         let h = PasswordHasher::new(1).unwrap();
-        assert!(h.verify("pw-123456".into(), Some(stored.clone())).await.unwrap());
+        assert!(h
+            .verify("pw-123456".into(), Some(stored.clone()))
+            .await
+            .unwrap());
         assert!(!h.verify("pw-1234567".into(), Some(stored)).await.unwrap());
     }
 

@@ -270,7 +270,9 @@ impl TestApp {
     pub fn credential_header(&self) -> Option<(&'static str, String)> {
         match self.credential()? {
             Credential::Cookie(c) => Some(("Cookie", c)),
-            Credential::Tokens { access, .. } => Some(("Authorization", format!("Bearer {access}"))),
+            Credential::Tokens { access, .. } => {
+                Some(("Authorization", format!("Bearer {access}")))
+            }
         }
     }
 

@@ -182,7 +182,9 @@ pub async fn sigterm_does_not_wait_for_a_stalled_body(bin: &str, extra: &[(&str,
     vars.extend_from_slice(extra);
     let mut server = ServerProcess::start(bin, &vars).await;
     let addr = server.address.trim_start_matches("http://").to_owned();
-    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
     stalled
         .write_all(
             b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user",

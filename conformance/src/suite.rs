@@ -54,6 +54,7 @@ macro_rules! suite {
             logout_with_a_dead_credential_still_clears_it,
             a_stalled_body_is_a_json_408_within_the_limit,
             http_layer_errors_answer_in_json,
+            arbitrary_input_never_gets_a_5xx,
         );
     };
     (@v2 $server:ty; $($name:ident),* $(,)?) => {

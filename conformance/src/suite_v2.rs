@@ -70,11 +70,7 @@ pub async fn compressed_bodies_are_refused_and_never_inflated<S: Server>() {
     let grown = resident_bytes().saturating_sub(before);
     // Inflated, the four bodies would be 4 GiB; other tests share this process, hence the
     // generous margin.
-    assert!(
-        grown < 200 << 20,
-        "the server grew by {} MB",
-        grown >> 20
-    );
+    assert!(grown < 200 << 20, "the server grew by {} MB", grown >> 20);
     for encoding in ["gzip", "br", "deflate", "zstd, identity"] {
         TestApp::read(
             app.client
@@ -174,9 +170,10 @@ fn refresh_request(app: &TestApp, held: &Credential) -> reqwest::RequestBuilder 
     let url = format!("{}/auth/refresh", app.address);
     match held {
         Credential::Cookie(c) => app.client.post(url).header("Cookie", c),
-        Credential::Tokens { refresh, .. } => {
-            app.client.post(url).json(&json!({"refresh_token": refresh}))
-        }
+        Credential::Tokens { refresh, .. } => app
+            .client
+            .post(url)
+            .json(&json!({"refresh_token": refresh})),
     }
 }
 
@@ -228,14 +225,23 @@ pub async fn parallel_refreshes_leave_one_live_credential<S: Server>() {
         let replies = join_all((0..20).map(|_| TestApp::read(refresh_request(&app, &held)))).await;
         let mut successors = HashSet::new();
         for r in &replies {
-            assert!(r.status == 200 || r.status == 401, "{} {}", r.status, r.text);
+            assert!(
+                r.status == 200 || r.status == 401,
+                "{} {}",
+                r.status,
+                r.text
+            );
             if r.status == 200 {
                 successors.insert(refresh_part(&handed_out(&app, r).expect("a credential")));
             }
         }
         // Within the retry grace every racer gets the one successor; none forks a login.
         assert_eq!(successors.len(), 1, "{successors:?}");
-        assert_eq!(live_logins(&app).await, before, "no session or family was forked");
+        assert_eq!(
+            live_logins(&app).await,
+            before,
+            "no session or family was forked"
+        );
     }
 }
 
@@ -254,7 +260,11 @@ pub async fn a_request_in_flight_during_logout_never_brings_the_login_back<S: Se
         let (_, _, out) = tokio::join!(join_all(reads), join_all(refreshes), logout);
         assert_eq!(out.status, 204);
         if app.kind == Kind::Session {
-            assert_eq!(live_logins(&app).await, 0, "round {round}: a session came back");
+            assert_eq!(
+                live_logins(&app).await,
+                0,
+                "round {round}: a session came back"
+            );
         }
         app.set_credential(Some(held.clone()));
         let after = TestApp::read(refresh_request(&app, &held)).await;
@@ -300,8 +310,7 @@ pub async fn a_retried_refresh_within_the_interval_keeps_the_user_logged_in<S: S
     assert_eq!(live_logins(&app).await, 1);
 }
 
-pub async fn a_replaced_credential_is_reuse_after_the_interval_or_a_second_rotation<S: Server>()
-{
+pub async fn a_replaced_credential_is_reuse_after_the_interval_or_a_second_rotation<S: Server>() {
     // After the interval.
     let app = spawn::<S>(Options {
         reuse_interval_s: Some(1),
@@ -348,7 +357,10 @@ pub async fn a_replaced_credential_is_reuse_after_the_interval_or_a_second_rotat
     .await;
     app.signed_in_user().await;
     let held = app.credential().unwrap();
-    assert_eq!(TestApp::read(refresh_request(&app, &held)).await.status, 200);
+    assert_eq!(
+        TestApp::read(refresh_request(&app, &held)).await.status,
+        200
+    );
     TestApp::read(refresh_request(&app, &held))
         .await
         .assert_error(401, "invalid_token");
@@ -372,14 +384,20 @@ pub async fn rotations_keep_a_bounded_number_of_redis_keys<S: Server>() {
         keys_before,
         keys.len()
     );
-    for k in keys.iter().filter(|k| k.starts_with("rtf:") || k.starts_with("session:")) {
+    for k in keys
+        .iter()
+        .filter(|k| k.starts_with("rtf:") || k.starts_with("session:"))
+    {
         let ttl: i64 = conn.ttl(k).await.unwrap();
         assert!(ttl > 0, "{k} must expire (ttl {ttl})");
     }
     if app.kind == Kind::Token {
         let fam = keys.iter().find(|k| k.starts_with("rtf:")).unwrap();
         let ttl: i64 = conn.ttl(fam).await.unwrap();
-        assert!(ttl <= 14 * 24 * 3600, "the family expires with its live token: {ttl}");
+        assert!(
+            ttl <= 14 * 24 * 3600,
+            "the family expires with its live token: {ttl}"
+        );
     }
 }
 
@@ -401,7 +419,9 @@ pub async fn login_scope_limits_the_credential<S: Server>() {
             r.headers
         );
     }
-    let r = app.login_with_scope("root", "admin-password", "admin").await;
+    let r = app
+        .login_with_scope("root", "admin-password", "admin")
+        .await;
     assert_eq!(r.json()["scope"], "admin");
     assert_eq!(app.admin_stats().await.status, 200);
     app.me().await.assert_error(403, "insufficient_scope");
@@ -458,20 +478,36 @@ pub async fn role_changes_reach_credentials_as_each_model_promises<S: Server>() 
             // ...and the next refresh re-reads the user.
             let r = other.refresh().await;
             assert_eq!(r.json()["user"]["roles"], json!(["user"]));
-            assert_eq!(r.json()["scope"], "read", "the admin scope went with the role");
+            assert_eq!(
+                r.json()["scope"],
+                "read",
+                "the admin scope went with the role"
+            );
             other.admin_stats().await.assert_error(403, "forbidden");
         }
     }
     // Who may change roles, and what.
-    other.set_roles("root", &["user"]).await.assert_error(403, "forbidden");
+    other
+        .set_roles("root", &["user"])
+        .await
+        .assert_error(403, "forbidden");
     app.set_credential(root);
     app.set_roles("nobody-here", &["user"])
         .await
         .assert_error(404, "not_found");
-    for body in [json!({"roles": []}), json!({"roles": ["root"]}), json!({"roles": "admin"}), json!({})] {
-        app.request(Method::PUT, &format!("/api/admin/users/{deputy}/roles"), Some(body))
-            .await
-            .assert_error(400, "invalid_request");
+    for body in [
+        json!({"roles": []}),
+        json!({"roles": ["root"]}),
+        json!({"roles": "admin"}),
+        json!({}),
+    ] {
+        app.request(
+            Method::PUT,
+            &format!("/api/admin/users/{deputy}/roles"),
+            Some(body),
+        )
+        .await
+        .assert_error(400, "invalid_request");
     }
     app.set_credential(None);
     app.set_roles(&deputy, &["admin"])
@@ -511,7 +547,11 @@ pub async fn logout_all_ends_every_login_of_the_user<S: Server>() {
                 _ => read.assert_error(401, "invalid_token"),
             }
         }
-        assert_eq!(b.me().await.status, 200, "another user's login is untouched");
+        assert_eq!(
+            b.me().await.status,
+            200,
+            "another user's login is untouched"
+        );
         assert_eq!(b.refresh().await.status, 200);
         a.set_credential(None);
         a.logout_all().await.assert_error(401, "unauthorized");
@@ -530,11 +570,18 @@ pub async fn credentials_and_personal_data_are_never_cached<S: Server>() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
     }
-    assert_eq!(app.refresh().await.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        app.refresh().await.header("cache-control"),
+        Some("no-store")
+    );
     app.set_credential(None);
     let r = app.me().await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("cache-control"), Some("no-store"), "401 of /api/me");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-store"),
+        "401 of /api/me"
+    );
     assert_eq!(app.public().await.header("cache-control"), None, "public");
 }
 
@@ -555,8 +602,14 @@ pub async fn cors_answers_listed_origins_only<S: Server>() {
     };
     let ok = preflight("https://app.example").await;
     assert_eq!(ok.status, 204, "{}", ok.text);
-    assert_eq!(ok.header("access-control-allow-origin"), Some("https://app.example"));
-    assert!(ok.header("access-control-allow-methods").unwrap().contains("GET"));
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(ok
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
     assert!(ok
         .header("access-control-allow-headers")
         .unwrap()
@@ -568,7 +621,11 @@ pub async fn cors_answers_listed_origins_only<S: Server>() {
         "credentials only where the credential is a cookie"
     );
     let no = preflight("https://evil.example").await;
-    assert!(no.header("access-control-allow-origin").is_none(), "{:?}", no.headers);
+    assert!(
+        no.header("access-control-allow-origin").is_none(),
+        "{:?}",
+        no.headers
+    );
     assert_eq!(no.status, 405);
     let r = TestApp::read(
         app.client
@@ -576,7 +633,10 @@ pub async fn cors_answers_listed_origins_only<S: Server>() {
             .header("Origin", "https://app.example"),
     )
     .await;
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
     let r = TestApp::read(
         app.client
             .get(format!("{}/api/public", app.address))
@@ -593,7 +653,10 @@ pub async fn cors_answers_listed_origins_only<S: Server>() {
             .header("Origin", "https://app.example"),
     )
     .await;
-    assert!(r.headers.keys().all(|k| !k.as_str().starts_with("access-control")));
+    assert!(r
+        .headers
+        .keys()
+        .all(|k| !k.as_str().starts_with("access-control")));
 }
 
 pub async fn cross_site_state_changes_are_refused_where_the_browser_sends_the_credential<
@@ -625,7 +688,10 @@ pub async fn cross_site_state_changes_are_refused_where_the_browser_sends_the_cr
         match app.kind {
             Kind::Session => {
                 r.assert_error(403, "forbidden");
-                assert!(session_cookie(&r).is_none(), "no state changed: {headers:?}");
+                assert!(
+                    session_cookie(&r).is_none(),
+                    "no state changed: {headers:?}"
+                );
             }
             // Nothing a browser attaches by itself: no forgery to stop.
             Kind::Token => assert_ne!(r.status, 403, "{headers:?}: {}", r.text),
@@ -685,7 +751,11 @@ pub async fn wrong_methods_say_allow_and_head_answers_like_get<S: Server>() {
     let r = app.request(Method::HEAD, "/api/me", None).await;
     assert_eq!(r.status, 200);
     assert!(r.text.is_empty());
-    assert!(r.header("content-length").is_some_and(|l| l != "0"), "{:?}", r.headers);
+    assert!(
+        r.header("content-length").is_some_and(|l| l != "0"),
+        "{:?}",
+        r.headers
+    );
 }
 
 pub async fn logout_with_a_dead_credential_still_clears_it<S: Server>() {
@@ -700,7 +770,12 @@ pub async fn logout_with_a_dead_credential_still_clears_it<S: Server>() {
                 )
                 .await;
                 assert_eq!(r.status, 204, "{dead}");
-                assert_eq!(session_cookie(&r), Some(None), "{dead}: {:?}", r.set_cookies());
+                assert_eq!(
+                    session_cookie(&r),
+                    Some(None),
+                    "{dead}: {:?}",
+                    r.set_cookies()
+                );
             }
         }
         Kind::Token => {
@@ -756,4 +831,125 @@ pub async fn http_layer_errors_answer_in_json<S: Server>() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
+
+/// Property test: arbitrary tokens, cookies, headers, paths and JSON bodies never get a 5xx
+/// (nor a panic), and every error is the contract's JSON. Cases come from proptest's
+/// strategies (deterministic seed, so a failure reproduces); they are sent over real HTTP.
+pub async fn arbitrary_input_never_gets_a_5xx<S: Server>() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let app = spawn::<S>(admin_options()).await;
+    app.signed_in_user().await;
+    let real = app.credential_header().unwrap().1;
+
+    let json_leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::from),
+    ];
+    let json = json_leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("username".to_string()),
+                    Just("password".to_string()),
+                    Just("refresh_token".to_string()),
+                    Just("scope".to_string()),
+                    Just("roles".to_string()),
+                    ".{0,12}"
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let b64 = "[A-Za-z0-9_-]{0,60}";
+    let token = prop_oneof![
+        (b64, b64, b64).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
+        Just(real.clone()),
+        (Just(real.clone()), 0usize..400, "[ -~]{0,3}").prop_map(|(t, at, s)| {
+            let mut t = t.into_bytes();
+            let at = at.min(t.len());
+            t.truncate(at);
+            format!("{}{s}", String::from_utf8_lossy(&t))
+        }),
+        "[ -~]{0,80}",
+    ];
+    let method = prop_oneof![
+        Just(Method::GET),
+        Just(Method::POST),
+        Just(Method::PUT),
+        Just(Method::HEAD),
+        Just(Method::DELETE),
+        Just(Method::OPTIONS),
+    ];
+    let path = prop_oneof![
+        Just("/auth/login".to_string()),
+        Just("/auth/signup".to_string()),
+        Just("/auth/refresh".to_string()),
+        Just("/auth/logout".to_string()),
+        Just("/auth/logout-all".to_string()),
+        Just("/api/me".to_string()),
+        Just("/api/items".to_string()),
+        Just("/api/admin/stats".to_string()),
+        "[a-z0-9%._-]{0,20}".prop_map(|u| format!("/api/admin/users/{u}/roles")),
+        "/[a-zA-Z0-9/%._~-]{0,30}",
+    ];
+    let content_type = prop_oneof![
+        Just("application/json".to_string()),
+        Just("application/json; charset=utf-8".to_string()),
+        Just("text/plain".to_string()),
+        "[ -~]{0,30}",
+    ];
+    let case = (
+        method,
+        path,
+        proptest::option::of(token.clone()),
+        proptest::option::of(token),
+        content_type,
+        prop_oneof![
+            json.prop_map(|j| j.to_string().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ],
+        proptest::option::of("[ -~]{0,40}"),
+    );
+    let mut runner = TestRunner::deterministic();
+    for i in 0..300 {
+        let (method, path, bearer, cookie, ct, body, origin) =
+            case.new_tree(&mut runner).expect("a case").current();
+        let mut req = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .header("Content-Type", &ct)
+            .body(body.clone());
+        if let Some(b) = &bearer {
+            req = req.header("Authorization", format!("Bearer {b}"));
+        }
+        if let Some(c) = &cookie {
+            req = req.header("Cookie", format!("sid={c}"));
+        }
+        if let Some(o) = &origin {
+            req = req.header("Origin", o);
+        }
+        let Ok(req) = req.build() else { continue };
+        let res = app.client.execute(req).await.expect("the server answers");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        assert!(
+            status < 500,
+            "case {i}: {method} {path} bearer={bearer:?} cookie={cookie:?} ct={ct:?} body={:?}: {status} {text}",
+            String::from_utf8_lossy(&body)
+        );
+        if status >= 400 && method != Method::HEAD {
+            let parsed: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("case {i}: {status} body is not JSON ({e}): {text:?}"));
+            assert!(parsed["error"].is_string(), "case {i}: {text}");
+        }
+    }
 }

@@ -169,7 +169,9 @@ impl MemoryStore {
     pub async fn delete(&self, id: &SessionId) -> Result<(), ApiError> {
         self.with(|s| {
             let target = match s.entries.remove(id) {
-                Some((Entry::Moved(successor), _)) => s.entries.remove(&successor).map(|e| (e, successor)),
+                Some((Entry::Moved(successor), _)) => {
+                    s.entries.remove(&successor).map(|e| (e, successor))
+                }
                 Some(e) => Some((e, id.clone())),
                 None => None,
             };

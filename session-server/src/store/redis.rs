@@ -157,8 +157,8 @@ fn decode(mut fields: HashMap<String, String>) -> Result<Option<SessionData>, Ap
         .unwrap_or(created_ms);
     let roles = serde_json::from_str(fields.get("r").map_or("[]", String::as_str))
         .map_err(|_| corrupt("roles"))?;
-    let scope = Scopes::parse(fields.get("s").map_or("", String::as_str))
-        .map_err(|_| corrupt("scope"))?;
+    let scope =
+        Scopes::parse(fields.get("s").map_or("", String::as_str)).map_err(|_| corrupt("scope"))?;
     Ok(Some(SessionData {
         user: UserView {
             id: fields.remove("id").ok_or_else(|| corrupt("id"))?,

@@ -47,5 +47,9 @@ async fn sigterm_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn sigterm_does_not_wait_for_a_stalled_body() {
-    conformance::process::sigterm_does_not_wait_for_a_stalled_body(BIN, &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))]).await;
+    conformance::process::sigterm_does_not_wait_for_a_stalled_body(
+        BIN,
+        &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))],
+    )
+    .await;
 }

@@ -34,7 +34,8 @@ async fn reusing_a_rotated_token_revokes_the_whole_family_but_no_other() {
         // Without the retry grace (tested in the contract suite), every replayed token is reuse.
         reuse_interval_s: Some(0),
         ..Options::default()
-    }).await;
+    })
+    .await;
     let name = app.signed_in_user().await;
     let (_, first) = tokens(&app);
     // A second login of the same user: a separate family.
@@ -73,7 +74,8 @@ async fn of_concurrent_refreshes_with_one_token_at_most_one_wins() {
         // Without the retry grace (tested in the contract suite), every replayed token is reuse.
         reuse_interval_s: Some(0),
         ..Options::default()
-    }).await;
+    })
+    .await;
     for _ in 0..5 {
         app.set_credential(None);
         app.signed_in_user().await;

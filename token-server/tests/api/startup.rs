@@ -51,5 +51,9 @@ async fn sigterm_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn sigterm_does_not_wait_for_a_stalled_body() {
-    conformance::process::sigterm_does_not_wait_for_a_stalled_body(BIN, &[("JWT_SECRET", &"s".repeat(32))]).await;
+    conformance::process::sigterm_does_not_wait_for_a_stalled_body(
+        BIN,
+        &[("JWT_SECRET", &"s".repeat(32))],
+    )
+    .await;
 }

@@ -342,7 +342,10 @@ async fn a_key_holder_cannot_stretch_a_token_or_demand_an_extension() {
     let (access, _) = tokens(&app);
     let (header, claims) = parts(&access);
     assert_eq!(claims["scope"], "read");
-    assert!(claims["sid"].is_string(), "the login it belongs to: {claims}");
+    assert!(
+        claims["sid"].is_string(),
+        "the login it belongs to: {claims}"
+    );
     let now = now_s();
     let resign = |h: &Value, c: &Value| sign(h, c, TEST_SECRET);
     // Re-signed unchanged, it works: each case below breaks exactly one thing.
@@ -361,7 +364,12 @@ async fn a_key_holder_cannot_stretch_a_token_or_demand_an_extension() {
     assert_refused(&app, &resign(&header, &y2300), "exp in the year 2300").await;
     let mut longer = claims.clone();
     longer["exp"] = json!(claims["iat"].as_u64().unwrap() + 901);
-    assert_refused(&app, &resign(&header, &longer), "a lifetime over ACCESS_TOKEN_TTL").await;
+    assert_refused(
+        &app,
+        &resign(&header, &longer),
+        "a lifetime over ACCESS_TOKEN_TTL",
+    )
+    .await;
     let mut no_scope = claims.clone();
     no_scope.as_object_mut().unwrap().remove("scope");
     assert_refused(&app, &resign(&header, &no_scope), "no scope claim").await;
