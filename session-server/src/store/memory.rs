@@ -36,7 +36,7 @@ impl Sessions {
     /// Sweeps expired entries now and then, so abandoned sessions do not pile up.
     fn wrote(&mut self) {
         self.writes += 1;
-        if self.writes % 1024 == 0 {
+        if self.writes.is_multiple_of(1024) {
             let now = Instant::now();
             self.entries.retain(|_, (_, until)| *until > now);
             let entries = &self.entries;
