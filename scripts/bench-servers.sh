@@ -126,7 +126,7 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 echo
-echo "token /api/me vs bare jsonwebtoken handler:   $(ratio "${MED[${labels[1]}]}" "${MED[${labels[2]}]}")  (goal >= 75%)"
-echo "session /api/me vs bare actix-session handler: $(ratio "${MED[${labels[4]}]}" "${MED[${labels[5]}]}")  (goal >= 75%)"
-echo "token /api/me vs token /api/public:           $(ratio "${MED[${labels[1]}]}" "${MED[${labels[0]}]}")  (goal >= 70%)"
+echo "token /api/me vs bare jsonwebtoken handler:   $(ratio "${MED[${labels[1]}]}" "${MED[${labels[2]}]}")  (goal >= 90%)"
+echo "session /api/me vs bare actix-session handler: $(ratio "${MED[${labels[4]}]}" "${MED[${labels[5]}]}")  (goal >= 90%)"
+echo "token /api/me vs token /api/public:           $(ratio "${MED[${labels[1]}]}" "${MED[${labels[0]}]}")  (goal >= 80%)"
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
