@@ -52,11 +52,17 @@ fn is_json(req: &HttpRequest) -> bool {
     else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || (essence.len() > 5
-            && essence[..essence.len() - 5].starts_with("application/")
-            && essence.to_ascii_lowercase().ends_with("+json"))
+    // `application/json`, or a `+json` type such as `application/merge-patch+json`.
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod error;
 pub mod http;
 pub mod layer;
+pub mod login_index;
 pub mod metrics;
 pub mod password;
 pub mod rate_limit;

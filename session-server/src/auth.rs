@@ -231,10 +231,11 @@ impl FromRequest for AuthUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let policy = req.app_data::<web::Data<SessionPolicy>>().cloned();
         let req = req.clone();
         Box::pin(async move {
-            match req.app_data::<web::Data<SessionPolicy>>() {
-                Some(policy) => policy.authenticate(req.clone()).await,
+            match policy {
+                Some(policy) => policy.authenticate(req).await,
                 None => Err(ApiError::Internal(anyhow::anyhow!(
                     "SessionPolicy is not registered as app data"
                 ))),

@@ -13,26 +13,30 @@
 use std::sync::Arc;
 
 use auth_core::contract::Scopes;
+use auth_core::login_index::LoginIndex;
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
 use redis::Script;
 
 use crate::tokens::RefreshClaims;
 
+/// The family index: `ufam:<user id>` holds the ids of `rtf:<family>`.
+pub const FAMILIES: LoginIndex = LoginIndex {
+    index_prefix: "ufam:",
+    login_prefix: "rtf:",
+};
+
 /// KEYS: family, user's families. ARGV: family id, user id, username, scope, first jti,
-/// expiry (unix s), index TTL.
+/// expiry (unix s), index TTL. The family is indexed in the same step
+/// (`LoginIndex::add_lua`, spliced in by `start_script`).
 const START: &str = r#"
 redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'name', ARGV[3], 'scope', ARGV[4], 'cur', ARGV[5])
 redis.call('EXPIREAT', KEYS[1], ARGV[6])
-if redis.call('SCARD', KEYS[2]) >= 64 then
-  for _, fam in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if redis.call('EXISTS', 'rtf:' .. fam) == 0 then redis.call('SREM', KEYS[2], fam) end
-  end
-end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-return 1
 "#;
+
+fn start_script() -> String {
+    format!("{START}{}return 1\n", FAMILIES.add_lua(2, 1, 7))
+}
 
 /// KEYS: family. ARGV: presented jti, new jti, new token, now, grace (s), new expiry.
 /// At most one rotation of a token ever succeeds. Its immediate predecessor, presented again
@@ -51,16 +55,6 @@ if f[2] == ARGV[1] and tonumber(ARGV[4]) - tonumber(f[3]) < tonumber(ARGV[5]) th
 end
 redis.call('DEL', KEYS[1])
 return {'reuse'}
-"#;
-
-/// KEYS: user's families. Revokes every family in it.
-const REVOKE_ALL: &str = r#"
-local n = 0
-for _, fam in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', 'rtf:' .. fam)
-end
-redis.call('DEL', KEYS[1])
-return n
 "#;
 
 /// Who a family belongs to, as stored at login.
@@ -88,19 +82,26 @@ pub enum Rotation {
 #[derive(Clone)]
 pub struct RefreshTokens {
     redis: Redis,
-    scripts: Arc<[Script; 3]>,
+    scripts: Arc<Scripts>,
     /// `REFRESH_REUSE_INTERVAL` in seconds.
     grace_s: u64,
     /// `REFRESH_FAMILY_MAX_AGE` in seconds (the user index lives that long).
     max_age_s: u64,
 }
 
+struct Scripts {
+    start: Script,
+    rotate: Script,
+    /// Revokes every family in the user's index.
+    revoke_all: Script,
+}
+
 pub fn family_key(family: &str) -> String {
-    format!("rtf:{family}")
+    FAMILIES.login_key(family)
 }
 
 fn index_key(user_id: &str) -> String {
-    format!("ufam:{user_id}")
+    FAMILIES.index_key(user_id)
 }
 
 fn owner(fields: &[String]) -> Result<FamilyOwner, ApiError> {
@@ -122,11 +123,11 @@ impl RefreshTokens {
     pub fn new(redis: Redis, grace_s: u64, max_age_s: u64) -> Self {
         Self {
             redis,
-            scripts: Arc::new([
-                Script::new(START),
-                Script::new(ROTATE),
-                Script::new(REVOKE_ALL),
-            ]),
+            scripts: Arc::new(Scripts {
+                start: Script::new(&start_script()),
+                rotate: Script::new(ROTATE),
+                revoke_all: Script::new(&FAMILIES.end_all_script()),
+            }),
             grace_s,
             max_age_s,
         }
@@ -138,7 +139,7 @@ impl RefreshTokens {
         first: &RefreshClaims,
         owner: &FamilyOwner,
     ) -> Result<(), ApiError> {
-        let mut inv = self.scripts[0].prepare_invoke();
+        let mut inv = self.scripts.start.prepare_invoke();
         inv.key(family_key(&first.fam))
             .key(index_key(&owner.user_id))
             .arg(&first.fam)
@@ -159,7 +160,7 @@ impl RefreshTokens {
         new: &RefreshClaims,
         new_token: &str,
     ) -> Result<Rotation, ApiError> {
-        let mut inv = self.scripts[1].prepare_invoke();
+        let mut inv = self.scripts.rotate.prepare_invoke();
         inv.key(family_key(&old.fam))
             .arg(&old.jti)
             .arg(&new.jti)
@@ -192,7 +193,7 @@ impl RefreshTokens {
 
     /// Logout everywhere: every family of the user, at once.
     pub async fn revoke_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
-        let mut inv = self.scripts[2].prepare_invoke();
+        let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(index_key(user_id));
         Ok(self.redis.script(&inv).await?)
     }

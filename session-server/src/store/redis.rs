@@ -17,14 +17,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use auth_core::contract::{Scopes, UserView};
+use auth_core::login_index::LoginIndex;
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
 use redis::Script;
 
 use super::{Lookup, Rotation, SessionData, SessionId, Ttl};
 
+/// The session index: `usess:<user id>` holds the ids of `session:<id>`.
+pub const SESSIONS: LoginIndex = LoginIndex {
+    index_prefix: "usess:",
+    login_prefix: "session:",
+};
+
 /// KEYS: session, index, user. ARGV: id, user id, username, roles (JSON, used if the user
-/// record is gone), scope, now, session TTL, index TTL.
+/// record is gone), scope, now, session TTL, index TTL. The session is indexed in the same
+/// step (`LoginIndex::add_lua`, spliced in by `create_script`).
 /// The roles are read from the user record inside the script, so a role change that lands
 /// between the password check and this write is not lost.
 const CREATE: &str = r#"
@@ -34,15 +42,11 @@ if raw then roles = cjson.encode(cjson.decode(raw).roles) end
 redis.call('HSET', KEYS[1], 'id', ARGV[2], 'name', ARGV[3], 'r', roles, 's', ARGV[5],
   'c', ARGV[6], 'e', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
-if redis.call('SCARD', KEYS[2]) >= 64 then
-  for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if redis.call('EXISTS', 'session:' .. sid) == 0 then redis.call('SREM', KEYS[2], sid) end
-  end
-end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-return 1
 "#;
+
+fn create_script() -> String {
+    format!("{CREATE}{}return 1\n", SESSIONS.add_lua(2, 1, 8))
+}
 
 /// KEYS: session. ARGV: now, session TTL. Only a live session is touched: `HSET` on a key a
 /// logout just deleted would create it again.
@@ -88,16 +92,6 @@ if uid then redis.call('SREM', 'usess:' .. uid, target_id) end
 return 1
 "#;
 
-/// KEYS: index. Deletes every session in it, then the index.
-const DELETE_ALL: &str = r#"
-local n = 0
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', 'session:' .. sid)
-end
-redis.call('DEL', KEYS[1])
-return n
-"#;
-
 /// KEYS: index. ARGV: roles (JSON). Rewrites the roles of every live session in the index
 /// and drops the ids that are gone.
 const SET_ROLES: &str = r#"
@@ -130,11 +124,11 @@ struct Scripts {
 }
 
 fn session_key(id: &SessionId) -> String {
-    format!("session:{}", id.as_str())
+    SESSIONS.login_key(id.as_str())
 }
 
 fn index_key(user_id: &str) -> String {
-    format!("usess:{user_id}")
+    SESSIONS.index_key(user_id)
 }
 
 fn corrupt(what: &str) -> ApiError {
@@ -176,11 +170,11 @@ impl RedisStore {
         Self {
             redis,
             scripts: Arc::new(Scripts {
-                create: Script::new(CREATE),
+                create: Script::new(&create_script()),
                 touch: Script::new(TOUCH),
                 rotate: Script::new(ROTATE),
                 delete: Script::new(DELETE),
-                delete_all: Script::new(DELETE_ALL),
+                delete_all: Script::new(&SESSIONS.end_all_script()),
                 set_roles: Script::new(SET_ROLES),
             }),
         }
@@ -189,7 +183,7 @@ impl RedisStore {
     async fn fields(&self, id: &str) -> Result<HashMap<String, String>, ApiError> {
         Ok(self
             .redis
-            .query(redis::cmd("HGETALL").arg(format!("session:{id}")))
+            .query(redis::cmd("HGETALL").arg(SESSIONS.login_key(id)))
             .await?)
     }
 
