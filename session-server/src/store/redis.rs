@@ -2,18 +2,17 @@
 //! command counter apply).
 //!
 //! Keys:
-//! - `session:<id>`: a hash `id`, `name`, `r` (roles, JSON), `s` (scope), `c` (created, ms),
-//!   `e` (extended, ms), `prev` (the id it replaced, if any), expiring with the idle
-//!   timeout. A read is one `HGETALL`.
-//! - the same key after a rotation: a hash with the single field `moved` = the successor's
-//!   id, for the retry grace only.
+//! - `session:<id>`: the session as one JSON string `{"id", "name", "r" (roles), "s" (scope),
+//!   "c" (created, ms), "e" (extended, ms), "prev" (the id it replaced, if any)}`, expiring
+//!   with the idle timeout. A read is one `GET` of one value: a hash read with `HGETALL`
+//!   cost the server more to parse than any other part of a session read.
+//! - the same key after a rotation: `moved:<successor id>`, for the retry grace only.
 //! - `usess:<user id>`: the set of the user's session ids (the session index).
 //!
 //! Every write that must not race is one Lua script. The scripts of logout and "logout
 //! everywhere" reach keys they find on the way (a successor, the sessions of an index):
 //! fine on one Redis; a Redis Cluster would need those keys in one hash slot.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use auth_core::contract::{Scopes, UserView};
@@ -36,24 +35,35 @@ pub const SESSIONS: LoginIndex = LoginIndex {
 /// The roles are read from the user record inside the script, so a role change that lands
 /// between the password check and this write is not lost.
 const CREATE: &str = r#"
-local roles = ARGV[4]
+local roles = cjson.decode(ARGV[4])
 local raw = redis.call('GET', KEYS[3])
-if raw then roles = cjson.encode(cjson.decode(raw).roles) end
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'name', ARGV[3], 'r', roles, 's', ARGV[5],
-  'c', ARGV[6], 'e', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
+if raw then roles = cjson.decode(raw).roles end
+local now = tonumber(ARGV[6])
+redis.call('SET', KEYS[1], cjson.encode({id = ARGV[2], name = ARGV[3], r = roles, s = ARGV[5],
+  c = now, e = now}), 'EX', ARGV[7])
 "#;
 
 fn create_script() -> String {
     format!("{CREATE}{}return 1\n", SESSIONS.add_lua(2, 1, 8))
 }
 
-/// KEYS: session. ARGV: now, session TTL. Only a live session is touched: `HSET` on a key a
+/// The Lua helper every other script starts with: the live session at `key`, decoded, or
+/// nil for nothing or a pointer.
+const LIVE: &str = r#"
+local function live(key)
+  local raw = redis.call('GET', key)
+  if not raw or string.sub(raw, 1, 6) == 'moved:' then return nil end
+  return cjson.decode(raw)
+end
+"#;
+
+/// KEYS: session. ARGV: now, session TTL. Only a live session is touched: a write to a key a
 /// logout just deleted would create it again.
 const TOUCH: &str = r#"
-if redis.call('HEXISTS', KEYS[1], 'c') == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'e', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+local s = live(KEYS[1])
+if not s then return 0 end
+s.e = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], cjson.encode(s), 'EX', ARGV[2])
 return 1
 "#;
 
@@ -62,18 +72,18 @@ return 1
 /// (`prev`) so that its own rotation removes that pointer: only the immediate predecessor
 /// keeps the grace, and a session never has more than two keys, however often rotated.
 const ROTATE: &str = r#"
-local moved = redis.call('HGET', KEYS[1], 'moved')
-if moved then return {'moved', moved} end
-if redis.call('HEXISTS', KEYS[1], 'c') == 0 then return {'missing'} end
-local prev = redis.call('HGET', KEYS[1], 'prev')
-if prev then redis.call('DEL', 'session:' .. prev) end
-redis.call('HSET', KEYS[2], unpack(redis.call('HGETALL', KEYS[1])))
-redis.call('HSET', KEYS[2], 'e', ARGV[3], 'prev', ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('DEL', KEYS[1])
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'missing'} end
+if string.sub(raw, 1, 6) == 'moved:' then return {'moved', string.sub(raw, 7)} end
+local s = cjson.decode(raw)
+if s.prev then redis.call('DEL', 'session:' .. s.prev) end
+s.e = tonumber(ARGV[3])
+s.prev = ARGV[1]
+redis.call('SET', KEYS[2], cjson.encode(s), 'EX', ARGV[4])
 if tonumber(ARGV[5]) > 0 then
-  redis.call('HSET', KEYS[1], 'moved', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('SET', KEYS[1], 'moved:' .. ARGV[2], 'EX', ARGV[5])
+else
+  redis.call('DEL', KEYS[1])
 end
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
@@ -84,22 +94,28 @@ return {'rotated'}
 /// KEYS: session. ARGV: its id. Deletes it, and its successor if it was replaced.
 const DELETE: &str = r#"
 local target, target_id = KEYS[1], ARGV[1]
-local moved = redis.call('HGET', KEYS[1], 'moved')
-if moved then target, target_id = 'session:' .. moved, moved end
-local uid = redis.call('HGET', target, 'id')
+local raw = redis.call('GET', KEYS[1])
+if raw and string.sub(raw, 1, 6) == 'moved:' then
+  target_id = string.sub(raw, 7)
+  target = 'session:' .. target_id
+end
+local s = live(target)
 redis.call('DEL', target, KEYS[1])
-if uid then redis.call('SREM', 'usess:' .. uid, target_id) end
+if s then redis.call('SREM', 'usess:' .. s.id, target_id) end
 return 1
 "#;
 
 /// KEYS: index. ARGV: roles (JSON). Rewrites the roles of every live session in the index
-/// and drops the ids that are gone.
+/// (keeping its TTL) and drops the ids that are gone.
 const SET_ROLES: &str = r#"
+local roles = cjson.decode(ARGV[1])
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = 'session:' .. sid
-  if redis.call('HEXISTS', key, 'c') == 1 then
-    redis.call('HSET', key, 'r', ARGV[1])
+  local s = live(key)
+  if s then
+    s.r = roles
+    redis.call('SET', key, cjson.encode(s), 'KEEPTTL')
     n = n + 1
   else
     redis.call('SREM', KEYS[1], sid)
@@ -107,6 +123,17 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return n
 "#;
+
+/// What `session:<id>` holds (see the module's comment).
+#[derive(serde::Deserialize)]
+struct Stored {
+    id: String,
+    name: String,
+    r: Vec<String>,
+    s: String,
+    c: u64,
+    e: u64,
+}
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -139,29 +166,28 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, ApiError> {
     serde_json::to_string(v).map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// A live session's fields (`None` for a pointer or nothing).
-fn decode(mut fields: HashMap<String, String>) -> Result<Option<SessionData>, ApiError> {
-    let Some(created) = fields.get("c") else {
-        return Ok(None);
-    };
-    let created_ms = created.parse().map_err(|_| corrupt("created"))?;
-    let extended_ms = fields
-        .get("e")
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(created_ms);
-    let roles = serde_json::from_str(fields.get("r").map_or("[]", String::as_str))
-        .map_err(|_| corrupt("roles"))?;
-    let scope =
-        Scopes::parse(fields.get("s").map_or("", String::as_str)).map_err(|_| corrupt("scope"))?;
-    Ok(Some(SessionData {
+/// What a `session:<id>` value is.
+enum Value {
+    Live(SessionData),
+    Moved(SessionId),
+}
+
+fn decode(raw: &str) -> Result<Value, ApiError> {
+    if let Some(successor) = raw.strip_prefix("moved:") {
+        return SessionId::parse(successor)
+            .map(Value::Moved)
+            .ok_or_else(|| corrupt("successor"));
+    }
+    let s: Stored = serde_json::from_str(raw).map_err(|_| corrupt("not the expected JSON"))?;
+    Ok(Value::Live(SessionData {
         user: UserView {
-            id: fields.remove("id").ok_or_else(|| corrupt("id"))?,
-            username: fields.remove("name").ok_or_else(|| corrupt("name"))?,
-            roles,
+            id: s.id,
+            username: s.name,
+            roles: s.r,
         },
-        scope,
-        created_ms,
-        extended_ms,
+        scope: Scopes::parse(&s.s).map_err(|_| corrupt("scope"))?,
+        created_ms: s.c,
+        extended_ms: s.e,
     }))
 }
 
@@ -171,20 +197,21 @@ impl RedisStore {
             redis,
             scripts: Arc::new(Scripts {
                 create: Script::new(&create_script()),
-                touch: Script::new(TOUCH),
+                touch: Script::new(&format!("{LIVE}{TOUCH}")),
                 rotate: Script::new(ROTATE),
-                delete: Script::new(DELETE),
+                delete: Script::new(&format!("{LIVE}{DELETE}")),
                 delete_all: Script::new(&SESSIONS.end_all_script()),
-                set_roles: Script::new(SET_ROLES),
+                set_roles: Script::new(&format!("{LIVE}{SET_ROLES}")),
             }),
         }
     }
 
-    async fn fields(&self, id: &str) -> Result<HashMap<String, String>, ApiError> {
-        Ok(self
+    async fn get(&self, id: &SessionId) -> Result<Option<Value>, ApiError> {
+        let raw: Option<String> = self
             .redis
-            .query(redis::cmd("HGETALL").arg(SESSIONS.login_key(id)))
-            .await?)
+            .query(redis::cmd("GET").arg(session_key(id)))
+            .await?;
+        raw.as_deref().map(decode).transpose()
     }
 
     pub async fn create(&self, data: &SessionData, ttl: Ttl) -> Result<SessionId, ApiError> {
@@ -205,22 +232,16 @@ impl RedisStore {
         Ok(id)
     }
 
-    /// One `HGETALL` for a live session; a second only for a replaced id within its grace.
+    /// One `GET` for a live session; a second only for a replaced id within its grace.
     pub async fn load(&self, id: &SessionId) -> Result<Lookup, ApiError> {
-        let mut fields = self.fields(id.as_str()).await?;
-        if let Some(successor) = fields.remove("moved") {
-            let Some(successor) = SessionId::parse(&successor) else {
-                return Err(corrupt("successor"));
-            };
+        Ok(match self.get(id).await? {
+            Some(Value::Live(data)) => Lookup::Live(data),
             // A successor that was itself replaced leaves the old id nothing: only the
             // immediate predecessor has the grace.
-            return Ok(match decode(self.fields(successor.as_str()).await?)? {
-                Some(data) => Lookup::Replaced { successor, data },
-                None => Lookup::Missing,
-            });
-        }
-        Ok(match decode(fields)? {
-            Some(data) => Lookup::Live(data),
+            Some(Value::Moved(successor)) => match self.get(&successor).await? {
+                Some(Value::Live(data)) => Lookup::Replaced { successor, data },
+                _ => Lookup::Missing,
+            },
             None => Lookup::Missing,
         })
     }
