@@ -226,7 +226,8 @@ impl Serialize for Scopes {
 
 impl<'de> Deserialize<'de> for Scopes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
+        // Borrowed where the JSON allows (no escapes): this runs on every token read.
+        let raw = std::borrow::Cow::<str>::deserialize(d)?;
         Scopes::parse(&raw).map_err(serde::de::Error::custom)
     }
 }

@@ -8,6 +8,7 @@
 //! out, `Cache-Control: no-store` on credentials and personal data, the CORS headers, the
 //! token server's `WWW-Authenticate`, and the metrics.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use crate::client::TrustedProxies;
 use crate::error::{ApiError, ErrorCode};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Recorder};
 
 /// Methods the API answers, for CORS.
 const CORS_METHODS: &str = "GET, HEAD, POST, PUT";
@@ -142,11 +143,13 @@ fn no_store(path: &str) -> bool {
 
 /// The route template for metrics: looked up in a short list of the fixed paths first, since
 /// actix's `match_pattern` walks the whole route table on every request.
-fn route_label(req: &ServiceRequest, fixed: &[&'static str]) -> String {
+fn route_label(req: &ServiceRequest, fixed: &[&'static str]) -> Cow<'static, str> {
     let path = req.path();
     match fixed.iter().find(|p| **p == path) {
-        Some(p) => (*p).to_owned(),
-        None => req.match_pattern().unwrap_or_else(|| "unmatched".into()),
+        Some(p) => Cow::Borrowed(p),
+        None => req
+            .match_pattern()
+            .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
     }
 }
 
@@ -169,12 +172,20 @@ const FIXED_PATHS: [&str; 14] = [
 ];
 
 /// `App::wrap(ContractLayer::new(config))`.
+/// Built once per worker (inside `HttpServer::new`'s factory), so its recorder is the
+/// worker's own.
 #[derive(Clone)]
-pub struct ContractLayer(Rc<LayerConfig>);
+pub struct ContractLayer {
+    config: Rc<LayerConfig>,
+    recorder: Rc<Recorder>,
+}
 
 impl ContractLayer {
     pub fn new(config: LayerConfig) -> Self {
-        Self(Rc::new(config))
+        Self {
+            recorder: Rc::new(config.metrics.recorder()),
+            config: Rc::new(config),
+        }
     }
 }
 
@@ -192,7 +203,8 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(ContractService {
             service: Rc::new(service),
-            config: self.0.clone(),
+            config: self.config.clone(),
+            recorder: self.recorder.clone(),
         }))
     }
 }
@@ -200,6 +212,7 @@ where
 pub struct ContractService<S> {
     service: Rc<S>,
     config: Rc<LayerConfig>,
+    recorder: Rc<Recorder>,
 }
 
 fn header(v: &str) -> HeaderValue {
@@ -278,6 +291,7 @@ where
 
         let out = Outgoing {
             config,
+            recorder: self.recorder.clone(),
             start,
             route,
             no_store,
@@ -296,8 +310,9 @@ where
 /// What the layer learnt from the request, for the way out.
 struct Outgoing {
     config: Rc<LayerConfig>,
+    recorder: Rc<Recorder>,
     start: Instant,
-    route: String,
+    route: Cow<'static, str>,
     no_store: bool,
     sent_token: bool,
     cors_origin: Option<HeaderValue>,
@@ -320,9 +335,8 @@ impl Outgoing {
         if let Some(realm) = config.bearer_realm {
             www_authenticate(&mut res, realm, self.sent_token);
         }
-        config
-            .metrics
-            .observe(&self.route, status, self.start.elapsed());
+        self.recorder
+            .observe(self.route, status, self.start.elapsed());
         res
     }
 }

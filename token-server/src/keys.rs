@@ -1,8 +1,10 @@
 //! Signing and verification keys, their `kid`, and the public JWKS for EdDSA.
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use sha2::Sha256;
 
 use crate::settings::{KeySource, SigningAlg};
 
@@ -13,6 +15,9 @@ pub struct Keys {
     pub decoding: DecodingKey,
     /// Published at `/.well-known/jwks.json`; `None` for HS256, whose key is secret.
     pub jwks: Option<JwkSet>,
+    /// HS256: HMAC-SHA256 already keyed, cloned for each verification, so the key's inner
+    /// and outer pads are hashed once at start rather than on every request.
+    pub hs256: Option<Hmac<Sha256>>,
 }
 
 /// The fixed DER prefix of a PKCS#8 v1 Ed25519 private key (RFC 8410), before the
@@ -51,6 +56,10 @@ impl Keys {
                     decoding: DecodingKey::from_secret(secret),
                     encoding,
                     jwks: None,
+                    hs256: Some(
+                        Hmac::new_from_slice(secret)
+                            .map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?,
+                    ),
                 })
             }
             (SigningAlg::EdDsa, KeySource::PemFile(path)) => {
@@ -82,6 +91,7 @@ impl Keys {
             encoding,
             decoding,
             jwks: Some(JwkSet { keys: vec![public] }),
+            hs256: None,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use auth_core::contract::{Scopes, UserRef, UserView};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::Mac;
 use jsonwebtoken::{encode, Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +25,8 @@ pub const LEEWAY_S: u64 = 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
-    pub iss: String,
-    pub aud: String,
+    pub iss: Issuer,
+    pub aud: AccessAudience,
     pub sub: String,
     pub exp: u64,
     pub iat: u64,
@@ -62,8 +63,8 @@ impl AccessClaims {
 /// No user data: a refresh token only names its family; Redis knows the rest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshClaims {
-    pub iss: String,
-    pub aud: String,
+    pub iss: Issuer,
+    pub aud: RefreshAudience,
     pub exp: u64,
     pub iat: u64,
     pub nbf: u64,
@@ -93,8 +94,6 @@ pub enum TokenError {
     UnknownKey(Option<String>),
     #[error("the signature does not verify")]
     Signature,
-    #[error("wrong iss or aud")]
-    WrongAudience,
     #[error("expired")]
     Expired,
     #[error("not valid yet (nbf)")]
@@ -116,10 +115,42 @@ struct JoseHeader {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-/// The registered claims every token of this server has, checked by `verify`.
+/// A claim whose value is fixed (`iss`, `aud`): a unit type that writes its one value and
+/// refuses any other when read, so a token for another issuer or audience never
+/// deserializes, and a valid one costs no allocation for it.
+macro_rules! fixed_claim {
+    ($name:ident, $value:expr) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name;
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($value)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = std::borrow::Cow::<str>::deserialize(d)?;
+                if v == $value {
+                    Ok($name)
+                } else {
+                    Err(serde::de::Error::custom(format_args!(
+                        "expected `{}`",
+                        $value
+                    )))
+                }
+            }
+        }
+    };
+}
+fixed_claim!(Issuer, ISSUER);
+fixed_claim!(AccessAudience, ACCESS_AUDIENCE);
+fixed_claim!(RefreshAudience, REFRESH_AUDIENCE);
+
+/// The registered claims every token of this server has, checked by `verify` (`iss` and
+/// `aud` are checked by their types).
 pub trait Registered {
-    fn iss(&self) -> &str;
-    fn aud(&self) -> &str;
     fn exp(&self) -> u64;
     fn nbf(&self) -> u64;
     fn iat(&self) -> u64;
@@ -128,12 +159,6 @@ pub trait Registered {
 macro_rules! registered {
     ($t:ty) => {
         impl Registered for $t {
-            fn iss(&self) -> &str {
-                &self.iss
-            }
-            fn aud(&self) -> &str {
-                &self.aud
-            }
             fn exp(&self) -> u64 {
                 self.exp
             }
@@ -155,8 +180,20 @@ pub fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The header of every token this server signs.
+fn jose_header(keys: &Keys, typ: &str) -> Header {
+    let mut h = Header::new(keys.alg);
+    h.typ = Some(typ.into());
+    h.kid = Some(keys.kid.clone());
+    h
+}
+
 pub struct TokenCodec {
     keys: Keys,
+    /// The first part of every access (refresh) token this server signs, base64url: the
+    /// header `sign` writes.
+    access_header: String,
+    refresh_header: String,
     /// `alg` as it appears in the header of every token this server signs.
     alg_name: &'static str,
     access_ttl: Duration,
@@ -171,7 +208,14 @@ impl TokenCodec {
         refresh_ttl: Duration,
         family_max_age: Duration,
     ) -> Self {
+        let encoded_header = |typ: &str| {
+            let json =
+                serde_json::to_vec(&jose_header(&keys, typ)).expect("a JOSE header serialises");
+            URL_SAFE_NO_PAD.encode(json)
+        };
         Self {
+            access_header: encoded_header(ACCESS_TYP),
+            refresh_header: encoded_header(REFRESH_TYP),
             alg_name: match keys.alg {
                 Algorithm::EdDSA => "EdDSA",
                 _ => "HS256",
@@ -199,15 +243,8 @@ impl TokenCodec {
         self.refresh_ttl
     }
 
-    fn header(&self, typ: &str) -> Header {
-        let mut h = Header::new(self.keys.alg);
-        h.typ = Some(typ.into());
-        h.kid = Some(self.keys.kid.clone());
-        h
-    }
-
     fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
-        encode(&self.header(typ), claims, &self.keys.encoding)
+        encode(&jose_header(&self.keys, typ), claims, &self.keys.encoding)
             .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
     }
 
@@ -219,8 +256,8 @@ impl TokenCodec {
     ) -> anyhow::Result<(String, AccessClaims)> {
         let now = now_s();
         let claims = AccessClaims {
-            iss: ISSUER.into(),
-            aud: ACCESS_AUDIENCE.into(),
+            iss: Issuer,
+            aud: AccessAudience,
             sub: user.id.clone(),
             exp: now + self.access_ttl.as_secs(),
             iat: now,
@@ -249,8 +286,8 @@ impl TokenCodec {
             return Ok(None);
         }
         let claims = RefreshClaims {
-            iss: ISSUER.into(),
-            aud: REFRESH_AUDIENCE.into(),
+            iss: Issuer,
+            aud: RefreshAudience,
             exp,
             iat: now,
             nbf: now,
@@ -263,15 +300,16 @@ impl TokenCodec {
 
     /// Every check, in an order that trusts nothing unverified: the header's shape, `alg`
     /// (only the configured one), no `crit`, `typ`, `kid`; then the signature; only then the
-    /// claims: `iss`, `aud`, `exp` and `nbf` (30 s leeway), `iat` not in the future, and a
-    /// lifetime no longer than this server issues (a key-holder's `exp` in 2300 is refused).
-    /// One parse of each part: jsonwebtoken's `decode` parsed the header twice and the
-    /// claims twice, on the hot path of every request.
+    /// claims: `iss` and `aud` (by their types), `exp` and `nbf` (30 s leeway), `iat` not in
+    /// the future, and a lifetime no longer than this server issues (a key-holder's `exp` in
+    /// 2300 is refused). The claims are parsed once, and the header not at all when it is this
+    /// server's own, byte for byte: jsonwebtoken's `decode` parsed each twice, on the hot path
+    /// of every request.
     fn verify<T: serde::de::DeserializeOwned + Registered>(
         &self,
         token: &str,
         typ: &'static str,
-        audience: &str,
+        expected_header: &str,
         max_lifetime: Duration,
     ) -> Result<T, TokenError> {
         let mut parts = token.splitn(3, '.');
@@ -283,30 +321,32 @@ impl TokenCodec {
         if signature.contains('.') {
             return Err(TokenError::Malformed);
         }
-        let header = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let header: JoseHeader = serde_json::from_slice(&header).map_err(TokenError::Header)?;
-        if header.alg != self.alg_name {
-            return Err(TokenError::WrongAlgorithm(header.alg));
-        }
-        if header.crit.is_some() {
-            return Err(TokenError::Critical);
-        }
-        if header.typ.as_deref() != Some(typ) {
-            return Err(TokenError::WrongType(header.typ, typ));
-        }
-        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
-            return Err(TokenError::UnknownKey(header.kid));
+        // This server's own header, byte for byte, needs no decoding: it was checked once,
+        // at start. Any other header gets every check.
+        if header_b64 != expected_header {
+            self.check_header(header_b64, typ)?;
         }
         let message = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let verified = jsonwebtoken::crypto::verify(
-            signature,
-            message.as_bytes(),
-            &self.keys.decoding,
-            self.keys.alg,
-        )
-        .unwrap_or(false);
+        let verified = match &self.keys.hs256 {
+            Some(keyed) => {
+                // An HS256 signature is 32 bytes: decoded on the stack.
+                let mut raw = [0u8; 64];
+                let n = URL_SAFE_NO_PAD
+                    .decode_slice(signature, &mut raw)
+                    .map_err(|_| TokenError::Malformed)?;
+                let mut mac = keyed.clone();
+                mac.update(message.as_bytes());
+                // Constant-time comparison.
+                mac.verify_slice(&raw[..n]).is_ok()
+            }
+            None => jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                &self.keys.decoding,
+                self.keys.alg,
+            )
+            .unwrap_or(false),
+        };
         if !verified {
             return Err(TokenError::Signature);
         }
@@ -314,9 +354,6 @@ impl TokenCodec {
             .decode(payload_b64)
             .map_err(|_| TokenError::Malformed)?;
         let claims: T = serde_json::from_slice(&payload).map_err(TokenError::Claims)?;
-        if claims.iss() != ISSUER || claims.aud() != audience {
-            return Err(TokenError::WrongAudience);
-        }
         let now = now_s();
         if claims.exp().saturating_add(LEEWAY_S) <= now {
             return Err(TokenError::Expired);
@@ -333,14 +370,35 @@ impl TokenCodec {
         Ok(claims)
     }
 
+    /// The header's shape, `alg` (only the configured one), no `crit`, `typ`, `kid`.
+    fn check_header(&self, header_b64: &str, typ: &'static str) -> Result<(), TokenError> {
+        let header = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: JoseHeader = serde_json::from_slice(&header).map_err(TokenError::Header)?;
+        if header.alg != self.alg_name {
+            return Err(TokenError::WrongAlgorithm(header.alg));
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::Critical);
+        }
+        if header.typ.as_deref() != Some(typ) {
+            return Err(TokenError::WrongType(header.typ, typ));
+        }
+        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
+            return Err(TokenError::UnknownKey(header.kid));
+        }
+        Ok(())
+    }
+
     /// Signature, `alg`, `crit`, `typ`, `kid`, `iss`, `aud`, `exp`, `nbf`, `iat`, lifetime
     /// and the presence of every claim; no Redis.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE, self.access_ttl)
+        self.verify(token, ACCESS_TYP, &self.access_header, self.access_ttl)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, REFRESH_TYP, REFRESH_AUDIENCE, self.refresh_ttl)
+        self.verify(token, REFRESH_TYP, &self.refresh_header, self.refresh_ttl)
     }
 }
 
@@ -373,6 +431,19 @@ mod tests {
         let (token, claims) = c.issue_access(&user(), Scopes::READ, "fam1").unwrap();
         assert_eq!(c.verify_access(&token).unwrap().sub, claims.sub);
         assert!(c.verify_refresh(&token).is_err());
+    }
+
+    #[test]
+    fn issued_tokens_start_with_the_header_verification_knows() {
+        let c = codec();
+        let (access, _) = c.issue_access(&user(), Scopes::READ, "f").unwrap();
+        let (refresh, _) = c.issue_refresh("f", now_s()).unwrap().unwrap();
+        assert_eq!(access.split('.').next(), Some(c.access_header.as_str()));
+        assert_eq!(refresh.split('.').next(), Some(c.refresh_header.as_str()));
+        // Both paths accept it: the shortcut and the full header check.
+        c.check_header(&c.access_header, ACCESS_TYP).unwrap();
+        c.check_header(&c.refresh_header, REFRESH_TYP).unwrap();
+        assert!(c.check_header(&c.access_header, REFRESH_TYP).is_err());
     }
 
     #[test]
