@@ -22,8 +22,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Scopes::parse(text);
-        let proxies = TrustedProxies::parse(&["127.0.0.0/8".into(), "::1".into()])
-            .expect("valid ranges");
+        let proxies =
+            TrustedProxies::parse(&["127.0.0.0/8".into(), "::1".into()]).expect("valid ranges");
         let _ = proxies.client("127.0.0.1".parse().expect("an address"), &[text]);
         let _ = TrustedProxies::parse(&[text.to_string()]);
         let _ = auth_core::config::parse_origin(text);
