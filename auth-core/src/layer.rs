@@ -215,10 +215,6 @@ pub struct ContractService<S> {
     recorder: Rc<Recorder>,
 }
 
-fn header(v: &str) -> HeaderValue {
-    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("null"))
-}
-
 fn add_cors(
     headers: &mut actix_web::http::header::HeaderMap,
     origin: &HeaderValue,
@@ -259,11 +255,11 @@ where
         let no_store = no_store(req.path());
         let sent_token = req.headers().contains_key(AUTHORIZATION);
         let cors_origin = match req.headers().get(ORIGIN) {
+            // Echoed as the browser sent it.
             Some(o) if !config.cors_origins.is_empty() => o
                 .to_str()
-                .ok()
-                .filter(|o| config.allowed_origin(o))
-                .map(header),
+                .is_ok_and(|o| config.allowed_origin(o))
+                .then(|| o.clone()),
             _ => None,
         };
 
