@@ -53,3 +53,45 @@ async fn sigterm_does_not_wait_for_a_stalled_body() {
     )
     .await;
 }
+
+/// `COOKIE_SAMESITE` reaches the cookie the real binary hands out (`None` only with
+/// `Secure`, and then under the `__Host-` name).
+#[tokio::test]
+async fn cookie_samesite_is_what_the_setting_says() {
+    let redis = conformance::RedisProcess::start().await;
+    let url = redis.url();
+    let key = "k".repeat(64);
+    for (same_site, secure, name) in [
+        ("Strict", "false", "sid="),
+        ("Lax", "false", "sid="),
+        ("None", "true", "__Host-sid="),
+    ] {
+        let server = conformance::process::ServerProcess::start(
+            BIN,
+            &[
+                ("REDIS_URL", url.as_str()),
+                ("SESSION_KEY", key.as_str()),
+                ("COOKIE_SAMESITE", same_site),
+                ("COOKIE_SECURE", secure),
+            ],
+        )
+        .await;
+        let creds = serde_json::json!({
+            "username": conformance::random_username(),
+            "password": conformance::PASSWORD,
+        });
+        let signup = server.post_json("/auth/signup", creds.clone()).await;
+        assert_eq!(signup.status, 201, "{}", signup.text);
+        let login = server.post_json("/auth/login", creds).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let cookies = login.set_cookies();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let attrs: Vec<&str> = cookies[0].split(';').map(str::trim).collect();
+        assert!(attrs[0].starts_with(name), "{same_site}: {attrs:?}");
+        assert!(
+            attrs.contains(&format!("SameSite={same_site}").as_str()),
+            "{same_site}: {attrs:?}"
+        );
+        assert_eq!(attrs.contains(&"Secure"), secure == "true", "{attrs:?}");
+    }
+}
