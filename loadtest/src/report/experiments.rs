@@ -517,7 +517,8 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
                      themselves were gone. The refreshes in flight when Redis froze had timed out for their clients, but \
                      their commands were already sent, and Redis ran them when it thawed. The old credential was spent \
                      (a rotated refresh token, a deleted session id) and the new one never arrived, so those users \
-                     were logged out for good, and a retried refresh token even counts as reuse. A timeout does not \
+                     were logged out, and a retried refresh token counts as reuse unless the server gives retries a grace \
+                     (REFRESH_REUSE_INTERVAL, contract version 2; servers before it had none). A timeout does not \
                      cancel a command already sent."
                 ));
             } else {
