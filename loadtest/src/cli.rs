@@ -69,12 +69,13 @@ impl FromStr for Span {
 /// Options that both commands share.
 #[derive(Args, Debug, Clone)]
 pub struct Measure {
-    /// Measured time per run.
-    #[arg(long, default_value = "20s")]
-    pub duration: Span,
-    /// Time per run before measuring: users sign up and log in, connections warm up.
-    #[arg(long, default_value = "5s")]
-    pub warmup: Span,
+    /// Measured time per run [default: 5s; with --thorough: 20s].
+    #[arg(long)]
+    pub duration: Option<Span>,
+    /// Time per run before measuring: users sign up and log in, connections warm up
+    /// [default: 3s; with --thorough: 5s].
+    #[arg(long)]
+    pub warmup: Option<Span>,
     /// Concurrent simulated users.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub users: u32,
@@ -91,25 +92,73 @@ pub struct Measure {
     /// Where results.json goes (default: reports/<timestamp>/, with reports/latest pointing at it).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A seconds-long smoke run: 3 s, 1 s warm-up, at most 8 users, 1 replica unless
-    /// --replicas says otherwise.
-    #[arg(long)]
+    /// A seconds-long smoke run: 3 s, 1 s warm-up, at most 8 users, 1 replica and 1 round
+    /// unless --replicas / --rounds say otherwise.
+    #[arg(long, conflicts_with = "thorough")]
     pub quick: bool,
+    /// Longer runs (20 s, 5 s warm-up), 5 rounds, replicas 1,2,3,4: a steadier answer that
+    /// takes about four times as long.
+    #[arg(long)]
+    pub thorough: bool,
+}
+
+/// The measurement's settings once the defaults and --quick / --thorough are applied.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub duration: Span,
+    pub warmup: Span,
+    pub users: u32,
+    pub scenarios: Vec<Scenario>,
+    pub refresh_every: u32,
+    pub out: Option<PathBuf>,
+    pub quick: bool,
+    pub thorough: bool,
+}
+
+/// The CPU budget of each replica: chosen by a calibration (`auto`), none, or a number of
+/// CPUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BudgetChoice {
+    Auto,
+    Unlimited,
+    Cpus(f64),
+}
+
+impl FromStr for BudgetChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "none" => Ok(Self::Unlimited),
+            n => match n.parse::<f64>() {
+                Ok(c) if c > 0.0 && c.is_finite() && c <= 1024.0 => Ok(Self::Cpus(c)),
+                _ => Err(format!(
+                    "`{s}` is not a CPU budget: `auto`, `none` or a positive number such as 0.25"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Replica counts to sweep [default: 1,2,4; with --quick: 1].
+    /// Replica counts to sweep [default: 1,2,4; with --quick: 1; with --thorough: 1,2,3,4].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
     pub replicas: Option<Vec<u32>>,
+    /// How often each sweep point is measured, in interleaved rounds [default: 3; with
+    /// --quick: 1; with --thorough: 5].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: Option<u32>,
     /// Server groups to measure.
     #[arg(long, value_delimiter = ',', default_value = "session,token,public")]
     pub servers: Vec<ServerKind>,
-    /// CPU budget of each replica, in CPUs (e.g. 0.25), so capacity grows with replicas while
-    /// the load generator, nginx and Redis keep their room. Enforced with cgroup cpu quotas
-    /// when writable, else with taskset (whole CPUs only); results say which.
-    #[arg(long)]
-    pub cpus_per_replica: Option<f64>,
+    /// CPU budget of each replica: `auto` measures what the load generator, nginx and a
+    /// replica cost per request here and picks the largest budget at which no sweep run is
+    /// bound by anything but the replicas; `none`; or a number of CPUs (e.g. 0.25). Enforced
+    /// with cgroup cpu quotas when writable, else with taskset (whole CPUs only); results
+    /// say which. With `--via compose`, `auto` leaves the compose file's REPLICA_CPUS.
+    #[arg(long, default_value = "auto")]
+    pub cpus_per_replica: BudgetChoice,
     /// nginx worker processes (default: a quarter of the CPUs, at least 1).
     #[arg(long)]
     pub lb_workers: Option<u32>,
@@ -118,11 +167,14 @@ pub struct CompareArgs {
     /// `token-anatomy` (a real token taken apart), `revocation` (how long credentials
     /// outlive logout, and what the access-token denylist costs), `signing` (HS256 against
     /// EdDSA access tokens), `redis-outage` (Redis frozen mid-run), `replica-loss` (a replica
-    /// killed mid-run).
+    /// killed mid-run), `store-bound` (Redis on a small CPU budget while replicas are
+    /// swept), `server-memory` (memory per logged-in user), `authority` (a demoted admin,
+    /// logout-all, read-only credentials), `access-token-lifetime` (refreshes against the
+    /// revocation window at several token lifetimes).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing"
+        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.
@@ -205,7 +257,17 @@ impl CompareArgs {
         match &self.replicas {
             Some(r) => r.clone(),
             None if self.measure.quick => vec![1],
+            None if self.measure.thorough => vec![1, 2, 3, 4],
             None => vec![1, 2, 4],
+        }
+    }
+
+    pub fn rounds(&self) -> u32 {
+        match self.rounds {
+            Some(r) => r,
+            None if self.measure.quick => 1,
+            None if self.measure.thorough => 5,
+            None => 3,
         }
     }
 }
@@ -213,24 +275,39 @@ impl CompareArgs {
 impl Measure {
     /// Every option at its default, as a plain `loadtest run` would have them (for tests).
     #[cfg(test)]
-    pub fn defaults() -> Self {
+    pub fn defaults() -> Effective {
         let cli = Cli::try_parse_from(["loadtest", "run", "--target", "token=http://127.0.0.1:1"])
             .expect("the defaults parse");
         match cli.command {
-            Command::Run(r) => r.measure,
+            Command::Run(r) => r.measure.effective(),
             _ => unreachable!("parsed as run"),
         }
     }
 
-    /// Applies `--quick`.
-    pub fn effective(&self) -> Measure {
-        let mut m = self.clone();
-        if m.quick {
-            m.duration = Span(Duration::from_secs(3));
-            m.warmup = Span(Duration::from_secs(1));
-            m.users = m.users.min(8);
+    /// Applies the defaults, `--quick` and `--thorough` (explicit options win).
+    pub fn effective(&self) -> Effective {
+        let secs = |s| Span(Duration::from_secs(s));
+        let (duration, warmup) = if self.quick {
+            (secs(3), secs(1))
+        } else if self.thorough {
+            (secs(20), secs(5))
+        } else {
+            (secs(5), secs(3))
+        };
+        Effective {
+            duration: self.duration.unwrap_or(duration),
+            warmup: self.warmup.unwrap_or(warmup),
+            users: if self.quick {
+                self.users.min(8)
+            } else {
+                self.users
+            },
+            scenarios: self.scenarios.clone(),
+            refresh_every: self.refresh_every,
+            out: self.out.clone(),
+            quick: self.quick,
+            thorough: self.thorough,
         }
-        m
     }
 }
 
@@ -270,11 +347,19 @@ mod tests {
             c.servers,
             vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
         );
-        assert_eq!(c.measure.duration.0, Duration::from_secs(20));
-        assert_eq!(c.measure.warmup.0, Duration::from_secs(5));
-        assert_eq!(c.measure.users, 64);
-        assert_eq!(c.measure.scenarios.len(), 4);
-        assert!(c.cpus_per_replica.is_none());
+        let m = c.measure.effective();
+        assert_eq!(m.duration.0, Duration::from_secs(5));
+        assert_eq!(m.warmup.0, Duration::from_secs(3));
+        assert_eq!(m.users, 64);
+        assert_eq!(m.scenarios.len(), 4);
+        assert_eq!(c.cpus_per_replica, BudgetChoice::Auto);
+        assert_eq!(c.rounds(), 3);
+        assert_eq!(c.experiments.len(), 10);
+        let Command::Compare(t) = parse(&["compare", "--thorough"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(t.replica_counts(), vec![1, 2, 3, 4]);
+        assert_eq!((t.rounds(), t.measure.effective().duration.0.as_secs()), (5, 20));
     }
 
     #[test]
@@ -300,7 +385,8 @@ mod tests {
         };
         assert_eq!(c.replica_counts(), vec![1, 8]);
         assert_eq!(c.servers, vec![ServerKind::Token]);
-        assert_eq!(c.cpus_per_replica, Some(0.25));
+        assert_eq!(c.cpus_per_replica, BudgetChoice::Cpus(0.25));
+        assert_eq!(c.rounds(), 1);
         let m = c.measure.effective();
         assert_eq!(
             (m.duration.0, m.warmup.0, m.users),
@@ -323,6 +409,10 @@ mod tests {
             &["run", "--target", "cookie=http://127.0.0.1:8080"],
             &["run", "--target", "token="],
             &["compare", "--via", "kubernetes"],
+            &["compare", "--cpus-per-replica", "0"],
+            &["compare", "--cpus-per-replica", "lots"],
+            &["compare", "--rounds", "0"],
+            &["compare", "--quick", "--thorough"],
             &["frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");

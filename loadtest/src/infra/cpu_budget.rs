@@ -43,6 +43,8 @@ pub struct ContainerCgroup {
 pub struct CpuBudget {
     pub cpus_per_replica: Option<f64>,
     pub method: Method,
+    /// Names this budget's cgroups apart from another's (`r` for replicas).
+    label: &'static str,
     created: Vec<PathBuf>,
     /// (replica index, pid, its cgroup) of the replicas running now.
     assigned: Vec<(usize, u32, Option<PathBuf>)>,
@@ -60,9 +62,17 @@ impl CpuBudget {
         Ok(Self {
             cpus_per_replica,
             method,
+            label: "r",
             created: Vec::new(),
             assigned: Vec::new(),
         })
+    }
+
+    /// A budget for the store (Redis), in cgroups of its own.
+    pub fn for_store(cpus: f64) -> anyhow::Result<Self> {
+        let mut budget = Self::new(Some(cpus))?;
+        budget.label = "redis";
+        Ok(budget)
     }
 
     pub fn describe(&self) -> String {
@@ -116,7 +126,7 @@ impl CpuBudget {
             return Ok(());
         }
         self.assigned.retain(|(i, _, _)| *i != index);
-        let name = format!("svt-loadtest-{}-r{index}", std::process::id());
+        let name = format!("svt-loadtest-{}-{}{index}", std::process::id(), self.label);
         let dir = match &self.method {
             Method::Cgroup2(root) | Method::Cgroup1(root) => {
                 let dir = root.join(name);

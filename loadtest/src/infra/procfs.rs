@@ -44,7 +44,17 @@ pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
 }
 
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    status_kib(status, "VmHWM:")
+}
+
+/// Resident memory now (`VmRSS`) of `pid`, in bytes.
+pub fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_kib(&status, "VmRSS:").ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

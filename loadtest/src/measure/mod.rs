@@ -24,6 +24,7 @@ use crate::model::{
 };
 use fault::{FaultPlan, Injector};
 use recorder::Recorder;
+pub use scenarios::RefreshPolicy;
 use snapshot::{snapshot, Pids, Snapshot};
 
 /// Where to send the load, and what can be seen of the system that answers it.
@@ -49,9 +50,15 @@ pub struct RunPlan {
     pub users: u32,
     pub warmup: Duration,
     pub duration: Duration,
-    pub refresh_every: u32,
+    pub refresh: RefreshPolicy,
     pub replicas: u32,
+    /// Which repetition of its sweep point this run is.
+    pub round: u32,
     pub cpus_per_replica: Option<f64>,
+    /// Redis's CPU budget during the window, if it has one.
+    pub redis_cpus: Option<f64>,
+    /// The access tokens' lifetime, when the run set one.
+    pub access_token_ttl_s: Option<u64>,
     pub oversubscribed: bool,
     /// Something to break during the window.
     pub fault: Option<FaultPlan>,
@@ -170,7 +177,7 @@ impl<'a> Progress<'a> {
 /// to stop, injecting the fault if there is one.
 async fn window(
     target: &Target,
-    budget: Option<&CpuBudget>,
+    budgets: &[&CpuBudget],
     plan: &RunPlan,
     recorder: &Recorder,
     http: &reqwest::Client,
@@ -195,9 +202,11 @@ async fn window(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let late = progress.began.elapsed().saturating_sub(plan.warmup);
-    if let Some(b) = budget {
+    for b in budgets {
         b.limit(true)?;
-        // Let the throttled replicas settle before the first reading.
+    }
+    if !budgets.is_empty() {
+        // Let the throttled processes settle before the first reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut injector = match plan.fault {
@@ -250,7 +259,7 @@ async fn window(
     )
     .await;
     // The next run's set-up (sign-ups and logins) is not measured: it gets the whole machine.
-    if let Some(b) = budget {
+    for b in budgets {
         b.limit(false)?;
     }
     progress.done();
@@ -270,11 +279,12 @@ async fn window(
     })
 }
 
-/// Runs `plan` against `target` (with the replicas held to `budget` during the window)
-/// and returns the run, with a note when something about it needs saying.
+/// Runs `plan` against `target` (with the replicas, and Redis where it has one, held to
+/// `budgets` during the window) and returns the run, with a note when something about it
+/// needs saying.
 pub async fn measure(
     target: &Target,
-    budget: Option<&CpuBudget>,
+    budgets: &[&CpuBudget],
     plan: &RunPlan,
 ) -> anyhow::Result<(Run, Option<String>)> {
     let http = reqwest::Client::builder()
@@ -286,7 +296,7 @@ pub async fn measure(
     let ctx = scenarios::RunContext::new(
         &target.url,
         target.server,
-        plan.refresh_every,
+        plan.refresh,
         REQUEST_TIMEOUT,
         Arc::clone(&recorder),
     )?;
@@ -303,12 +313,12 @@ pub async fn measure(
     };
     let (goose_result, window) = tokio::join!(
         attack.execute(),
-        window(target, budget, plan, &recorder, &http, goose_ends)
+        window(target, budgets, plan, &recorder, &http, goose_ends)
     );
     goose_result.map_err(|e| anyhow::anyhow!("goose: {e}"))?;
     let window = window?;
-    let seen = recorder.take();
-    let requests = seen.requests();
+    let taken = recorder.take();
+    let requests = taken.requests();
     anyhow::ensure!(
         requests > 0,
         "{}: no request was answered in the measured window",
@@ -317,19 +327,22 @@ pub async fn measure(
 
     let w = &window;
     let secs = w.end.at.duration_since(w.start.at).as_secs_f64();
+    // The load generator is this process: always seen. The rest only where their
+    // processes are this machine's (not inside containers or elsewhere).
+    let seen = |v: f64| target.cpu_visible.then_some(v);
     let per_request = |a: f64, b: f64| (b - a) * 1e6 / requests as f64;
     let cores = |a: f64, b: f64| (b - a) / secs;
     let cpu_us = CpuPerRequest {
-        replicas: per_request(w.start.cpu_replicas, w.end.cpu_replicas),
-        redis: per_request(w.start.cpu_redis, w.end.cpu_redis),
-        lb: per_request(w.start.cpu_lb, w.end.cpu_lb),
-        loadgen: per_request(w.start.cpu_loadgen, w.end.cpu_loadgen),
+        replicas: seen(per_request(w.start.cpu_replicas, w.end.cpu_replicas)),
+        redis: seen(per_request(w.start.cpu_redis, w.end.cpu_redis)),
+        lb: seen(per_request(w.start.cpu_lb, w.end.cpu_lb)),
+        loadgen: Some(per_request(w.start.cpu_loadgen, w.end.cpu_loadgen)),
     };
     let cpu_cores = CpuPerRequest {
-        replicas: cores(w.start.cpu_replicas, w.end.cpu_replicas),
-        redis: cores(w.start.cpu_redis, w.end.cpu_redis),
-        lb: cores(w.start.cpu_lb, w.end.cpu_lb),
-        loadgen: cores(w.start.cpu_loadgen, w.end.cpu_loadgen),
+        replicas: seen(cores(w.start.cpu_replicas, w.end.cpu_replicas)),
+        redis: seen(cores(w.start.cpu_redis, w.end.cpu_redis)),
+        lb: seen(cores(w.start.cpu_lb, w.end.cpu_lb)),
+        loadgen: Some(cores(w.start.cpu_loadgen, w.end.cpu_loadgen)),
     };
     let redis_commands_per_request = match (w.start.redis_calls, w.end.redis_calls) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / requests as f64),
@@ -358,7 +371,7 @@ pub async fn measure(
         .iter()
         .filter_map(|p| procfs::peak_rss(*p).ok())
         .sum();
-    let errors_by_status = seen.errors_by_status();
+    let errors_by_status = taken.errors_by_status();
     let bottleneck = if target.cpu_visible {
         bottleneck(&cpu_cores, plan, target.lb_workers, loadgen_threads())
     } else {
@@ -366,9 +379,13 @@ pub async fn measure(
     };
     let run = Run {
         experiment: plan.experiment,
+        round: plan.round,
         variant: plan.variant,
         fault: w.fault,
-        timeline: seen.timeline(),
+        timeline: taken.timeline(),
+        timeline_step_s: recorder::TIMELINE_STEP_S,
+        requests_by_route: taken.requests_by_route(),
+        users_logged_out: Some(taken.users_logged_out()),
         server: target.server,
         scenario: plan.scenario,
         replicas: plan.replicas,
@@ -378,8 +395,8 @@ pub async fn measure(
         requests,
         errors: errors_by_status.values().sum(),
         errors_by_status,
-        latency_ms: seen.latency(),
-        latency_ms_by_route: seen.latency_by_route(),
+        latency_ms: taken.latency(),
+        latency_ms_by_route: taken.latency_by_route(),
         redis_commands_per_request,
         requests_per_replica,
         bottleneck,
@@ -394,6 +411,8 @@ pub async fn measure(
         redis_bytes_per_user,
         credential_bytes,
         cpus_per_replica: plan.cpus_per_replica,
+        redis_cpus: plan.redis_cpus,
+        access_token_ttl_s: plan.access_token_ttl_s,
         oversubscribed: plan.oversubscribed,
     };
     Ok((run, window.note))
@@ -409,6 +428,12 @@ pub fn bottleneck(
     lb_workers: u32,
     loadgen_threads: usize,
 ) -> Option<Bottleneck> {
+    let cores = Cores {
+        replicas: cores.replicas.unwrap_or(0.0),
+        redis: cores.redis.unwrap_or(0.0),
+        lb: cores.lb.unwrap_or(0.0),
+        loadgen: cores.loadgen.unwrap_or(0.0),
+    };
     let cpus = procfs::available_cpus() as f64;
     let budget = plan.cpus_per_replica.map(|c| c * plan.replicas as f64);
     if let Some(b) = budget {
@@ -416,7 +441,8 @@ pub fn bottleneck(
             return Some(Bottleneck::Replicas);
         }
     }
-    if cores.redis >= 0.85 {
+    // Redis is single-threaded: one core, or its budget.
+    if cores.redis >= 0.85 * plan.redis_cpus.unwrap_or(1.0).min(1.0) {
         return Some(Bottleneck::Redis);
     }
     if cores.lb >= 0.85 * lb_workers as f64 {
@@ -453,6 +479,14 @@ pub fn bottleneck(
     None
 }
 
+/// CPUs each component kept busy, all of them seen.
+struct Cores {
+    replicas: f64,
+    redis: f64,
+    lb: f64,
+    loadgen: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,9 +500,12 @@ mod tests {
             users: 1,
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
-            refresh_every: 10,
+            refresh: RefreshPolicy::Every(10),
             replicas,
+            round: 1,
             cpus_per_replica,
+            redis_cpus: None,
+            access_token_ttl_s: None,
             oversubscribed: false,
             fault: None,
         }
@@ -476,11 +513,21 @@ mod tests {
 
     fn cores(replicas: f64, redis: f64, lb: f64, loadgen: f64) -> CpuPerRequest {
         CpuPerRequest {
-            replicas,
-            redis,
-            lb,
-            loadgen,
+            replicas: Some(replicas),
+            redis: Some(redis),
+            lb: Some(lb),
+            loadgen: Some(loadgen),
         }
+    }
+
+    #[test]
+    fn redis_on_a_budget_is_saturated_at_its_budget() {
+        let mut p = plan(Some(0.5), 4);
+        p.redis_cpus = Some(0.1);
+        assert_eq!(
+            bottleneck(&cores(0.3, 0.09, 0.1, 0.1), &p, 1, 100),
+            Some(Bottleneck::Redis)
+        );
     }
 
     #[test]

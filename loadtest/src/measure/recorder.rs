@@ -6,7 +6,7 @@
 //! It is on every request's path, so recording allocates nothing: routes are the scenarios'
 //! `&'static str` templates and statuses plain numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,17 +22,26 @@ pub struct Recorder {
     pub sent: AtomicU64,
     /// Users that finished their set-up (signup, login).
     pub ready_users: AtomicUsize,
+    /// Hands each simulated user a number of its own.
+    next_user: AtomicUsize,
     inner: Mutex<Window>,
 }
 
-/// (second since the window opened, route) -> (answered 2xx, failed).
-type Timeline = BTreeMap<(u64, &'static str), (u64, u64)>;
+/// The timeline's step: fine enough that a fault's edges fall within 0.1 s of where they
+/// were, coarse enough to stay a few hundred points per run.
+pub const TIMELINE_STEP_S: f64 = 0.1;
+
+/// (step since the window opened, by send time; route) -> (answered 2xx, failed, of
+/// which 401).
+type Timeline = BTreeMap<(u64, &'static str), (u64, u64, u64)>;
 
 #[derive(Default)]
 pub struct Window {
     /// Latency by route template (a handful of routes: a list beats a map).
     by_route: Vec<(&'static str, Histogram<u64>)>,
     by_status: BTreeMap<u16, u64>,
+    /// Users whose credential was refused in the window.
+    logged_out: BTreeSet<usize>,
     /// Kept only when the window was opened with a timeline.
     timeline: Option<Timeline>,
     opened: Option<Instant>,
@@ -62,6 +71,19 @@ impl Recorder {
         self.ready_users.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// A number for a new simulated user.
+    pub fn next_user(&self) -> usize {
+        self.next_user.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// User `user`'s credential was refused (401) inside the window: from the user's side,
+    /// logged out.
+    pub fn logged_out(&self, user: usize) {
+        if self.open.load(Ordering::Relaxed) {
+            self.lock().logged_out.insert(user);
+        }
+    }
+
     /// `status` 0 means no HTTP answer at all (connection refused, timeout).
     pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
         self.sent.fetch_add(1, Ordering::Relaxed);
@@ -79,13 +101,20 @@ impl Recorder {
         };
         let _ = w.by_route[i].1.record(us);
         *w.by_status.entry(status).or_default() += 1;
-        let second = w.opened.map_or(0, |t| t.elapsed().as_secs());
+        // Filed by when the request was sent: a request sent during a fault and answered
+        // after it belongs to the fault.
+        let step = w.opened.map_or(0, |t| {
+            (t.elapsed().saturating_sub(elapsed).as_secs_f64() / TIMELINE_STEP_S) as u64
+        });
         if let Some(timeline) = w.timeline.as_mut() {
-            let bucket = timeline.entry((second, route)).or_default();
+            let bucket = timeline.entry((step, route)).or_default();
             if (200..300).contains(&status) {
                 bucket.0 += 1;
             } else {
                 bucket.1 += 1;
+                if status == 401 {
+                    bucket.2 += 1;
+                }
             }
         }
     }
@@ -123,18 +152,33 @@ impl Window {
             .collect()
     }
 
-    /// The per-second timeline, when one was kept.
+    /// The timeline, when one was kept.
     pub fn timeline(&self) -> Vec<TimelinePoint> {
         self.timeline
             .iter()
             .flatten()
-            .map(|((t_s, route), (ok, failed))| TimelinePoint {
-                t_s: *t_s,
+            .map(|((step, route), (ok, failed, refused))| TimelinePoint {
+                // Rounded to the step, so 0.30000000000000004 reads 0.3.
+                t_s: (*step as f64 * TIMELINE_STEP_S * 10.0).round() / 10.0,
                 route: route.to_string(),
                 ok: *ok,
                 failed: *failed,
+                refused: *refused,
             })
             .collect()
+    }
+
+    /// Requests by route template.
+    pub fn requests_by_route(&self) -> BTreeMap<String, u64> {
+        self.by_route
+            .iter()
+            .map(|(r, h)| (r.to_string(), h.len()))
+            .collect()
+    }
+
+    /// How many users were refused at least once.
+    pub fn users_logged_out(&self) -> u32 {
+        self.logged_out.len() as u32
     }
 }
 
@@ -185,6 +229,25 @@ mod tests {
             .map(|p| p.failed)
             .sum();
         assert_eq!((me_ok, items_failed), (100, 2));
+        assert_eq!(w.requests_by_route()["/api/me"], 100);
+        // Every request here was sent within the first 0.1 s step... except the 100 ms ones:
+        // a request is filed by when it was sent, not when it was answered.
+        assert!(timeline.iter().all(|p| p.t_s == 0.0), "{timeline:?}");
+    }
+
+    #[test]
+    fn a_refused_credential_logs_its_user_out_once() {
+        let r = Recorder::default();
+        let (a, b) = (r.next_user(), r.next_user());
+        assert_ne!(a, b);
+        r.logged_out(a);
+        r.open(true, true);
+        r.logged_out(b);
+        r.logged_out(b);
+        r.record("/api/me", 401, Duration::from_millis(1));
+        let w = r.take();
+        assert_eq!(w.users_logged_out(), 1, "only inside the window, once per user");
+        assert_eq!(w.timeline()[0].refused, 1);
     }
 
     #[test]

@@ -70,10 +70,20 @@ impl Route {
     }
 }
 
+/// When a user of the `refresh` scenario refreshes its credential.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefreshPolicy {
+    /// After every K reads.
+    Every(u32),
+    /// When 80% of the access token's lifetime has passed, as a client that watches
+    /// `expires_in` does (experiment `access-token-lifetime`).
+    BeforeExpiry,
+}
+
 /// What every transaction of one run shares.
 pub struct RunContext {
     server: ServerKind,
-    refresh_every: u32,
+    refresh: RefreshPolicy,
     request_timeout: Duration,
     /// `Route::ALL[i]`'s URI on the target.
     uris: Vec<Uri>,
@@ -84,7 +94,7 @@ impl RunContext {
     pub fn new(
         target: &str,
         server: ServerKind,
-        refresh_every: u32,
+        refresh: RefreshPolicy,
         request_timeout: Duration,
         recorder: Arc<Recorder>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -96,7 +106,10 @@ impl RunContext {
             .map_err(|e| anyhow::anyhow!("`{target}` is not a base URL: {e}"))?;
         Ok(Arc::new(Self {
             server,
-            refresh_every: refresh_every.max(1),
+            refresh: match refresh {
+                RefreshPolicy::Every(k) => RefreshPolicy::Every(k.max(1)),
+                p => p,
+            },
             request_timeout,
             uris,
             recorder,
@@ -113,6 +126,8 @@ impl RunContext {
 /// Per-user state kept in goose's session data.
 #[derive(Clone)]
 struct UserState {
+    /// The recorder's number for this user.
+    id: usize,
     client: Client<HttpConnector, Full<Bytes>>,
     client_id: HeaderValue,
     username: String,
@@ -121,6 +136,8 @@ struct UserState {
     credential: Option<(HeaderName, HeaderValue)>,
     /// Token server only.
     refresh_token: Option<String>,
+    /// When the access token should be refreshed (`RefreshPolicy::BeforeExpiry`).
+    refresh_at: Option<Instant>,
     reads: u32,
 }
 
@@ -184,7 +201,7 @@ impl Step {
                 }
             }
             Step::MarkReady => {
-                user.set_session_data(new_user());
+                user.set_session_data(new_user(ctx));
                 ctx.recorder.user_ready();
             }
             Step::LogIn => {
@@ -198,16 +215,18 @@ impl Step {
     }
 }
 
-fn new_user() -> UserState {
+fn new_user(ctx: &RunContext) -> UserState {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let client = Client::builder(TokioExecutor::new()).build_http();
     UserState {
+        id: ctx.recorder.next_user(),
         client,
         username: format!("lt{}", &id[..16]),
         client_id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("lt")),
         password: "load-test-password".into(),
         credential: None,
         refresh_token: None,
+        refresh_at: None,
         reads: 0,
     }
 }
@@ -272,11 +291,17 @@ async fn send(
         _ => (0, Bytes::new()),
     };
     ctx.recorder.record(route.path(), status, start.elapsed());
+    // A credential refused on a route that needs one: the user would have to log in again.
+    if status == 401 && matches!(route, Route::Me | Route::Items | Route::Refresh) {
+        if let Some(s) = user.get_session_data::<UserState>() {
+            ctx.recorder.logged_out(s.id);
+        }
+    }
     (status, body)
 }
 
 async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {
-    let state = new_user();
+    let state = new_user(ctx);
     let body = credentials_body(&state);
     user.set_session_data(state);
     send(ctx, user, Route::Signup, Some(body)).await.0 == 201
@@ -312,6 +337,7 @@ fn remember_tokens(ctx: &RunContext, user: &mut GooseUser, body: &[u8]) {
         s.credential = Some((AUTHORIZATION, bearer));
     }
     s.refresh_token = Some(t.refresh_token);
+    s.refresh_at = Some(Instant::now() + Duration::from_secs(t.expires_in).mul_f64(0.8));
 }
 
 async fn read_or_refresh(ctx: &RunContext, user: &mut GooseUser) {
@@ -319,7 +345,11 @@ async fn read_or_refresh(ctx: &RunContext, user: &mut GooseUser) {
         return;
     };
     state.reads += 1;
-    if state.reads % ctx.refresh_every != 0 {
+    let due = match ctx.refresh {
+        RefreshPolicy::Every(k) => state.reads % k == 0,
+        RefreshPolicy::BeforeExpiry => state.refresh_at.is_some_and(|t| Instant::now() >= t),
+    };
+    if !due {
         send(ctx, user, Route::Me, None).await;
         return;
     }
@@ -351,7 +381,7 @@ mod tests {
         let ctx = RunContext::new(
             "http://127.0.0.1:8080/",
             ServerKind::Token,
-            10,
+            RefreshPolicy::Every(10),
             Duration::from_secs(1),
             recorder,
         )
@@ -366,7 +396,7 @@ mod tests {
         assert!(RunContext::new(
             "not a url",
             ServerKind::Token,
-            10,
+            RefreshPolicy::Every(10),
             Duration::from_secs(1),
             Arc::new(Recorder::default())
         )

@@ -5,15 +5,18 @@
 //! This module imports nothing from the rest of the crate, so every stage can depend on it.
 
 mod v1;
+mod v2;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Version 2: typed labels (enums), fault times as recorded, status codes as numbers.
-/// Version 1 files are still read (see `v1.rs`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: CPU that was not visible is `null` (never 0), timelines in steps of
+/// `timeline_step_s` by the time each request was sent, repeated sweep rounds, users logged
+/// out, and the experiments of the study note's remaining claims. Versions 1 and 2 are still
+/// read (see `v1.rs`, `v2.rs`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the
 /// token-server binary, through the same balancer).
@@ -142,6 +145,16 @@ pub enum Experiment {
     TokenAnatomy,
     /// HS256 against EdDSA access tokens: CPU per verified request.
     Signing,
+    /// Redis held to a small CPU budget while the replicas are swept: who stops growing.
+    StoreBound,
+    /// Memory per logged-in user, in a replica and in Redis, at two user counts.
+    ServerMemory,
+    /// An admin demoted, everyone logged out, a read-only credential: how long each model
+    /// keeps granting what it should not (probes, see [`Authority`]).
+    Authority,
+    /// The token refresh scenario at several access-token lifetimes: refreshes against the
+    /// revocation window.
+    AccessTokenLifetime,
 }
 
 impl Experiment {
@@ -153,6 +166,10 @@ impl Experiment {
             Experiment::Revocation => "revocation",
             Experiment::TokenAnatomy => "token-anatomy",
             Experiment::Signing => "signing",
+            Experiment::StoreBound => "store-bound",
+            Experiment::ServerMemory => "server-memory",
+            Experiment::Authority => "authority",
+            Experiment::AccessTokenLifetime => "access-token-lifetime",
         }
     }
 }
@@ -174,6 +191,13 @@ pub enum Variant {
     Eddsa,
     /// `ACCESS_DENYLIST=true`: every access token checked against a revocation list in Redis.
     Denylist,
+    /// `REFRESH_REUSE_INTERVAL=0`: no retry grace; a refresh token presented twice is reuse
+    /// (as before contract v2).
+    NoRetryGrace,
+    /// Redis held to `Run::redis_cpus` during the window.
+    StoreBound,
+    /// Access tokens of `Run::access_token_ttl_s` seconds, refreshed just before they expire.
+    AccessTtl,
 }
 
 impl Variant {
@@ -187,6 +211,10 @@ impl Variant {
             (Variant::MemoryStoreSticky, _) => "memory store, sticky",
             (Variant::Eddsa, _) => "EdDSA",
             (Variant::Denylist, _) => "with denylist",
+            (Variant::NoRetryGrace, ServerKind::Session) => "Redis store, no retry grace",
+            (Variant::NoRetryGrace, _) => "no retry grace",
+            (Variant::StoreBound, _) => "Redis on a CPU budget",
+            (Variant::AccessTtl, _) => "short access tokens",
         }
     }
 }
@@ -205,6 +233,22 @@ pub enum Bottleneck {
     Redis,
     /// The machine was busy with no single component the biggest user besides the replicas.
     Machine,
+}
+
+impl Bottleneck {
+    /// What the bottleneck means, in the report's words.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Bottleneck::Replicas => "the replicas used at least 85% of the CPU they were given",
+            Bottleneck::Loadgen => {
+                "the load generator used at least 85% of its threads, or the machine was at least \
+                 85% busy and the load generator was its largest user besides the replicas"
+            }
+            Bottleneck::Lb => "nginx's workers were at least 85% busy",
+            Bottleneck::Redis => "Redis used at least 85% of the CPU it could use",
+            Bottleneck::Machine => "the machine was at least 85% busy with no single largest user",
+        }
+    }
 }
 
 impl Bottleneck {
@@ -255,28 +299,36 @@ pub struct Fault {
     pub lasts_s: Option<f64>,
 }
 
-/// Where a whole second of a run's timeline lies relative to its fault.
+/// Where a request lies relative to its run's fault, by the time it was sent. This is the
+/// one definition the report uses for "before", "during" and "after".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// The second ended before the fault began.
+    /// Sent before the fault began.
     Before,
-    /// The second overlaps the fault (for a kill: from the kill on, for good).
+    /// Sent while the fault was in force (a timeline step that overlaps it; for a kill, from
+    /// the kill on, for good).
     During,
-    /// The second began after the fault was lifted.
+    /// Sent after the fault was lifted.
     After,
 }
 
 impl Fault {
-    /// The phase of timeline second `t_s` (which covers `[t_s, t_s + 1)`).
-    pub fn phase(&self, t_s: u64) -> Phase {
-        let (from, to) = (t_s as f64, t_s as f64 + 1.0);
-        if to <= self.at_s {
+    /// The phase of the timeline step `[t_s, t_s + step_s)`.
+    pub fn phase(&self, t_s: f64, step_s: f64) -> Phase {
+        // Steps are multiples of 0.1 s; allow for their rounding.
+        const EPS: f64 = 1e-6;
+        if t_s + step_s <= self.at_s + EPS {
             return Phase::Before;
         }
         match self.lasts_s {
-            Some(l) if from >= self.at_s + l => Phase::After,
+            Some(l) if t_s + EPS >= self.at_s + l => Phase::After,
             _ => Phase::During,
         }
+    }
+
+    /// When the fault was lifted, if it was.
+    pub fn ended_s(&self) -> Option<f64> {
+        self.lasts_s.map(|l| self.at_s + l)
     }
 
     pub fn describe(&self) -> String {
@@ -294,6 +346,93 @@ impl Fault {
     }
 }
 
+/// How `compare` chose the CPU budget of each replica: what one request cost each component
+/// in a short unthrottled run per group, and the budget that keeps every sweep run bound by
+/// the replicas alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    /// One short run per group, one replica, no budget.
+    pub runs: Vec<CalibrationRun>,
+    /// The largest replica count of the sweep the budget was chosen for.
+    pub max_replicas: u32,
+    /// CPUs of the machine.
+    pub machine_cpus: usize,
+    /// Share of the machine the whole system may use at the top of the sweep.
+    pub machine_share: f64,
+    /// Share of its threads the load generator may use at the top of the sweep.
+    pub loadgen_share: f64,
+    /// Requests per second the machine can drive at the top of the sweep without anything
+    /// but the replicas saturating.
+    pub max_rps: f64,
+    /// The group whose limits set the budget.
+    pub set_by: ServerKind,
+    /// The budget chosen, in CPUs per replica.
+    pub cpus_per_replica: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CalibrationRun {
+    pub server: ServerKind,
+    pub rps: f64,
+    /// CPU microseconds per request, by component.
+    pub cpu_us_per_request: CpuPerRequest,
+}
+
+/// Memory held per logged-in user, measured at two user counts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerMemory {
+    pub points: Vec<MemoryPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemoryPoint {
+    pub server: ServerKind,
+    /// `memory-store` (sessions in the replica) or `standard` (in Redis).
+    pub variant: Variant,
+    /// Users logged in (each once) when measured.
+    pub logged_in: u32,
+    /// The replica's resident memory (VmRSS).
+    pub replica_rss_bytes: u64,
+    /// Redis `used_memory`.
+    pub redis_used_bytes: u64,
+}
+
+/// How long a credential keeps powers it should have lost, in milliseconds from the change's
+/// answer to the first refusal; `None`: still granted when the probe gave up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Authority {
+    pub access_token_ttl_s: u64,
+    pub leeway_s: u64,
+    /// How long the probe kept asking.
+    pub limit_s: u64,
+    /// An admin demoted through `PUT /api/admin/users/{name}/roles`: `GET /api/admin/stats`
+    /// with the credential from before.
+    pub demoted_session_ms: Option<f64>,
+    pub demoted_token_ms: Option<f64>,
+    /// After a refresh, the token server's answer to the new access token on the admin route.
+    pub demoted_token_after_refresh_status: u16,
+    /// `POST /auth/logout-all` from another login: `GET /api/me` with the first login's
+    /// credential.
+    pub logout_all_session_ms: Option<f64>,
+    pub logout_all_token_ms: Option<f64>,
+    /// The same with `ACCESS_DENYLIST=true`.
+    pub logout_all_denylist_ms: Option<f64>,
+    /// An admin logged in with `"scope": "read"`: status of `GET /api/me` and of
+    /// `GET /api/admin/stats`, per model.
+    pub read_scope_session: ScopeOutcome,
+    pub read_scope_token: ScopeOutcome,
+    /// The `scope` claim of the read-scoped access token, as anyone can decode it.
+    pub read_scope_token_claim: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScopeOutcome {
+    pub read_status: u16,
+    pub admin_status: u16,
+    /// The same admin's full-scope credential on the admin route.
+    pub full_scope_admin_status: u16,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
@@ -305,6 +444,15 @@ pub struct Results {
     /// Experiment `revocation`, when it ran.
     #[serde(default)]
     pub revocation: Option<Revocation>,
+    /// How `compare` chose the CPU budget per replica, when it did.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    /// Experiment `server-memory`, when it ran.
+    #[serde(default)]
+    pub server_memory: Option<ServerMemory>,
+    /// Experiment `authority`, when it ran.
+    #[serde(default)]
+    pub authority: Option<Authority>,
 }
 
 /// A real access token taken apart, and the server's answers to altered copies.
@@ -324,6 +472,19 @@ pub struct TokenAnatomy {
     pub session_cookie_status: u16,
     /// The same cookie with its last character changed.
     pub altered_cookie_status: u16,
+    /// The session login's whole `Set-Cookie` header (its attributes: HttpOnly, SameSite ...).
+    #[serde(default)]
+    pub set_cookie: String,
+    /// The refresh token's payload, decoded (it is a JWT too).
+    #[serde(default)]
+    pub refresh_payload: Option<serde_json::Value>,
+    /// HMAC-SHA256 over `base64url(header) "." base64url(payload)` with the run's key,
+    /// recomputed by the load tester, equals the token's signature (HS256 only).
+    #[serde(default)]
+    pub signature_recomputed: Option<bool>,
+    /// The user's password appears in no part of the token, raw or decoded.
+    #[serde(default)]
+    pub password_in_token: Option<bool>,
 }
 
 /// How long a credential kept working after logout, in milliseconds from the logout's
@@ -360,11 +521,15 @@ pub struct Environment {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TimelinePoint {
-    /// Whole seconds since the window opened.
-    pub t_s: u64,
+    /// The start of the step, in seconds since the window opened; a request belongs to the
+    /// step in which it was sent.
+    pub t_s: f64,
     pub route: String,
     pub ok: u64,
     pub failed: u64,
+    /// Of `failed`: answered 401 (the credential itself was refused).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -375,13 +540,14 @@ pub struct Latency {
     pub max: f64,
 }
 
-/// One figure for each component of the measured system.
+/// One figure for each component of the measured system; `None` where the component's CPU
+/// could not be seen from the load generator (inside containers, another machine).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CpuPerRequest {
-    pub replicas: f64,
-    pub redis: f64,
-    pub lb: f64,
-    pub loadgen: f64,
+    pub replicas: Option<f64>,
+    pub redis: Option<f64>,
+    pub lb: Option<f64>,
+    pub loadgen: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -398,6 +564,10 @@ pub struct Run {
     /// Set for the runs of an experiment, null for the sweep.
     #[serde(default)]
     pub experiment: Option<Experiment>,
+    /// Which repetition of its sweep point this run is (1, 2, 3 ...); sweep rounds are
+    /// interleaved, so a slow minute of the machine does not land on one replica count.
+    #[serde(default = "first_round")]
+    pub round: u32,
     /// How the servers were set up (`standard` in the sweep).
     #[serde(default)]
     pub variant: Variant,
@@ -417,6 +587,13 @@ pub struct Run {
     pub latency_ms: Latency,
     /// Per route template.
     pub latency_ms_by_route: BTreeMap<String, Latency>,
+    /// Requests sent in the window, per route template.
+    #[serde(default)]
+    pub requests_by_route: BTreeMap<String, u64>,
+    /// Users whose credential was refused (401) at least once in the window: logged out,
+    /// from the user's side. `None` where not counted (version 2 files).
+    #[serde(default)]
+    pub users_logged_out: Option<u32>,
     /// Redis commands executed per measured request (`INFO commandstats` delta); null when
     /// the Redis was not reachable (`run` without `--redis-url`).
     pub redis_commands_per_request: Option<f64>,
@@ -433,17 +610,35 @@ pub struct Run {
     pub credential_bytes: u64,
     /// CPU budget of each replica, in CPUs, if one was set.
     pub cpus_per_replica: Option<f64>,
+    /// CPU budget of Redis during the window (experiment `store-bound`).
+    #[serde(default)]
+    pub redis_cpus: Option<f64>,
+    /// The access tokens' lifetime, where the run set one (experiment
+    /// `access-token-lifetime`).
+    #[serde(default)]
+    pub access_token_ttl_s: Option<u64>,
     /// Whether this replica count asked for more CPUs than the machine has.
     pub oversubscribed: bool,
     /// The fault injected during the window, as it happened.
     #[serde(default)]
     pub fault: Option<Fault>,
-    /// Per second of the window and per route: answered and failed requests. Recorded for
+    /// Per step of the window and per route: answered and failed requests. Recorded for
     /// experiments with a fault, empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
+    /// The timeline's step, in seconds.
+    #[serde(default = "one_second")]
+    pub timeline_step_s: f64,
     /// What limited throughput; null when nothing was found saturated.
     pub bottleneck: Option<Bottleneck>,
+}
+
+fn first_round() -> u32 {
+    1
+}
+
+fn one_second() -> f64 {
+    1.0
 }
 
 impl Run {
@@ -451,6 +646,7 @@ impl Run {
     pub fn new(server: ServerKind, scenario: Scenario) -> Self {
         Self {
             experiment: None,
+            round: 1,
             variant: Variant::Standard,
             server,
             scenario,
@@ -463,6 +659,8 @@ impl Run {
             errors_by_status: BTreeMap::new(),
             latency_ms: Latency::default(),
             latency_ms_by_route: BTreeMap::new(),
+            requests_by_route: BTreeMap::new(),
+            users_logged_out: None,
             redis_commands_per_request: None,
             requests_per_replica: Vec::new(),
             cpu_us_per_request: CpuPerRequest::default(),
@@ -471,9 +669,12 @@ impl Run {
             redis_bytes_per_user: None,
             credential_bytes: 0,
             cpus_per_replica: None,
+            redis_cpus: None,
+            access_token_ttl_s: None,
             oversubscribed: false,
             fault: None,
             timeline: Vec::new(),
+            timeline_step_s: 1.0,
             bottleneck: None,
         }
     }
@@ -485,7 +686,7 @@ impl Run {
 
     /// Failed requests in the seconds of the timeline where `pick` holds, for one route or
     /// all of them.
-    pub fn failed_where(&self, route: Option<&str>, pick: impl Fn(u64) -> bool) -> u64 {
+    pub fn failed_where(&self, route: Option<&str>, pick: impl Fn(f64) -> bool) -> u64 {
         self.timeline
             .iter()
             .filter(|p| route.is_none_or(|r| p.route == r) && pick(p.t_s))
@@ -493,13 +694,48 @@ impl Run {
             .sum()
     }
 
-    /// Failed requests in one phase of the fault (all of them when there was no fault and
-    /// `phase` is `During`).
-    pub fn failed_in(&self, route: Option<&str>, phase: Phase) -> u64 {
-        self.failed_where(route, |t| match &self.fault {
-            Some(f) => f.phase(t) == phase,
+    /// The timeline points of one phase of the fault (all of them when there was no fault
+    /// and `phase` is `During`).
+    pub fn points_in(&self, phase: Phase) -> impl Iterator<Item = &TimelinePoint> {
+        self.timeline.iter().filter(move |p| match &self.fault {
+            Some(f) => f.phase(p.t_s, self.timeline_step_s) == phase,
             None => phase == Phase::During,
         })
+    }
+
+    /// Failed requests in one phase of the fault, for one route or all of them.
+    pub fn failed_in(&self, route: Option<&str>, phase: Phase) -> u64 {
+        self.points_in(phase)
+            .filter(|p| route.is_none_or(|r| p.route == r))
+            .map(|p| p.failed)
+            .sum()
+    }
+
+    /// Of those, the ones answered 401: credentials refused, not a server unavailable.
+    pub fn refused_in(&self, route: Option<&str>, phase: Phase) -> u64 {
+        self.points_in(phase)
+            .filter(|p| route.is_none_or(|r| p.route == r))
+            .map(|p| p.refused)
+            .sum()
+    }
+
+    /// Successful requests in one phase, per second of that phase as recorded.
+    pub fn ok_in(&self, route: Option<&str>, phase: Phase) -> u64 {
+        self.points_in(phase)
+            .filter(|p| route.is_none_or(|r| p.route == r))
+            .map(|p| p.ok)
+            .sum()
+    }
+
+    /// Whether the run was bound by something other than the replicas it measures.
+    pub fn bound_elsewhere(&self) -> Option<Bottleneck> {
+        self.bottleneck.filter(|b| *b != Bottleneck::Replicas)
+    }
+
+    /// Requests per second on one route.
+    pub fn route_rps(&self, route: &str) -> Option<f64> {
+        let n = self.requests_by_route.get(route)?;
+        (self.duration_s > 0.0).then(|| *n as f64 / self.duration_s)
     }
 
     pub fn error_rate(&self) -> f64 {
@@ -519,18 +755,45 @@ impl Results {
             runs: Vec::new(),
             token_anatomy: None,
             revocation: None,
+            calibration: None,
+            server_memory: None,
+            authority: None,
         }
     }
 
-    /// Sweep runs of one server and scenario, by replica count.
+    /// Sweep runs of one server and scenario, by replica count then round.
     pub fn sweep(&self, server: ServerKind, scenario: Scenario) -> Vec<&Run> {
         let mut v: Vec<&Run> = self
             .runs
             .iter()
             .filter(|r| r.in_sweep() && r.server == server && r.scenario == scenario)
             .collect();
-        v.sort_by_key(|r| r.replicas);
+        v.sort_by_key(|r| (r.replicas, r.round));
         v
+    }
+
+    /// The sweep of one server and scenario, one point per replica count: every round's
+    /// throughput, their median and spread.
+    pub fn sweep_points(&self, server: ServerKind, scenario: Scenario) -> Vec<SweepPoint<'_>> {
+        let mut out: Vec<SweepPoint> = Vec::new();
+        for r in self.sweep(server, scenario) {
+            match out.last_mut() {
+                Some(p) if p.replicas == r.replicas => p.runs.push(r),
+                _ => out.push(SweepPoint {
+                    replicas: r.replicas,
+                    runs: vec![r],
+                }),
+            }
+        }
+        out
+    }
+
+    /// Runs of one experiment and variant, in the order they ran.
+    pub fn arms(&self, e: Experiment, server: ServerKind, v: Variant) -> Vec<&Run> {
+        self.runs
+            .iter()
+            .filter(|r| r.experiment == Some(e) && r.server == server && r.variant == v)
+            .collect()
     }
 
     /// The runs of one experiment, in the order they ran.
@@ -586,14 +849,76 @@ impl Results {
             serde_json::from_slice(raw).map_err(|e| anyhow::anyhow!("not JSON: {e}"))?;
         let version = value.get("schema_version").and_then(|v| v.as_u64());
         match version {
-            Some(1) => v1::upgrade(&mut value)?,
+            Some(1) => {
+                v1::upgrade(&mut value)?;
+                v2::upgrade(&mut value)?;
+            }
+            Some(2) => v2::upgrade(&mut value)?,
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             other => anyhow::bail!(
-                "schema_version {}: this loadtest reads 1 and {SCHEMA_VERSION}",
+                "schema_version {}: this loadtest reads 1 to {SCHEMA_VERSION}",
                 other.map_or("(none)".into(), |v| v.to_string())
             ),
         }
         serde_json::from_value(value).map_err(|e| anyhow::anyhow!("not a results.json: {e}"))
+    }
+}
+
+/// The runs of one sweep point (one replica count), one per round.
+pub struct SweepPoint<'a> {
+    pub replicas: u32,
+    pub runs: Vec<&'a Run>,
+}
+
+impl SweepPoint<'_> {
+    fn sorted_rps(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.runs.iter().map(|r| r.rps).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// The median round's requests per second.
+    pub fn median_rps(&self) -> f64 {
+        let v = self.sorted_rps();
+        match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    pub fn min_rps(&self) -> f64 {
+        self.sorted_rps().first().copied().unwrap_or(0.0)
+    }
+
+    pub fn max_rps(&self) -> f64 {
+        self.sorted_rps().last().copied().unwrap_or(0.0)
+    }
+
+    /// The round whose throughput is the median (the lower one of an even count), for the
+    /// point's other figures.
+    pub fn median_run(&self) -> Option<&Run> {
+        let mut v = self.runs.clone();
+        v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        v.get((v.len().max(1) - 1) / 2).copied()
+    }
+
+    /// What bound any of its rounds other than the replicas.
+    pub fn bound_elsewhere(&self) -> Option<Bottleneck> {
+        self.runs.iter().find_map(|r| r.bound_elsewhere())
+    }
+
+    pub fn oversubscribed(&self) -> bool {
+        self.runs.iter().any(|r| r.oversubscribed)
+    }
+
+    /// Every round was bound by the replicas' own budget.
+    pub fn replica_bound(&self) -> bool {
+        !self.runs.is_empty()
+            && self
+                .runs
+                .iter()
+                .all(|r| r.bottleneck == Some(Bottleneck::Replicas))
     }
 }
 
@@ -690,7 +1015,7 @@ mod tests {
             at_s: 6.67,
             lasts_s: Some(6.66),
         };
-        let phases: Vec<Phase> = (5..=14).map(|t| f.phase(t)).collect();
+        let phases: Vec<Phase> = (5..=14).map(|t| f.phase(t as f64, 1.0)).collect();
         use Phase::*;
         assert_eq!(
             phases,
@@ -701,9 +1026,15 @@ mod tests {
             at_s: 3.0,
             lasts_s: None,
         };
-        assert_eq!(kill.phase(2), Before);
-        assert_eq!(kill.phase(3), During);
-        assert_eq!(kill.phase(300), During);
+        assert_eq!(kill.phase(2.0, 1.0), Before);
+        assert_eq!(kill.phase(3.0, 1.0), During);
+        assert_eq!(kill.phase(300.0, 1.0), During);
+        // In steps of 0.1 s the edges are where the fault was: [6.5, 6.6) is before, [6.6, 6.7)
+        // holds the freeze, [13.4, 13.5) is after.
+        assert_eq!(f.phase(6.6, 0.1), During);
+        assert_eq!(f.phase(6.5, 0.1), Before);
+        assert_eq!(f.phase(13.3, 0.1), During);
+        assert_eq!(f.phase(13.4, 0.1), After);
         assert_eq!(f.describe(), "Redis frozen from 6.67 s to 13.33 s");
     }
 }

@@ -13,7 +13,7 @@ use plumbing::{wait_until, Check};
 
 use super::plan::{self, Job};
 use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
-use crate::cli::CompareArgs;
+use crate::cli::{BudgetChoice, CompareArgs};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::{env_info, procfs};
 use crate::measure::snapshot::Pids;
@@ -356,7 +356,7 @@ impl Deployment for Services {
         };
         Ok(Stage {
             target,
-            budget: self.budget.as_ref(),
+            budgets: self.budget.iter().collect(),
             cpus_per_replica,
             oversubscribed,
             group: None,
@@ -372,10 +372,16 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let started_here = !inspect(&compose.ids("balancer")?, "{{.State.Running}}")?
         .iter()
         .any(|r| r == "true");
+    // Containers keep the compose file's limit unless a number is given: a calibration
+    // would need the containers' CPU, which is not visible from here.
+    let cpus_per_replica = match args.cpus_per_replica {
+        BudgetChoice::Cpus(c) => Some(c),
+        BudgetChoice::Auto | BudgetChoice::Unlimited => None,
+    };
     let stamp = env_info::utc_stamp();
     let out = model::out_dir(m.out.as_deref(), &stamp);
     let mut env = env_info::collect(Mode::Compose, &stamp);
-    env.cpu_budget_method = match args.cpus_per_replica {
+    env.cpu_budget_method = match cpus_per_replica {
         Some(_) => "the containers' cgroup cpu quota, during measured windows".into(),
         None => "the compose file's CPU limit per container (REPLICA_CPUS)".into(),
     };
@@ -387,8 +393,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         ),
         (
             "cpus_per_replica",
-            args.cpus_per_replica
-                .map_or("the compose file's limit".into(), |c| c.to_string()),
+            cpus_per_replica.map_or("the compose file's limit".into(), |c| c.to_string()),
         ),
         (
             "lb",
@@ -412,11 +417,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let mut services = Services {
         compose,
         started_here,
-        cpus_per_replica: args.cpus_per_replica,
+        cpus_per_replica,
         scaled_to: None,
         budget: None,
     };
-    let jobs = plan::sweep(&args.servers, &replicas, &m.scenarios);
+    let jobs = plan::sweep(&args.servers, &replicas, &m.scenarios, args.rounds());
     let outcome = execute(&mut services, &jobs, &m, &mut journal).await;
     services.budget = None;
     if services.started_here {

@@ -108,7 +108,7 @@ impl Deployment for Existing {
                 // Only this process is visible: no replica, Redis or balancer CPU.
                 cpu_visible: false,
             },
-            budget: None,
+            budgets: Vec::new(),
             cpus_per_replica: None,
             oversubscribed: false,
             group: None,
@@ -150,13 +150,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         .insert("loadgen".into(), crate::measure::loadgen_description());
     let mut journal = Journal::new(env, out, m.out.is_none())?;
     journal.note(
-        "CPU of the replicas, Redis and the balancer is not visible from here: those figures are 0"
+        "CPU of the replicas, Redis and the balancer is not visible from here: those figures are \
+         recorded as not visible, and no bottleneck can be named"
             .into(),
     );
     let jobs: Vec<Job> = targets
         .iter()
         .flat_map(|(server, _, replicas)| {
-            plan::sweep(&[*server], &[replicas.len().max(1) as u32], &m.scenarios)
+            plan::sweep(&[*server], &[replicas.len().max(1) as u32], &m.scenarios, 1)
         })
         .collect();
     let mut existing = Existing {

@@ -8,15 +8,17 @@ use std::process::Command;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use std::time::Duration;
+
 use super::plan::{self, Job, Probe};
-use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
-use crate::cli::CompareArgs;
+use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
+use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::topology::{find_tool, Balance, Group, GroupSpec, Redis};
 use crate::infra::{env_info, procfs};
 use crate::measure::snapshot::Pids;
-use crate::measure::{probes, Target};
-use crate::model::{self, Mode, ServerKind};
+use crate::measure::{measure, probes, RefreshPolicy, RunPlan, Target};
+use crate::model::{self, CalibrationRun, Mode, ServerKind, Variant};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
 fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
@@ -54,6 +56,8 @@ struct Local {
     shared: Shared,
     cpus_per_replica: Option<f64>,
     budget: CpuBudget,
+    /// Redis's budget in experiment `store-bound`, made when first needed.
+    store_budget: Option<CpuBudget>,
 }
 
 /// What every group of a run shares.
@@ -65,6 +69,9 @@ struct Shared {
     session_key: String,
     jwt_secret: String,
     ed25519_pem: PathBuf,
+    /// The admin every replica bootstraps (experiment `authority`), with a password made
+    /// for this run.
+    admin: (String, String),
     lb_workers: u32,
     workers_per_replica: u32,
 }
@@ -91,7 +98,29 @@ impl Shared {
         }
     }
 
-    /// One replica behind nginx, for the probes (no load, no CPU budget).
+    /// Where to send the load for `group`, and which processes to watch.
+    fn target(&self, group: &Group, server: ServerKind) -> Target {
+        Target {
+            url: group.url(),
+            server,
+            pids: Pids {
+                replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
+                redis: Some(self.redis.proc_.pid()),
+                lb: group.lb_pids(),
+                loadgen: std::process::id(),
+            },
+            redis_url: Some(self.redis.url.clone()),
+            replica_urls: group
+                .replicas
+                .iter()
+                .map(|r| format!("http://127.0.0.1:{}", r.port))
+                .collect(),
+            lb_workers: self.lb_workers,
+            cpu_visible: true,
+        }
+    }
+
+    /// One replica behind nginx, for the probes and the calibration (no CPU budget).
     async fn probe_group(
         &self,
         kind: ServerKind,
@@ -102,40 +131,188 @@ impl Shared {
         Group::start(&spec, &mut unlimited, &self.logs).await
     }
 
-    async fn probe(&self, probe: Probe, journal: &mut Journal) -> anyhow::Result<()> {
-        match probe {
-            Probe::TokenAnatomy => {
-                eprintln!("token-anatomy: taking a real access token apart ...");
-                let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
-                let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
-                match probes::token_anatomy(&token.url(), &session.url()).await {
-                    Ok(a) => journal.update(|r| r.token_anatomy = Some(a))?,
-                    Err(e) => journal.note(format!("token-anatomy: failed: {e:#}")),
-                }
-            }
-            Probe::Revocation { ttl_s } => {
-                eprintln!(
-                    "revocation: how long credentials outlive logout (access tokens: {ttl_s} s + leeway) ..."
-                );
-                let ttl_env = vec![("ACCESS_TOKEN_TTL".to_string(), ttl_s.to_string())];
-                let mut deny_env = ttl_env.clone();
-                deny_env.push(("ACCESS_DENYLIST".into(), "true".into()));
-                let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
-                let token = self.probe_group(ServerKind::Token, ttl_env).await?;
-                let deny = self.probe_group(ServerKind::Token, deny_env).await?;
-                match probes::revocation(
-                    &session.url(),
-                    &token.url(),
-                    &deny.url(),
-                    ttl_s,
-                    plan::LEEWAY_S,
-                )
+    /// What each group's main scenario costs per request, unthrottled, on one replica.
+    async fn calibrate(
+        &self,
+        servers: &[ServerKind],
+        m: &Measure,
+    ) -> anyhow::Result<Vec<CalibrationRun>> {
+        let mut runs = Vec::new();
+        for &server in servers {
+            eprintln!("calibration: what a {} request costs here ...", server.name());
+            let group = self.probe_group(server, Vec::new()).await?;
+            let plan = RunPlan {
+                label: format!("calibration {}", server.name()),
+                scenario: server.main_scenario(),
+                experiment: None,
+                variant: Variant::Standard,
+                users: m.users,
+                warmup: m.warmup.0,
+                duration: m.duration.0.min(Duration::from_secs(3)),
+                refresh: RefreshPolicy::Every(m.refresh_every),
+                replicas: 1,
+                round: 1,
+                cpus_per_replica: None,
+                redis_cpus: None,
+                access_token_ttl_s: None,
+                oversubscribed: false,
+                fault: None,
+            };
+            let (run, _) = measure(&self.target(&group, server), &[], &plan).await?;
+            runs.push(CalibrationRun {
+                server,
+                rps: run.rps,
+                cpu_us_per_request: run.cpu_us_per_request,
+            });
+        }
+        Ok(runs)
+    }
+
+    fn admin_env(&self) -> (String, String) {
+        (
+            "BOOTSTRAP_ADMIN".into(),
+            format!("{}:{}", self.admin.0, self.admin.1),
+        )
+    }
+
+    async fn revocation(&self, ttl_s: u64) -> anyhow::Result<model::Revocation> {
+        let ttl_env = vec![("ACCESS_TOKEN_TTL".to_string(), ttl_s.to_string())];
+        let mut deny_env = ttl_env.clone();
+        deny_env.push(("ACCESS_DENYLIST".into(), "true".into()));
+        let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
+        let token = self.probe_group(ServerKind::Token, ttl_env).await?;
+        let deny = self.probe_group(ServerKind::Token, deny_env).await?;
+        probes::revocation(
+            &session.url(),
+            &token.url(),
+            &deny.url(),
+            ttl_s,
+            plan::LEEWAY_S,
+        )
+        .await
+    }
+
+    async fn authority(&self, ttl_s: u64) -> anyhow::Result<model::Authority> {
+        let ttl = ("ACCESS_TOKEN_TTL".to_string(), ttl_s.to_string());
+        let session = self
+            .probe_group(ServerKind::Session, vec![self.admin_env()])
+            .await?;
+        let token = self
+            .probe_group(ServerKind::Token, vec![self.admin_env(), ttl.clone()])
+            .await?;
+        let deny = self
+            .probe_group(
+                ServerKind::Token,
+                vec![
+                    self.admin_env(),
+                    ttl,
+                    ("ACCESS_DENYLIST".into(), "true".into()),
+                ],
+            )
+            .await?;
+        let (session, token, denylist) = (session.url(), token.url(), deny.url());
+        probes::authority(&probes::AuthorityTargets {
+            session: &session,
+            token: &token,
+            denylist: &denylist,
+            admin: (&self.admin.0, &self.admin.1),
+            ttl_s,
+            leeway_s: plan::LEEWAY_S,
+        })
+        .await
+    }
+
+    async fn server_memory(&self, users: (u32, u32)) -> anyhow::Result<model::ServerMemory> {
+        let memory_env = vec![("SESSION_STORE".to_string(), "memory".to_string())];
+        let in_memory = self.probe_group(ServerKind::Session, memory_env).await?;
+        let in_redis = self.probe_group(ServerKind::Session, Vec::new()).await?;
+        let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
+        let names = probes::sign_up_many(&token.url(), users.1).await?;
+        let urls = [in_memory.url(), in_redis.url(), token.url()];
+        let arm = |i: usize, server, variant, group: &Group| probes::MemoryArm {
+            server,
+            variant,
+            base: &urls[i],
+            replica_pid: group.replicas[0].proc_.pid(),
+        };
+        let arms = [
+            arm(0, ServerKind::Session, Variant::MemoryStore, &in_memory),
+            arm(1, ServerKind::Session, Variant::Standard, &in_redis),
+            arm(2, ServerKind::Token, Variant::Standard, &token),
+        ];
+        let points = probes::server_memory(&arms, &self.redis.url, &names, users).await?;
+        Ok(model::ServerMemory { points })
+    }
+
+    /// The probes: the token taken apart first (its answer depends on nothing else), then
+    /// the rest at once: they mostly wait for tokens to expire.
+    async fn probes(&self, probes: &[Probe], journal: &mut Journal) -> anyhow::Result<()> {
+        if probes.contains(&Probe::TokenAnatomy) {
+            eprintln!("token-anatomy: taking a real access token apart ...");
+            let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
+            let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
+            match probes::token_anatomy(&token.url(), &session.url(), Some(&self.jwt_secret))
                 .await
-                {
-                    Ok(r) => journal.update(|x| x.revocation = Some(r))?,
-                    Err(e) => journal.note(format!("revocation: failed: {e:#}")),
-                }
+            {
+                Ok(a) => journal.update(|r| r.token_anatomy = Some(a))?,
+                Err(e) => journal.note(format!("token-anatomy: failed: {e:#}")),
             }
+        }
+        let find = |pick: fn(&Probe) -> Option<u64>| probes.iter().find_map(pick);
+        let revocation = find(|p| match p {
+            Probe::Revocation { ttl_s } => Some(*ttl_s),
+            _ => None,
+        });
+        let authority = find(|p| match p {
+            Probe::Authority { ttl_s } => Some(*ttl_s),
+            _ => None,
+        });
+        let memory = probes.iter().find_map(|p| match p {
+            Probe::ServerMemory { users } => Some(*users),
+            _ => None,
+        });
+        if revocation.is_none() && authority.is_none() && memory.is_none() {
+            return Ok(());
+        }
+        eprintln!(
+            "probes: how long credentials outlive logout, demotion and logout-all, and memory \
+             per logged-in user (about {} s) ...",
+            revocation.or(authority).map_or(30, |t| t + plan::LEEWAY_S)
+        );
+        let (rev, auth, mem) = tokio::join!(
+            async {
+                match revocation {
+                    Some(t) => Some(self.revocation(t).await),
+                    None => None,
+                }
+            },
+            async {
+                match authority {
+                    Some(t) => Some(self.authority(t).await),
+                    None => None,
+                }
+            },
+            async {
+                match memory {
+                    Some(u) => Some(self.server_memory(u).await),
+                    None => None,
+                }
+            },
+        );
+        match rev {
+            Some(Ok(r)) => journal.update(|x| x.revocation = Some(r))?,
+            Some(Err(e)) => journal.note(format!("revocation: failed: {e:#}")),
+            None => {}
+        }
+        match auth {
+            Some(Ok(a)) => journal.update(|x| x.authority = Some(a))?,
+            Some(Err(e)) => journal.note(format!("authority: failed: {e:#}")),
+            None => {}
+        }
+        match mem {
+            Some(Ok(m)) => journal.update(|x| x.server_memory = Some(m))?,
+            Some(Err(e)) => journal.note(format!("server-memory: failed: {e:#}")),
+            None => {}
         }
         journal.save()?;
         Ok(())
@@ -144,44 +321,57 @@ impl Shared {
 
 impl Deployment for Local {
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
-        let (extra_env, balance) = plan::setup(job.variant, &self.shared.ed25519_pem);
+        let (mut extra_env, balance) = plan::setup(job.variant, &self.shared.ed25519_pem);
+        extra_env.extend(job.extra_env());
         let spec = self
             .shared
             .spec(job.server, job.replicas, extra_env, balance);
         let group = Group::start(&spec, &mut self.budget, &self.shared.logs).await?;
-        let shared = &self.shared;
         let cpus = procfs::available_cpus();
         let n = job.replicas;
         let oversubscribed = match self.cpus_per_replica {
             Some(c) => c * n as f64 > cpus as f64,
-            None => n as usize * shared.workers_per_replica as usize > cpus,
+            None => n as usize * self.shared.workers_per_replica as usize > cpus,
         };
-        let target = Target {
-            url: group.url(),
-            server: job.server,
-            pids: Pids {
-                replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
-                redis: Some(shared.redis.proc_.pid()),
-                lb: group.lb_pids(),
-                loadgen: std::process::id(),
-            },
-            redis_url: Some(shared.redis.url.clone()),
-            replica_urls: group
-                .replicas
-                .iter()
-                .map(|r| format!("http://127.0.0.1:{}", r.port))
-                .collect(),
-            lb_workers: shared.lb_workers,
-            cpu_visible: true,
-        };
+        if let Some(c) = job.redis_cpus {
+            if self.store_budget.as_ref().and_then(|b| b.cpus_per_replica) != Some(c) {
+                let mut b = CpuBudget::for_store(c)?;
+                b.assign(0, self.shared.redis.proc_.pid())
+                    .map_err(|e| anyhow::anyhow!("CPU budget for Redis: {e}"))?;
+                self.store_budget = Some(b);
+            }
+        }
+        let mut budgets = vec![&self.budget];
+        if job.redis_cpus.is_some() {
+            budgets.extend(self.store_budget.as_ref());
+        }
         Ok(Stage {
-            target,
-            budget: Some(&self.budget),
+            target: self.shared.target(&group, job.server),
+            budgets,
             cpus_per_replica: self.cpus_per_replica,
             oversubscribed,
             group: Some(group),
         })
     }
+}
+
+/// Redis's CPU per request against the replica's, for session reads: from the calibration,
+/// else from the sweep's smallest session read.
+fn session_redis_ratio(results: &model::Results) -> Option<f64> {
+    let from = |c: &model::CpuPerRequest| {
+        Some(c.redis? / c.replicas?).filter(|x| x.is_finite() && *x > 0.0)
+    };
+    results
+        .calibration
+        .as_ref()
+        .and_then(|c| c.runs.iter().find(|r| r.server == ServerKind::Session))
+        .and_then(|r| from(&r.cpu_us_per_request))
+        .or_else(|| {
+            results
+                .sweep(ServerKind::Session, model::Scenario::Read)
+                .first()
+                .and_then(|r| from(&r.cpu_us_per_request))
+        })
 }
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
@@ -209,13 +399,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
 
     let cpus = procfs::available_cpus();
     let lb_workers = args.lb_workers.unwrap_or((cpus / 4).max(1) as u32);
-    let workers_per_replica = args
-        .cpus_per_replica
-        .map_or(1, |c| c.ceil().max(1.0) as u32);
-    let budget = CpuBudget::new(args.cpus_per_replica)?;
     let mut env = env_info::collect(Mode::Local, &stamp);
-    env.cpu_budget_method = budget.describe();
     env.config = measurement_config(&m);
+    env.config.insert("rounds".into(), args.rounds().to_string());
     for (k, v) in [
         ("JWT_ALG", "HS256".to_string()),
         ("ACCESS_TOKEN_TTL", "900".into()),
@@ -224,12 +410,6 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             "password_hash",
             auth_core::password::PasswordHasher::describe(),
         ),
-        (
-            "cpus_per_replica",
-            args.cpus_per_replica
-                .map_or("none".into(), |c| c.to_string()),
-        ),
-        ("workers_per_replica", workers_per_replica.to_string()),
         (
             "lb",
             format!("nginx, round robin, keep-alive to replicas, {lb_workers} worker(s)"),
@@ -249,35 +429,90 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let mut journal = Journal::new(env, out, m.out.is_none())?;
     let ed25519_pem = logs.join("ed25519-local-only.pem");
     std::fs::write(&ed25519_pem, token_server::keys::generate_ed25519_pem()?)?;
-    let mut local = Local {
-        shared: Shared {
-            redis: Redis::start(&logs).await?,
-            bins,
-            logs,
-            session_key: secret(64),
-            jwt_secret: secret(48),
-            ed25519_pem,
-            lb_workers,
-            workers_per_replica,
-        },
-        cpus_per_replica: args.cpus_per_replica,
-        budget,
+    let shared = Shared {
+        redis: Redis::start(&logs).await?,
+        bins,
+        logs,
+        session_key: secret(64),
+        jwt_secret: secret(48),
+        ed25519_pem,
+        admin: ("ltadmin".into(), secret(24)),
+        lb_workers,
+        workers_per_replica: 1,
     };
-    let mut jobs = plan::sweep(&args.servers, &replicas, &m.scenarios);
-    let mut probes = Vec::new();
-    if !args.no_experiments {
-        let experiments = plan::experiments(&args.experiments, &replicas, m.quick);
-        jobs.extend(experiments.jobs);
-        probes = experiments.probes;
-    }
     let outcome = async {
-        execute(&mut local, &jobs, &m, &mut journal).await?;
-        for probe in probes {
-            local.shared.probe(probe, &mut journal).await?;
+        // The budget: calibrated here, given, or none.
+        let max_replicas = replicas.iter().copied().max().unwrap_or(1);
+        let cpus_per_replica = match args.cpus_per_replica {
+            BudgetChoice::Cpus(c) => Some(c),
+            BudgetChoice::Unlimited => None,
+            BudgetChoice::Auto => {
+                let main: Vec<ServerKind> = args.servers.clone();
+                let runs = shared.calibrate(&main, &m).await?;
+                let chosen = calibrate::choose(
+                    runs,
+                    max_replicas,
+                    cpus,
+                    lb_workers,
+                    crate::measure::loadgen_threads(),
+                )
+                .ok_or_else(|| anyhow::anyhow!("the calibration measured nothing"))?;
+                let c = chosen.cpus_per_replica;
+                eprintln!(
+                    "calibration: {c} CPU per replica ({} sets it: up to {:.0} req/s at {max_replicas} replicas \
+                     leave the load generator, nginx, Redis and the machine their margin)",
+                    chosen.set_by.name(),
+                    chosen.max_rps
+                );
+                journal.update(|r| r.calibration = Some(chosen))?;
+                Some(c)
+            }
+        };
+        let workers_per_replica = cpus_per_replica.map_or(1, |c| c.ceil().max(1.0) as u32);
+        let budget = CpuBudget::new(cpus_per_replica)?;
+        journal.update(|r| {
+            let e = &mut r.environment;
+            e.cpu_budget_method = budget.describe();
+            e.config.insert(
+                "cpus_per_replica".into(),
+                match (args.cpus_per_replica, cpus_per_replica) {
+                    (BudgetChoice::Auto, Some(c)) => format!("{c} (chosen by the calibration)"),
+                    (_, Some(c)) => format!("{c} (given)"),
+                    (_, None) => "none".into(),
+                },
+            );
+            e.config
+                .insert("workers_per_replica".into(), workers_per_replica.to_string());
+        })?;
+        let mut local = Local {
+            shared,
+            cpus_per_replica,
+            budget,
+            store_budget: None,
+        };
+        local.shared.workers_per_replica = workers_per_replica;
+        let sweep = plan::sweep(&args.servers, &replicas, &m.scenarios, args.rounds());
+        // The experiments are planned now (so progress counts them), Redis's budget set
+        // once the sweep has measured what a session read costs it.
+        let mut experiments = if args.no_experiments {
+            plan::Plan::default()
+        } else {
+            plan::experiments(&args.experiments, &replicas, m.quick, 0.0)
+        };
+        super::announce(&sweep, &m, &mut journal);
+        super::announce(&experiments.jobs, &m, &mut journal);
+        super::execute_announced(&mut local, &sweep, &m, &mut journal).await?;
+        let store_cpus =
+            calibrate::store_budget(session_redis_ratio(journal.results()), cpus_per_replica);
+        for j in &mut experiments.jobs {
+            if j.redis_cpus.is_some() {
+                j.redis_cpus = Some(store_cpus);
+            }
         }
-        Ok(())
+        super::execute_announced(&mut local, &experiments.jobs, &m, &mut journal).await?;
+        local.shared.probes(&experiments.probes, &mut journal).await?;
+        anyhow::Ok(())
     }
     .await;
-    drop(local);
     conclude(journal, outcome)
 }

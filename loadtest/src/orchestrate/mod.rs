@@ -4,6 +4,7 @@
 //! path all three share, measures every scenario of every job and keeps the outcome in
 //! the [`Journal`].
 
+pub mod calibrate;
 pub mod compose;
 pub mod existing;
 pub mod journal;
@@ -13,7 +14,7 @@ pub mod plan;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cli::{CompareArgs, Measure, Via};
+use crate::cli::{CompareArgs, Effective as Measure, Via};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::procfs;
 use crate::infra::topology::Group;
@@ -24,8 +25,8 @@ use plan::Job;
 /// A group ready to be measured.
 pub struct Stage<'a> {
     pub target: Target,
-    /// Held to during measured windows only.
-    pub budget: Option<&'a CpuBudget>,
+    /// Held to during measured windows only: the replicas', and Redis's where it has one.
+    pub budgets: Vec<&'a CpuBudget>,
     pub cpus_per_replica: Option<f64>,
     /// The replicas ask for more CPUs than the machine has.
     pub oversubscribed: bool,
@@ -46,12 +47,27 @@ pub(crate) async fn execute(
     m: &Measure,
     journal: &mut Journal,
 ) -> anyhow::Result<()> {
+    announce(jobs, m, journal);
+    execute_announced(deployment, jobs, m, journal).await
+}
+
+/// Tells the journal how many runs `jobs` hold and how long they should take.
+pub(crate) fn announce(jobs: &[Job], m: &Measure, journal: &mut Journal) {
     journal.expect(
         jobs.iter().map(|j| j.scenarios.len()).sum(),
         jobs.iter()
             .map(|j| j.planned_run_time(m) * j.scenarios.len() as u32)
             .sum(),
     );
+}
+
+/// [`execute`] for jobs already announced.
+pub(crate) async fn execute_announced(
+    deployment: &mut impl Deployment,
+    jobs: &[Job],
+    m: &Measure,
+    journal: &mut Journal,
+) -> anyhow::Result<()> {
     let cpus = procfs::available_cpus();
     for job in jobs {
         let stage = deployment.stage(job).await?;
@@ -71,7 +87,7 @@ pub(crate) async fn execute(
                 stage.cpus_per_replica,
                 stage.oversubscribed,
             );
-            let outcome = measure(&stage.target, stage.budget, &plan).await;
+            let outcome = measure(&stage.target, &stage.budgets, &plan).await;
             journal.record(&plan.label, job.planned_run_time(m), outcome)?;
         }
     }

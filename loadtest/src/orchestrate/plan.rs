@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::Measure;
+use crate::cli::Effective as Measure;
 use crate::infra::topology::Balance;
 use crate::measure::fault::FaultPlan;
-use crate::measure::RunPlan;
+use crate::measure::{RefreshPolicy, RunPlan};
 use crate::model::{Experiment, FaultKind, Scenario, ServerKind, Variant};
 
 /// The token server's leeway on `exp` (token-server/src/tokens.rs `LEEWAY_S`).
@@ -16,6 +16,21 @@ pub const LEEWAY_S: u64 = 30;
 
 /// Fault experiments need time on both sides of the fault.
 pub const FAULT_WINDOW_MIN: Duration = Duration::from_secs(9);
+
+/// Access-token lifetimes (seconds) of experiment `access-token-lifetime`; each run's
+/// window lasts at least two of the longest, so every user refreshes in it.
+pub const ACCESS_TTLS_S: [u64; 3] = [1, 2, 5];
+pub const ACCESS_TTLS_QUICK_S: [u64; 2] = [1, 2];
+
+/// Access-token lifetime of the probes about revocation and authority: short, so the probes
+/// end, yet long enough to tell "at once" from "at expiry".
+pub const PROBE_TTL_S: u64 = 10;
+pub const PROBE_TTL_QUICK_S: u64 = 2;
+
+/// Users logged in at each step of experiment `server-memory` (the per-user figure is the
+/// slope between the two).
+pub const MEMORY_USERS: (u32, u32) = (200, 600);
+pub const MEMORY_USERS_QUICK: (u32, u32) = (20, 60);
 
 /// One group of replicas to start, and what to run against it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +43,12 @@ pub struct Job {
     pub variant: Variant,
     /// What to break during the window (a third of the way in).
     pub fault: Option<FaultKind>,
+    /// Which repetition of its sweep point.
+    pub round: u32,
+    /// Redis's CPU budget during the window (`store-bound`).
+    pub redis_cpus: Option<f64>,
+    /// `ACCESS_TOKEN_TTL` for the replicas (`access-token-lifetime`).
+    pub access_ttl_s: Option<u64>,
 }
 
 /// Experiments that need no load, only a few careful requests against fresh servers.
@@ -37,6 +58,10 @@ pub enum Probe {
     TokenAnatomy,
     /// How long credentials outlive logout, with access tokens of `ttl_s` seconds.
     Revocation { ttl_s: u64 },
+    /// Demotion, logout-all and read-only credentials, with access tokens of `ttl_s` s.
+    Authority { ttl_s: u64 },
+    /// Memory per logged-in user, at two user counts.
+    ServerMemory { users: (u32, u32) },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,7 +71,7 @@ pub struct Plan {
 }
 
 impl Job {
-    fn sweep(server: ServerKind, replicas: u32, scenarios: Vec<Scenario>) -> Self {
+    fn sweep(server: ServerKind, replicas: u32, scenarios: Vec<Scenario>, round: u32) -> Self {
         Self {
             server,
             replicas,
@@ -54,6 +79,9 @@ impl Job {
             experiment: None,
             variant: Variant::Standard,
             fault: None,
+            round,
+            redis_cpus: None,
+            access_ttl_s: None,
         }
     }
 
@@ -65,6 +93,9 @@ impl Job {
             experiment: Some(e),
             variant,
             fault: None,
+            round: 1,
+            redis_cpus: None,
+            access_ttl_s: None,
         }
     }
 
@@ -78,18 +109,38 @@ impl Job {
         );
         if let Some(e) = self.experiment {
             s.push_str(&format!(
-                " [{}: {}]",
+                " [{}: {}",
                 e.name(),
                 self.variant.describe(self.server)
             ));
+            if let Some(t) = self.access_ttl_s {
+                s.push_str(&format!(", {t} s"));
+            }
+            if let Some(c) = self.redis_cpus {
+                s.push_str(&format!(", Redis {c:.2} CPU"));
+            }
+            s.push(']');
+        } else if self.round > 1 {
+            s.push_str(&format!(" (round {})", self.round));
         }
         s
     }
 
-    /// The measured window: fault experiments get at least `FAULT_WINDOW_MIN`.
+    /// The environment this job's replicas get beyond the variant's.
+    pub fn extra_env(&self) -> Vec<(String, String)> {
+        self.access_ttl_s
+            .map(|t| ("ACCESS_TOKEN_TTL".to_string(), t.to_string()))
+            .into_iter()
+            .collect()
+    }
+
+    /// The measured window: fault experiments get at least `FAULT_WINDOW_MIN`, lifetime
+    /// runs two of their token lifetimes' worth of refreshes.
     pub fn window(&self, m: &Measure) -> Duration {
         if self.fault.is_some() {
             m.duration.0.max(FAULT_WINDOW_MIN)
+        } else if let Some(t) = self.access_ttl_s {
+            m.duration.0.max(Duration::from_secs(2 * t + 2))
         } else {
             m.duration.0
         }
@@ -118,9 +169,15 @@ impl Job {
             users: m.users,
             warmup: m.warmup.0,
             duration,
-            refresh_every: m.refresh_every,
+            refresh: match self.access_ttl_s {
+                Some(_) => RefreshPolicy::BeforeExpiry,
+                None => RefreshPolicy::Every(m.refresh_every),
+            },
             replicas: self.replicas,
+            round: self.round,
             cpus_per_replica,
+            redis_cpus: self.redis_cpus,
+            access_token_ttl_s: self.access_ttl_s,
             oversubscribed,
             fault: self.fault.map(|kind| FaultPlan {
                 kind,
@@ -140,22 +197,42 @@ pub fn scenarios_for(server: ServerKind, wanted: &[Scenario]) -> Vec<Scenario> {
         .collect()
 }
 
-/// Every group at every replica count, with every scenario that applies to it.
-pub fn sweep(servers: &[ServerKind], replicas: &[u32], scenarios: &[Scenario]) -> Vec<Job> {
+/// Every group at every replica count, `rounds` times, interleaved (round 1 at every count,
+/// then round 2 ...), so a slow minute of the machine spreads over the counts instead of
+/// landing on one. Each group's main scenario runs in every round; its other scenarios
+/// (login, refresh: what a request costs, not how it scales) once, at the smallest count.
+pub fn sweep(
+    servers: &[ServerKind],
+    replicas: &[u32],
+    scenarios: &[Scenario],
+    rounds: u32,
+) -> Vec<Job> {
+    let smallest = replicas.iter().copied().min().unwrap_or(1);
     let mut jobs = Vec::new();
-    for &n in replicas {
-        for &server in servers {
-            let scenarios = scenarios_for(server, scenarios);
-            if !scenarios.is_empty() {
-                jobs.push(Job::sweep(server, n, scenarios));
+    for round in 1..=rounds.max(1) {
+        for &n in replicas {
+            for &server in servers {
+                let scenarios: Vec<Scenario> = scenarios_for(server, scenarios)
+                    .into_iter()
+                    .filter(|s| *s == server.main_scenario() || (round == 1 && n == smallest))
+                    .collect();
+                if !scenarios.is_empty() {
+                    jobs.push(Job::sweep(server, n, scenarios, round));
+                }
             }
         }
     }
     jobs
 }
 
-/// The experiments' jobs and probes, at replica counts taken from the sweep's.
-pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool) -> Plan {
+/// The experiments' jobs and probes, at replica counts taken from the sweep's; `redis_cpus`
+/// is Redis's budget in experiment `store-bound`.
+pub fn experiments(
+    wanted: &[Experiment],
+    replicas: &[u32],
+    quick: bool,
+    redis_cpus: f64,
+) -> Plan {
     // Experiments run at the smallest swept count; those about replicas disagreeing need
     // two at least (with one, every request lands where its session is).
     let smallest = replicas.iter().copied().min().unwrap_or(1);
@@ -178,22 +255,30 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool) -> Plan
                     plan.jobs.push(Job::arm(e, session, smallest_shared, v));
                 }
             }
+            // Both fault experiments run the refresh scenario, with and without the retry
+            // grace: a refresh cut off by the fault is retried with the same credential,
+            // and whether that logs the user out is what the grace decides.
             Experiment::RedisOutage => {
                 for server in [session, token] {
-                    plan.jobs.push(Job {
-                        scenarios: vec![Scenario::Refresh],
-                        fault: Some(FaultKind::FreezeRedis),
-                        ..Job::arm(e, server, smallest, Variant::Standard)
-                    });
+                    for v in [Variant::Standard, Variant::NoRetryGrace] {
+                        plan.jobs.push(Job {
+                            scenarios: vec![Scenario::Refresh],
+                            fault: Some(FaultKind::FreezeRedis),
+                            ..Job::arm(e, server, smallest, v)
+                        });
+                    }
                 }
             }
             Experiment::ReplicaLoss => {
                 for (server, v) in [
                     (session, Variant::MemoryStoreSticky),
                     (session, Variant::Standard),
+                    (session, Variant::NoRetryGrace),
                     (token, Variant::Standard),
+                    (token, Variant::NoRetryGrace),
                 ] {
                     plan.jobs.push(Job {
+                        scenarios: vec![Scenario::Refresh],
                         fault: Some(FaultKind::KillReplica),
                         ..Job::arm(e, server, smallest_shared, v)
                     });
@@ -204,8 +289,34 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool) -> Plan
                 plan.jobs
                     .push(Job::arm(e, token, smallest, Variant::Denylist));
                 plan.probes.push(Probe::Revocation {
-                    ttl_s: if quick { 2 } else { 10 },
+                    ttl_s: if quick { PROBE_TTL_QUICK_S } else { PROBE_TTL_S },
                 });
+            }
+            Experiment::StoreBound => {
+                for &n in replicas {
+                    for server in [session, token] {
+                        plan.jobs.push(Job {
+                            redis_cpus: Some(redis_cpus),
+                            ..Job::arm(e, server, n, Variant::StoreBound)
+                        });
+                    }
+                }
+            }
+            Experiment::ServerMemory => plan.probes.push(Probe::ServerMemory {
+                users: if quick { MEMORY_USERS_QUICK } else { MEMORY_USERS },
+            }),
+            Experiment::Authority => plan.probes.push(Probe::Authority {
+                ttl_s: if quick { PROBE_TTL_QUICK_S } else { PROBE_TTL_S },
+            }),
+            Experiment::AccessTokenLifetime => {
+                let ttls: &[u64] = if quick { &ACCESS_TTLS_QUICK_S } else { &ACCESS_TTLS_S };
+                for &t in ttls {
+                    plan.jobs.push(Job {
+                        scenarios: vec![Scenario::Refresh],
+                        access_ttl_s: Some(t),
+                        ..Job::arm(e, token, smallest, Variant::AccessTtl)
+                    });
+                }
             }
             Experiment::TokenAnatomy => plan.probes.push(Probe::TokenAnatomy),
             Experiment::Signing => {
@@ -240,6 +351,11 @@ pub fn setup(variant: Variant, ed25519_pem: &Path) -> (Vec<(String, String)>, Ba
             Balance::RoundRobin,
         ),
         Variant::Denylist => (env(&[("ACCESS_DENYLIST", "true")]), Balance::RoundRobin),
+        Variant::NoRetryGrace => (
+            env(&[("REFRESH_REUSE_INTERVAL", "0")]),
+            Balance::RoundRobin,
+        ),
+        Variant::StoreBound | Variant::AccessTtl => (Vec::new(), Balance::RoundRobin),
     }
 }
 
@@ -262,12 +378,17 @@ mod tests {
 
     #[test]
     fn the_sweep_runs_every_group_at_every_count() {
-        let jobs = sweep(&ServerKind::ALL, &[1, 2], &Scenario::ALL);
-        assert_eq!(jobs.len(), 6);
-        assert_eq!(jobs.iter().map(|j| j.scenarios.len()).sum::<usize>(), 14);
+        let jobs = sweep(&ServerKind::ALL, &[1, 2], &Scenario::ALL, 3);
+        assert_eq!(jobs.len(), 18, "3 groups x 2 counts x 3 rounds");
+        // Main scenarios 3 x 2 x 3 = 18, plus login and refresh of two groups once.
+        assert_eq!(jobs.iter().map(|j| j.scenarios.len()).sum::<usize>(), 22);
         assert!(jobs
             .iter()
             .all(|j| j.experiment.is_none() && j.fault.is_none()));
+        // Interleaved: round 1 at every count before round 2 begins.
+        let rounds: Vec<(u32, u32)> = jobs.iter().map(|j| (j.round, j.replicas)).collect();
+        assert_eq!(&rounds[..6], &[(1, 1), (1, 1), (1, 1), (1, 2), (1, 2), (1, 2)]);
+        assert_eq!(rounds[6], (2, 1));
     }
 
     #[test]
@@ -279,8 +400,12 @@ mod tests {
             Experiment::Revocation,
             Experiment::TokenAnatomy,
             Experiment::Signing,
+            Experiment::StoreBound,
+            Experiment::ServerMemory,
+            Experiment::Authority,
+            Experiment::AccessTokenLifetime,
         ];
-        let plan = experiments(&all, &[1, 4, 2], false);
+        let plan = experiments(&all, &[1, 4, 2], false, 0.1);
         let of = |e| plan.jobs.iter().filter(move |j| j.experiment == Some(e));
         assert!(of(Experiment::SharedStore).all(|j| j.replicas == 2));
         assert!(of(Experiment::ReplicaLoss)
@@ -289,12 +414,17 @@ mod tests {
             && j.fault == Some(FaultKind::FreezeRedis)
             && j.scenarios == [Scenario::Refresh]));
         assert_eq!(of(Experiment::SharedStore).count(), 3);
-        assert_eq!(
-            plan.probes,
-            vec![Probe::TokenAnatomy, Probe::Revocation { ttl_s: 10 }]
-        );
+        assert_eq!(plan.probes[0], Probe::TokenAnatomy);
+        assert_eq!(plan.probes.len(), 4);
+        assert!(of(Experiment::StoreBound).all(|j| j.redis_cpus == Some(0.1)));
+        assert_eq!(of(Experiment::StoreBound).count(), 6, "both models at 1, 4, 2");
+        let ttls: Vec<_> = of(Experiment::AccessTokenLifetime)
+            .map(|j| j.access_ttl_s.unwrap())
+            .collect();
+        assert_eq!(ttls, ACCESS_TTLS_S);
+        assert_eq!(of(Experiment::RedisOutage).count(), 4, "grace on and off");
         // With only one replica swept, the experiments about replicas still get two.
-        let one = experiments(&[Experiment::SharedStore], &[1], true);
+        let one = experiments(&[Experiment::SharedStore], &[1], true, 0.1);
         assert!(one.jobs.iter().all(|j| j.replicas == 2));
     }
 
