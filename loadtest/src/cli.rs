@@ -359,7 +359,10 @@ mod tests {
             panic!()
         };
         assert_eq!(t.replica_counts(), vec![1, 2, 3, 4]);
-        assert_eq!((t.rounds(), t.measure.effective().duration.0.as_secs()), (5, 20));
+        assert_eq!(
+            (t.rounds(), t.measure.effective().duration.0.as_secs()),
+            (5, 20)
+        );
     }
 
     #[test]

@@ -73,6 +73,27 @@ fn name(r: &Run) -> String {
     )
 }
 
+/// `--cpus-per-replica auto` (the default) calibrated a budget, and the sweep ran with it.
+#[test]
+fn the_budget_was_calibrated_and_held() {
+    let r = results();
+    let c = r.calibration.as_ref().expect("the calibration ran");
+    assert_eq!(c.runs.len(), 3, "one calibration run per group");
+    assert!(
+        c.cpus_per_replica >= 0.02 && c.cpus_per_replica <= 2.0,
+        "{c:?}"
+    );
+    for run in r.runs.iter().filter(|x| x.in_sweep()) {
+        assert_eq!(
+            run.cpus_per_replica,
+            Some(c.cpus_per_replica),
+            "{}",
+            name(run)
+        );
+        assert_eq!(run.round, 1);
+    }
+}
+
 #[test]
 fn the_environment_is_described() {
     let env = &results().environment;
@@ -103,8 +124,8 @@ fn every_sweep_run_is_clean_and_spread_over_both_replicas() {
             "{name}: a replica got no requests: {:?}",
             run.requests_per_replica
         );
-        assert!(run.cpu_us_per_request.replicas > 0.0, "{name}");
-        assert!(run.cpu_us_per_request.loadgen > 0.0, "{name}");
+        assert!(run.cpu_us_per_request.replicas.unwrap() > 0.0, "{name}");
+        assert!(run.cpu_us_per_request.loadgen.unwrap() > 0.0, "{name}");
     }
 }
 
@@ -184,6 +205,95 @@ fn logout_revokes_sessions_at_once_and_tokens_at_expiry() {
     assert!(deny.redis_commands_per_request.unwrap() >= 1.0, "{deny:?}");
 }
 
+/// Redis on a small budget stops the session model, not the token model.
+#[test]
+fn a_starved_store_bounds_sessions_not_tokens() {
+    let e = Experiment::StoreBound;
+    let session = arm(e, ServerKind::Session, Variant::StoreBound);
+    let token = arm(e, ServerKind::Token, Variant::StoreBound);
+    assert!(session.redis_cpus.is_some() && session.redis_cpus == token.redis_cpus);
+    assert_eq!(
+        session.bottleneck,
+        Some(loadtest::model::Bottleneck::Redis),
+        "{session:?}"
+    );
+    assert_ne!(token.bottleneck, Some(loadtest::model::Bottleneck::Redis));
+    assert!(token.rps > session.rps, "{} vs {}", token.rps, session.rps);
+}
+
+/// Memory per logged-in user: sessions in the replica's memory or in Redis, token
+/// families in Redis; measured at two user counts.
+#[test]
+fn memory_grows_per_logged_in_user_where_the_model_keeps_it() {
+    let m = results()
+        .server_memory
+        .as_ref()
+        .expect("the memory probe ran");
+    let redis_growth = |server, v| {
+        let pts: Vec<_> = m
+            .points
+            .iter()
+            .filter(|p| p.server == server && p.variant == v)
+            .collect();
+        assert_eq!(pts.len(), 3, "none, then two counts: {pts:?}");
+        pts[2].redis_used_bytes as f64 - pts[1].redis_used_bytes as f64
+    };
+    let in_redis = redis_growth(ServerKind::Session, Variant::Standard);
+    let in_memory = redis_growth(ServerKind::Session, Variant::MemoryStore);
+    let families = redis_growth(ServerKind::Token, Variant::Standard);
+    assert!(in_redis > 0.0 && families > 0.0, "{in_redis} {families}");
+    assert!(
+        in_memory < in_redis / 2.0,
+        "memory-store sessions do not grow Redis: {in_memory} vs {in_redis}"
+    );
+}
+
+/// Demotion, logout-all and read-only credentials, timed per model.
+#[test]
+fn sessions_lose_authority_at_once_and_tokens_at_expiry() {
+    let a = results()
+        .authority
+        .as_ref()
+        .expect("the authority probe ran");
+    let ttl_ms = a.access_token_ttl_s as f64 * 1000.0;
+    assert!(a.demoted_session_ms.unwrap() < 1000.0, "{a:?}");
+    assert!(a.demoted_token_ms.is_none_or(|ms| ms >= ttl_ms), "{a:?}");
+    assert_eq!(
+        a.demoted_token_after_refresh_status, 403,
+        "a refresh re-reads the roles"
+    );
+    assert!(a.logout_all_session_ms.unwrap() < 1000.0, "{a:?}");
+    assert!(a.logout_all_token_ms.is_none_or(|ms| ms >= ttl_ms), "{a:?}");
+    assert!(a.logout_all_denylist_ms.unwrap() < 1000.0, "{a:?}");
+    for s in [&a.read_scope_session, &a.read_scope_token] {
+        assert_eq!(
+            (s.read_status, s.admin_status, s.full_scope_admin_status),
+            (200, 403, 200)
+        );
+    }
+    assert_eq!(a.read_scope_token_claim, "read");
+}
+
+/// Shorter access tokens, more refreshes; nobody logged out.
+#[test]
+fn shorter_access_tokens_cost_more_refreshes() {
+    let mut runs = results().experiment(Experiment::AccessTokenLifetime);
+    runs.sort_by_key(|r| r.access_token_ttl_s);
+    assert!(runs.len() >= 2);
+    let rate = |r: &Run| r.route_rps("/auth/refresh").unwrap_or(0.0) / r.users as f64;
+    for w in runs.windows(2) {
+        assert!(rate(w[0]) > rate(w[1]), "{} vs {}", rate(w[0]), rate(w[1]));
+    }
+    for r in runs {
+        assert!(
+            rate(r) > 0.0,
+            "users refreshed at {:?} s",
+            r.access_token_ttl_s
+        );
+        assert_eq!(r.users_logged_out, Some(0), "{}", name(r));
+    }
+}
+
 /// Anyone can read a token; nobody can change it. A session cookie says nothing.
 #[test]
 fn a_token_is_readable_but_not_forgeable_and_a_cookie_is_opaque() {
@@ -198,6 +308,14 @@ fn a_token_is_readable_but_not_forgeable_and_a_cookie_is_opaque() {
     assert_eq!(a.tampered_signature_status, 401);
     assert_eq!(a.session_cookie_status, 200);
     assert_eq!(a.altered_cookie_status, 401);
+    assert_eq!(
+        a.signature_recomputed,
+        Some(true),
+        "HMAC over header.payload"
+    );
+    assert_eq!(a.password_in_token, Some(false));
+    assert!(a.refresh_payload.as_ref().unwrap()["fam"].is_string());
+    assert!(a.set_cookie.contains("HttpOnly"), "{}", a.set_cookie);
     let name = a.payload["preferred_username"].as_str().unwrap();
     assert!(
         !a.session_cookie.contains("probe") && !a.session_cookie.contains(name),
@@ -274,7 +392,7 @@ fn a_frozen_redis_stops_sessions_and_refreshes_but_not_token_reads() {
 fn a_dead_replica_loses_only_the_sessions_it_kept_in_memory() {
     let e = Experiment::ReplicaLoss;
     let sticky = arm(e, ServerKind::Session, Variant::MemoryStoreSticky);
-    let tail = |t| t >= 5;
+    let tail = |t| t >= 5.0;
     assert!(
         sticky.failed_where(None, tail) > 0,
         "users of the dead replica lost their sessions"

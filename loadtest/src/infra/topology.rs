@@ -247,7 +247,8 @@ impl Group {
         let lb_port = free_port()?;
         let conf = nginx_conf(work, lb_port, &replicas, spec.lb_workers, spec.balance);
         std::fs::write(work.join("proxy.conf"), PROXY_CONF)?;
-        let conf_path = work.join(format!("nginx-{}.conf", spec.kind.name()));
+        // One file per balancer: groups started at once (the probes) must not share one.
+        let conf_path = work.join(format!("nginx-{}-{lb_port}.conf", spec.kind.name()));
         std::fs::write(&conf_path, conf)?;
         let nginx_bin = find_tool("nginx", "nginx")?;
         let mut cmd = Command::new(nginx_bin);

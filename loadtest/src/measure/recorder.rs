@@ -246,7 +246,11 @@ mod tests {
         r.logged_out(b);
         r.record("/api/me", 401, Duration::from_millis(1));
         let w = r.take();
-        assert_eq!(w.users_logged_out(), 1, "only inside the window, once per user");
+        assert_eq!(
+            w.users_logged_out(),
+            1,
+            "only inside the window, once per user"
+        );
         assert_eq!(w.timeline()[0].refused, 1);
     }
 

@@ -500,6 +500,7 @@ pub struct Revocation {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Environment {
     pub mode: Mode,
     pub started_at: String,
@@ -870,7 +871,7 @@ pub struct SweepPoint<'a> {
     pub runs: Vec<&'a Run>,
 }
 
-impl SweepPoint<'_> {
+impl<'a> SweepPoint<'a> {
     fn sorted_rps(&self) -> Vec<f64> {
         let mut v: Vec<f64> = self.runs.iter().map(|r| r.rps).collect();
         v.sort_by(f64::total_cmp);
@@ -897,7 +898,7 @@ impl SweepPoint<'_> {
 
     /// The round whose throughput is the median (the lower one of an even count), for the
     /// point's other figures.
-    pub fn median_run(&self) -> Option<&Run> {
+    pub fn median_run(&self) -> Option<&'a Run> {
         let mut v = self.runs.clone();
         v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         v.get((v.len().max(1) - 1) / 2).copied()

@@ -38,7 +38,13 @@ pub fn choose(
         if rep <= 0.0 {
             continue;
         }
-        let limit = |share: f64, per: f64| if per > 0.0 { share / per } else { f64::INFINITY };
+        let limit = |share: f64, per: f64| {
+            if per > 0.0 {
+                share / per
+            } else {
+                f64::INFINITY
+            }
+        };
         let max_rps = [
             limit(MACHINE_SHARE * machine_cpus as f64, rep + redis + lb + lg),
             limit(LOADGEN_SHARE * loadgen_threads as f64, lg),
@@ -53,7 +59,8 @@ pub fn choose(
         }
     }
     let (cpus, max_rps, i) = best?;
-    let cpus = ((cpus * 100.0).floor() / 100.0).max(MIN_CPUS);
+    // (The epsilon keeps 0.9 from flooring to 0.89 through rounding error.)
+    let cpus = ((cpus * 100.0 + 1e-6).floor() / 100.0).max(MIN_CPUS);
     Some(Calibration {
         set_by: runs[i].server,
         runs,
@@ -112,15 +119,28 @@ mod tests {
         for r in &c.runs {
             let u = &r.cpu_us_per_request;
             let rps = 4.0 * c.cpus_per_replica / (u.replicas.unwrap() / 1e6);
-            let total = rps * (u.replicas.unwrap() + u.redis.unwrap() + u.lb.unwrap() + u.loadgen.unwrap()) / 1e6;
-            assert!(total <= MACHINE_SHARE * 2.0 + 1e-9, "{:?}: {total}", r.server);
+            let total = rps
+                * (u.replicas.unwrap() + u.redis.unwrap() + u.lb.unwrap() + u.loadgen.unwrap())
+                / 1e6;
+            assert!(
+                total <= MACHINE_SHARE * 2.0 + 1e-9,
+                "{:?}: {total}",
+                r.server
+            );
             assert!(rps * u.loadgen.unwrap() / 1e6 <= LOADGEN_SHARE + 1e-9);
         }
     }
 
     #[test]
     fn a_busy_load_generator_lowers_the_budget() {
-        let cheap_machine = choose(vec![run(ServerKind::Token, 60.0, 0.0, 10.0, 10.0)], 4, 64, 16, 1).unwrap();
+        let cheap_machine = choose(
+            vec![run(ServerKind::Token, 60.0, 0.0, 10.0, 10.0)],
+            4,
+            64,
+            16,
+            1,
+        )
+        .unwrap();
         // Only the load generator's one thread binds: 0.6 / 10e-6 = 60,000 req/s.
         assert!((cheap_machine.max_rps - 60_000.0).abs() < 1.0);
         assert_eq!(cheap_machine.cpus_per_replica, 0.9);

@@ -139,7 +139,10 @@ impl Shared {
     ) -> anyhow::Result<Vec<CalibrationRun>> {
         let mut runs = Vec::new();
         for &server in servers {
-            eprintln!("calibration: what a {} request costs here ...", server.name());
+            eprintln!(
+                "calibration: what a {} request costs here ...",
+                server.name()
+            );
             let group = self.probe_group(server, Vec::new()).await?;
             let plan = RunPlan {
                 label: format!("calibration {}", server.name()),
@@ -251,8 +254,7 @@ impl Shared {
             eprintln!("token-anatomy: taking a real access token apart ...");
             let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
             let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
-            match probes::token_anatomy(&token.url(), &session.url(), Some(&self.jwt_secret))
-                .await
+            match probes::token_anatomy(&token.url(), &session.url(), Some(&self.jwt_secret)).await
             {
                 Ok(a) => journal.update(|r| r.token_anatomy = Some(a))?,
                 Err(e) => journal.note(format!("token-anatomy: failed: {e:#}")),
@@ -401,7 +403,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let lb_workers = args.lb_workers.unwrap_or((cpus / 4).max(1) as u32);
     let mut env = env_info::collect(Mode::Local, &stamp);
     env.config = measurement_config(&m);
-    env.config.insert("rounds".into(), args.rounds().to_string());
+    env.config
+        .insert("rounds".into(), args.rounds().to_string());
     for (k, v) in [
         ("JWT_ALG", "HS256".to_string()),
         ("ACCESS_TOKEN_TTL", "900".into()),

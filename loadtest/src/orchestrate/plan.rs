@@ -227,12 +227,7 @@ pub fn sweep(
 
 /// The experiments' jobs and probes, at replica counts taken from the sweep's; `redis_cpus`
 /// is Redis's budget in experiment `store-bound`.
-pub fn experiments(
-    wanted: &[Experiment],
-    replicas: &[u32],
-    quick: bool,
-    redis_cpus: f64,
-) -> Plan {
+pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_cpus: f64) -> Plan {
     // Experiments run at the smallest swept count; those about replicas disagreeing need
     // two at least (with one, every request lands where its session is).
     let smallest = replicas.iter().copied().min().unwrap_or(1);
@@ -289,7 +284,11 @@ pub fn experiments(
                 plan.jobs
                     .push(Job::arm(e, token, smallest, Variant::Denylist));
                 plan.probes.push(Probe::Revocation {
-                    ttl_s: if quick { PROBE_TTL_QUICK_S } else { PROBE_TTL_S },
+                    ttl_s: if quick {
+                        PROBE_TTL_QUICK_S
+                    } else {
+                        PROBE_TTL_S
+                    },
                 });
             }
             Experiment::StoreBound => {
@@ -303,13 +302,25 @@ pub fn experiments(
                 }
             }
             Experiment::ServerMemory => plan.probes.push(Probe::ServerMemory {
-                users: if quick { MEMORY_USERS_QUICK } else { MEMORY_USERS },
+                users: if quick {
+                    MEMORY_USERS_QUICK
+                } else {
+                    MEMORY_USERS
+                },
             }),
             Experiment::Authority => plan.probes.push(Probe::Authority {
-                ttl_s: if quick { PROBE_TTL_QUICK_S } else { PROBE_TTL_S },
+                ttl_s: if quick {
+                    PROBE_TTL_QUICK_S
+                } else {
+                    PROBE_TTL_S
+                },
             }),
             Experiment::AccessTokenLifetime => {
-                let ttls: &[u64] = if quick { &ACCESS_TTLS_QUICK_S } else { &ACCESS_TTLS_S };
+                let ttls: &[u64] = if quick {
+                    &ACCESS_TTLS_QUICK_S
+                } else {
+                    &ACCESS_TTLS_S
+                };
                 for &t in ttls {
                     plan.jobs.push(Job {
                         scenarios: vec![Scenario::Refresh],
@@ -351,10 +362,7 @@ pub fn setup(variant: Variant, ed25519_pem: &Path) -> (Vec<(String, String)>, Ba
             Balance::RoundRobin,
         ),
         Variant::Denylist => (env(&[("ACCESS_DENYLIST", "true")]), Balance::RoundRobin),
-        Variant::NoRetryGrace => (
-            env(&[("REFRESH_REUSE_INTERVAL", "0")]),
-            Balance::RoundRobin,
-        ),
+        Variant::NoRetryGrace => (env(&[("REFRESH_REUSE_INTERVAL", "0")]), Balance::RoundRobin),
         Variant::StoreBound | Variant::AccessTtl => (Vec::new(), Balance::RoundRobin),
     }
 }
@@ -387,7 +395,10 @@ mod tests {
             .all(|j| j.experiment.is_none() && j.fault.is_none()));
         // Interleaved: round 1 at every count before round 2 begins.
         let rounds: Vec<(u32, u32)> = jobs.iter().map(|j| (j.round, j.replicas)).collect();
-        assert_eq!(&rounds[..6], &[(1, 1), (1, 1), (1, 1), (1, 2), (1, 2), (1, 2)]);
+        assert_eq!(
+            &rounds[..6],
+            &[(1, 1), (1, 1), (1, 1), (1, 2), (1, 2), (1, 2)]
+        );
         assert_eq!(rounds[6], (2, 1));
     }
 
@@ -417,7 +428,11 @@ mod tests {
         assert_eq!(plan.probes[0], Probe::TokenAnatomy);
         assert_eq!(plan.probes.len(), 4);
         assert!(of(Experiment::StoreBound).all(|j| j.redis_cpus == Some(0.1)));
-        assert_eq!(of(Experiment::StoreBound).count(), 6, "both models at 1, 4, 2");
+        assert_eq!(
+            of(Experiment::StoreBound).count(),
+            6,
+            "both models at 1, 4, 2"
+        );
         let ttls: Vec<_> = of(Experiment::AccessTokenLifetime)
             .map(|j| j.access_ttl_s.unwrap())
             .collect();

@@ -1,8 +1,13 @@
-//! Report sections for the experiments that show what the throughput numbers hide.
+//! Report sections for the experiments that show what the throughput numbers hide. Each
+//! says what it found first, then how.
 
-use super::svg::{bar_chart, fmt_num};
-use super::{bottleneck_text, row, Section, Table};
-use crate::model::{Experiment, Phase, Results, Run, Scenario, ServerKind, Variant};
+use std::collections::BTreeMap;
+
+use super::svg::{bar_chart, fmt_num, line_chart_with, LineOptions, Series};
+use super::{bottleneck_text, row, us, Section, Table};
+use crate::model::{
+    Bottleneck, Experiment, MemoryPoint, Phase, Results, Run, Scenario, ServerKind, Variant,
+};
 
 fn spread_text(r: &Run) -> String {
     let total: u64 = r.requests_per_replica.iter().sum();
@@ -21,22 +26,148 @@ fn error_rate(r: &Run) -> f64 {
     r.error_rate() * 100.0
 }
 
-/// An experiment's arm, in a few words.
-fn arm(r: &Run) -> String {
-    r.variant.describe(r.server).into()
+/// The arm with the server named.
+fn server_arm(r: &Run) -> String {
+    format!("{}, {}", r.server.name(), r.variant.describe(r.server))
 }
 
-/// The arm with the server named, where an experiment has both models.
-fn server_arm(r: &Run) -> String {
-    match (r.server, r.variant) {
-        (ServerKind::Token, Variant::Standard) => "token".into(),
-        (ServerKind::Session, Variant::Standard)
-            if r.experiment == Some(Experiment::RedisOutage) =>
-        {
-            "session".into()
-        }
-        (s, v) => format!("{}, {}", s.name(), v.describe(s)),
+/// Whether two runs were bound by the same thing, so their throughputs compare.
+fn comparable(a: &Run, b: &Run) -> bool {
+    a.bottleneck == b.bottleneck && a.cpus_per_replica == b.cpus_per_replica
+}
+
+/// Why two runs' throughputs do not compare, if they do not.
+fn not_comparable(a: &Run, b: &Run) -> Option<String> {
+    (!comparable(a, b)).then(|| {
+        format!(
+            "the two runs were not bound by the same thing ({} against {}), so their throughputs are not compared",
+            bottleneck_text(a),
+            bottleneck_text(b)
+        )
+    })
+}
+
+/// Users still logged in at the end of a run, of those who started it.
+pub(super) fn users_kept(r: &Run) -> Option<(u32, u32)> {
+    r.users_logged_out
+        .map(|out| (r.users.saturating_sub(out), r.users))
+}
+
+fn kept_text(r: &Run) -> String {
+    users_kept(r).map_or("not counted".into(), |(k, n)| format!("{k} of {n}"))
+}
+
+pub fn store_bound(results: &Results) -> Option<Section> {
+    let e = Experiment::StoreBound;
+    let mut by_server: BTreeMap<ServerKind, Vec<&Run>> = BTreeMap::new();
+    for r in results.experiment(e) {
+        by_server.entry(r.server).or_default().push(r);
     }
+    if by_server.is_empty() {
+        return None;
+    }
+    for runs in by_server.values_mut() {
+        runs.sort_by_key(|r| r.replicas);
+    }
+    let budget = results.experiment(e).iter().find_map(|r| r.redis_cpus);
+    let mut series = Vec::new();
+    let mut rows = Vec::new();
+    let mut reading = Vec::new();
+    for (server, runs) in &by_server {
+        let mut line = Series::line(
+            format!("{} read", server.name()),
+            runs.iter()
+                .map(|r| (f64::from(r.replicas), r.rps))
+                .collect(),
+        );
+        line.marked = runs
+            .iter()
+            .map(|r| r.bottleneck == Some(Bottleneck::Redis))
+            .collect();
+        series.push(line);
+        for r in runs {
+            rows.push(row(&[
+                server.name().into(),
+                r.replicas.to_string(),
+                fmt_num(r.rps),
+                super::num_or(r.redis_commands_per_request, "not seen"),
+                r.cpu_cores_used.redis.map_or("not visible".into(), fmt_num),
+                bottleneck_text(r),
+            ]));
+        }
+        let (first, last) = (runs[0], runs[runs.len() - 1]);
+        if last.replicas > first.replicas && first.rps > 0.0 {
+            let redis_bound: Vec<String> = runs
+                .iter()
+                .filter(|r| r.bottleneck == Some(Bottleneck::Redis))
+                .map(|r| r.replicas.to_string())
+                .collect();
+            reading.push(format!(
+                "{}: {} req/s with {} replica{}, {} with {} ({}x).{}",
+                server.name(),
+                fmt_num(first.rps),
+                first.replicas,
+                if first.replicas == 1 { "" } else { "s" },
+                fmt_num(last.rps),
+                last.replicas,
+                fmt_num(last.rps / first.rps),
+                if redis_bound.is_empty() {
+                    " Redis was never its bottleneck.".to_string()
+                } else {
+                    format!(
+                        " Redis, held to its budget, was the bottleneck at {} replicas: adding replicas there adds \
+                         nothing, every request waits for the one store.",
+                        redis_bound.join(", ")
+                    )
+                }
+            ));
+        }
+    }
+    // In scale: what one whole Redis core serves of session reads, from the sweep.
+    if let Some(r) = results.sweep(ServerKind::Session, Scenario::Read).first() {
+        if let Some(redis_us) = r.cpu_us_per_request.redis.filter(|v| *v > 0.0) {
+            reading.push(format!(
+                "In scale: in the sweep, unthrottled, Redis spent {} per session read, so one whole Redis core would \
+                 serve about {} session reads per second on this machine{}. The plateau is real but sits where Redis \
+                 runs out, which on a whole core is far above what this machine's replicas reach.",
+                us(Some(redis_us)),
+                fmt_num(1e6 / redis_us),
+                budget.map_or(String::new(), |b| format!(
+                    " ({} at the {} CPU it had here)",
+                    fmt_num(b * 1e6 / redis_us),
+                    fmt_num(b)
+                ))
+            ));
+        }
+    }
+    let opts = LineOptions {
+        marked_means: Some("hollow: Redis saturated (at its budget)".into()),
+        ..LineOptions::default()
+    };
+    Some(Section {
+        reading,
+        method: format!(
+            "The read scenario of both models at every swept replica count, with Redis held to {} CPU during the \
+             window (a cgroup quota, like the replicas' budget) so that the store, not the machine, runs out first. The \
+             replicas keep the sweep's budget.",
+            budget.map_or("a small share of a".into(), fmt_num)
+        ),
+        charts: vec![(
+            "store-bound.svg".into(),
+            line_chart_with(
+                "Requests per second with Redis on a small CPU budget",
+                "replicas",
+                "requests per second",
+                &series,
+                &opts,
+            ),
+        )],
+        table: Some(Table::new(
+            &["model", "replicas", "req/s", "Redis commands per request", "Redis CPUs busy", "limited by"],
+            rows,
+        )),
+        ..Section::new("store-bound", "When the session store is the limit")
+    })
 }
 
 pub fn shared_store(results: &Results) -> Option<Section> {
@@ -44,6 +175,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
     if runs.is_empty() {
         return None;
     }
+    let arm = |r: &Run| r.variant.describe(r.server).to_string();
     let rows = runs
         .iter()
         .map(|r| {
@@ -81,7 +213,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
         reading.push(format!(
             "Sticky routing (every request of a client goes to the same replica) brought failures to {}%, and the \
              replicas got {} of the requests: stickiness works, but the load is only as even as the hash of the \
-             clients, and a replica that goes away takes its users' sessions with it.",
+             clients, and a replica that goes away takes its users' sessions with it (see \"When a replica dies\").",
             fmt_num(error_rate(r)),
             spread_text(r)
         ));
@@ -91,17 +223,15 @@ pub fn shared_store(results: &Results) -> Option<Section> {
             "With the sessions in Redis, round robin worked with {}% failures: any replica can serve any session, \
              at the price of one Redis read per request ({} measured).",
             fmt_num(error_rate(r)),
-            r.redis_commands_per_request.map_or("-".into(), fmt_num)
+            super::num_or(r.redis_commands_per_request, "not seen")
         ));
     }
     Some(Section {
-        id: "shared-store",
-        code: Vec::new(),
-        title: "Why replicas need a shared session store".into(),
+        reading,
         method: format!(
             "The session server's read scenario three times behind nginx: sessions kept in each replica's memory with \
-             round-robin routing; the same with sticky routing ({} on a per-client id the load generator \
-             sends); and sessions in Redis with round robin.",
+             round-robin routing; the same with sticky routing ({} on a per-client id the load generator sends); and \
+             sessions in Redis with round robin.",
             results
                 .environment
                 .config
@@ -109,23 +239,231 @@ pub fn shared_store(results: &Results) -> Option<Section> {
                 .map_or("nginx hashing", String::as_str)
         ),
         charts: vec![("shared-store.svg".into(), chart)],
-        table: Some(Table {
-            headers: ["variant", "replicas", "requests", "failed", "failed %", "requests per replica"]
-                .map(String::from)
-                .to_vec(),
+        table: Some(Table::new(
+            &["variant", "replicas", "requests", "failed", "failed %", "requests per replica"],
             rows,
-        }),
-        reading,
+        )),
+        ..Section::new("shared-store", "Why replicas need a shared session store")
     })
+}
+
+/// Routes grouped the way a user sees them.
+fn route_group(route: &str) -> &'static str {
+    match route {
+        "/auth/refresh" => "refreshes",
+        "/auth/login" | "/auth/signup" => "logins",
+        _ => "reads",
+    }
+}
+
+/// Successful and failed requests per whole second of one run's timeline, reads and
+/// refreshes apart (GET /api/me and /api/items are one line: they behave alike).
+fn timeline_series(r: &Run) -> Vec<Series> {
+    let mut per: BTreeMap<(&str, u64), (u64, u64)> = BTreeMap::new();
+    for p in &r.timeline {
+        let e = per
+            .entry((route_group(&p.route), p.t_s.floor() as u64))
+            .or_default();
+        e.0 += p.ok;
+        e.1 += p.failed;
+    }
+    let groups: std::collections::BTreeSet<&str> = per.keys().map(|(g, _)| *g).collect();
+    let mut out = Vec::new();
+    for g in groups {
+        let pts = |failed: bool| -> Vec<(f64, f64)> {
+            per.iter()
+                .filter(|((gg, _), _)| *gg == g)
+                .map(|((_, t), (ok, f))| (*t as f64, if failed { *f } else { *ok } as f64))
+                .collect()
+        };
+        out.push(Series::line(format!("{g} ok"), pts(false)));
+        out.push(Series::line(format!("{g} failed"), pts(true)).dashed());
+    }
+    out
+}
+
+/// The share of one route group's requests that succeeded after the fault was lifted.
+fn after_success(r: &Run, group: &str) -> Option<f64> {
+    let (ok, failed) = r
+        .points_in(Phase::After)
+        .filter(|p| route_group(&p.route) == group)
+        .fold((0, 0), |(o, f), p| (o + p.ok, f + p.failed));
+    (ok + failed > 0).then(|| ok as f64 * 100.0 / (ok + failed) as f64)
+}
+
+fn fault_section(
+    results: &Results,
+    experiment: Experiment,
+    id: &'static str,
+    title: &str,
+    method: &str,
+    read: impl Fn(&Run) -> Option<String>,
+) -> Option<Section> {
+    let runs = results.experiment(experiment);
+    if runs.is_empty() {
+        return None;
+    }
+    let charts = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = format!("{id}-{}.svg", i + 1);
+            let fault = r.fault.map(|f| f.describe()).unwrap_or_default();
+            let opts = LineOptions {
+                numeric_x: true,
+                band: r.fault.map(|f| (f.at_s, f.ended_s(), fault.clone())),
+                marked_means: None,
+            };
+            (
+                name,
+                line_chart_with(
+                    &format!("{}: requests per second", server_arm(r)),
+                    "seconds into the window (by when each request was sent)",
+                    "requests per second",
+                    &timeline_series(r),
+                    &opts,
+                ),
+            )
+        })
+        .collect();
+    let rows = runs
+        .iter()
+        .map(|r| {
+            row(&[
+                server_arm(r),
+                r.fault.map(|f| f.describe()).unwrap_or_default(),
+                r.requests.to_string(),
+                r.failed_in(None, Phase::Before).to_string(),
+                r.failed_in(None, Phase::During).to_string(),
+                r.failed_in(None, Phase::After).to_string(),
+                r.refused_in(None, Phase::After).to_string(),
+                kept_text(r),
+                fmt_num(r.latency_ms.max),
+            ])
+        })
+        .collect();
+    Some(Section {
+        reading: runs.iter().filter_map(|r| read(r)).collect(),
+        method: format!(
+            "{method} Before, during and after are by when each request was sent, in steps of 0.1 s, against the times \
+             the fault was really injected and lifted. A user counts as logged out once a request with their \
+             credential was answered 401: their app would have to ask them to log in again."
+        ),
+        charts,
+        table: Some(Table::new(
+            &[
+                "arm",
+                "fault",
+                "requests",
+                "failed before",
+                "failed during",
+                "failed after",
+                "of those after: 401",
+                "users still logged in",
+                "slowest ms",
+            ],
+            rows,
+        )),
+        ..Section::new(id, title)
+    })
+}
+
+pub fn redis_outage(results: &Results) -> Option<Section> {
+    fault_section(
+        results,
+        Experiment::RedisOutage,
+        "redis-outage",
+        "When Redis stops answering",
+        "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
+         the window and then thawed (SIGCONT); nothing is restarted. Each arm ran with the retry grace of contract v2 \
+         (REFRESH_REUSE_INTERVAL, a retried credential is answered as its successor) and without it.",
+        |r| {
+            let (kept, n) = users_kept(r)?;
+            let reads_during = r.failed_in(Some("/api/me"), Phase::During)
+                + r.failed_in(Some("/api/items"), Phase::During);
+            let refresh_during = r.failed_in(Some("/auth/refresh"), Phase::During);
+            let mut text = format!(
+                "{}: {kept} of {n} users were still logged in at the end. While Redis was frozen, {reads_during} reads and \
+                 {refresh_during} refreshes failed{}.",
+                server_arm(r),
+                if r.server == ServerKind::Token && reads_during == 0 {
+                    " (token reads never ask Redis)"
+                } else {
+                    ""
+                }
+            );
+            let refused = r.refused_in(None, Phase::After);
+            match (after_success(r, "reads"), after_success(r, "refreshes")) {
+                (Some(reads), Some(refresh)) => text.push_str(&format!(
+                    " After it came back, {}% of reads and {}% of refreshes succeeded",
+                    fmt_num(reads),
+                    fmt_num(refresh)
+                )),
+                (Some(reads), None) => text.push_str(&format!(
+                    " After it came back, {}% of reads succeeded",
+                    fmt_num(reads)
+                )),
+                _ => {}
+            }
+            if refused > 0 {
+                text.push_str(&format!(
+                    "; {refused} requests were refused with 401: those users' credentials were gone. A refresh cut \
+                     off by the freeze had already been sent to Redis, which ran it when it thawed; the client never \
+                     saw the answer and retried with the credential that had just been replaced."
+                ));
+                if r.variant == Variant::NoRetryGrace {
+                    text.push_str(" Without the retry grace, that retry is reuse, and the login ends.");
+                }
+            } else {
+                text.push_str("; no credential was refused.");
+            }
+            Some(text)
+        },
+    )
+}
+
+pub fn replica_loss(results: &Results) -> Option<Section> {
+    fault_section(
+        results,
+        Experiment::ReplicaLoss,
+        "replica-loss",
+        "When a replica dies",
+        "The refresh scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. \
+         nginx sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it can no \
+         longer be asked.)",
+        |r| {
+            let (kept, n) = users_kept(r)?;
+            let during = r.failed_in(None, Phase::During);
+            let refused = r.refused_in(None, Phase::During);
+            Some(if kept < n && r.variant == Variant::MemoryStoreSticky {
+                format!(
+                    "{}: {} of {n} users were logged out when replica 1 died ({refused} requests refused with 401): \
+                     their sessions lived in its memory, and the survivor has never heard of them.",
+                    server_arm(r),
+                    n - kept
+                )
+            } else {
+                format!(
+                    "{}: {kept} of {n} users still logged in at the end; {during} requests failed from the kill on \
+                     ({refused} of them 401){}.",
+                    server_arm(r),
+                    if refused == 0 {
+                        ": the survivor can check every credential on its own (or in Redis)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+        },
+    )
 }
 
 fn ms_text(v: Option<f64>, limit_s: u64) -> String {
     match v {
-        Some(ms) if ms < 1000.0 => format!(
-            "refused at once (first check, {} ms after logout)",
-            fmt_num(ms)
-        ),
-        Some(ms) => format!("still accepted for {} s after logout", fmt_num(ms / 1000.0)),
+        Some(ms) if ms < 1000.0 => {
+            format!("refused at once (first check, {} ms after)", fmt_num(ms))
+        }
+        Some(ms) => format!("still accepted for {} s", fmt_num(ms / 1000.0)),
         None => format!("still accepted when the probe gave up after {limit_s} s"),
     }
 }
@@ -163,91 +501,273 @@ pub fn revocation(results: &Results) -> Option<Section> {
     ];
     if let (Some(p), Some(d)) = (plain, deny) {
         rows.push(row(&[
-            format!(
-                "token read, {} replica(s), without / with denylist: req/s",
-                p.replicas
-            ),
-            format!("{} / {}", fmt_num(p.rps), fmt_num(d.rps)),
-        ]));
-        rows.push(row(&[
             "Redis commands per request, without / with denylist".into(),
             format!(
                 "{} / {}",
-                p.redis_commands_per_request.map_or("-".into(), fmt_num),
-                d.redis_commands_per_request.map_or("-".into(), fmt_num)
+                super::num_or(p.redis_commands_per_request, "not seen"),
+                super::num_or(d.redis_commands_per_request, "not seen")
             ),
         ]));
-        reading.push(format!(
-            "The denylist closes the window (the server asks Redis whether the token was revoked), and so it pays \
-             what sessions pay: {} Redis commands per request instead of {}.",
-            d.redis_commands_per_request.map_or("-".into(), fmt_num),
-            p.redis_commands_per_request.map_or("-".into(), fmt_num)
-        ));
+        let mut text = format!(
+            "The denylist closes the window (the server asks Redis whether the token's login still lives), and so it \
+             pays what sessions pay: {} Redis commands per request instead of {}.",
+            super::num_or(d.redis_commands_per_request, "not seen"),
+            super::num_or(p.redis_commands_per_request, "not seen")
+        );
+        match not_comparable(p, d) {
+            None => text.push_str(&format!(
+                " Both runs were bound by the same thing ({}): {} req/s without it, {} with it.",
+                bottleneck_text(p),
+                fmt_num(p.rps),
+                fmt_num(d.rps)
+            )),
+            Some(why) => text.push_str(&format!(" Throughput: {why}.")),
+        }
+        reading.push(text);
     }
     Some(Section {
-        id: "revocation",
-        code: Vec::new(),
-        title: "How long a credential works after logout".into(),
+        reading,
         method: format!(
             "Log in, log out, then ask GET /api/me with the old credential every 100 ms until it is refused. Access \
              tokens were issued with ACCESS_TOKEN_TTL={} s for this.",
             r.access_token_ttl_s
         ),
-        charts: Vec::new(),
-        table: Some(Table { headers: vec!["credential".into(), "after logout".into()], rows }),
-        reading,
+        table: Some(Table::new(&["credential", "after logout"], rows)),
+        ..Section::new("revocation", "How long a credential works after logout")
     })
 }
 
-pub fn token_anatomy(results: &Results) -> Option<Section> {
-    let a = results.token_anatomy.as_ref()?;
-    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+pub fn authority(results: &Results) -> Option<Section> {
+    let a = results.authority.as_ref()?;
+    let limit = a.limit_s;
+    let status = |s: u16| match s {
+        200 => "200 (allowed)".to_string(),
+        401 => "401 (not logged in)".into(),
+        403 => "403 (refused)".into(),
+        0 => "-".into(),
+        s => s.to_string(),
+    };
+    let rows = vec![
+        row(&[
+            "an admin demoted: the old credential on GET /api/admin/stats".into(),
+            ms_text(a.demoted_session_ms, limit),
+            ms_text(a.demoted_token_ms, limit),
+        ]),
+        row(&[
+            "the same, after one refresh".into(),
+            "-".into(),
+            status(a.demoted_token_after_refresh_status),
+        ]),
+        row(&[
+            "POST /auth/logout-all from another login: the first login's credential".into(),
+            ms_text(a.logout_all_session_ms, limit),
+            format!(
+                "{}; with ACCESS_DENYLIST=true: {}",
+                ms_text(a.logout_all_token_ms, limit),
+                ms_text(a.logout_all_denylist_ms, limit)
+            ),
+        ]),
+        row(&[
+            "an admin's read-scoped credential: GET /api/me".into(),
+            status(a.read_scope_session.read_status),
+            status(a.read_scope_token.read_status),
+        ]),
+        row(&[
+            "the read-scoped credential: GET /api/admin/stats".into(),
+            status(a.read_scope_session.admin_status),
+            status(a.read_scope_token.admin_status),
+        ]),
+        row(&[
+            "the same admin's full credential: GET /api/admin/stats".into(),
+            status(a.read_scope_session.full_scope_admin_status),
+            status(a.read_scope_token.full_scope_admin_status),
+        ]),
+    ];
+    let mut reading = vec![format!(
+        "Demoted, a session loses admin {} the server rewrites every live session of the user. An access token keeps \
+         the roles it was signed with: it was {} (lifetime {} s plus {} s leeway), and a refresh ends it ({}).",
+        match a.demoted_session_ms {
+            Some(ms) if ms < 1000.0 => "at once:",
+            _ => "only when",
+        },
+        ms_text(a.demoted_token_ms, limit),
+        a.access_token_ttl_s,
+        a.leeway_s,
+        status(a.demoted_token_after_refresh_status)
+    )];
+    reading.push(format!(
+        "Logging out everywhere: the session's other logins were {}; the token's access tokens {} (the refresh \
+         tokens died at once), unless the denylist is on: {}.",
+        ms_text(a.logout_all_session_ms, limit),
+        ms_text(a.logout_all_token_ms, limit),
+        ms_text(a.logout_all_denylist_ms, limit)
+    ));
+    reading.push(format!(
+        "Limited credentials: both models gave the admin a read-only credential that the admin route refused ({} \
+         and {}). What tokens add is that the limit travels inside the credential (scope claim \"{}\"), so another \
+         service can check it offline, without asking the server; what they don't add is the limit itself, which a \
+         session carries just as well.",
+        status(a.read_scope_session.admin_status),
+        status(a.read_scope_token.admin_status),
+        a.read_scope_token_claim
+    ));
     Some(Section {
-        id: "token-anatomy",
-        title: "What is inside a token, and inside a session cookie".into(),
-        method: "A real access token from this run's token server, split at its dots and base64url-decoded. No key is \
-                 needed to read it."
-            .into(),
-        charts: Vec::new(),
-        code: vec![
-            ("the access token as sent".into(), a.access_token.clone()),
-            ("its header, decoded by anyone".into(), pretty(&a.header)),
-            ("its payload, decoded by anyone".into(), pretty(&a.payload)),
-            ("a session cookie as sent".into(), a.session_cookie.clone()),
-        ],
-        table: Some(Table {
-            headers: vec!["request to GET /api/me with".into(), "status".into()],
-            rows: vec![
-                row(&["the token as issued".into(), a.original_status.to_string()]),
-                row(&["the payload changed to roles [user, admin], signature kept".into(), a.tampered_payload_status.to_string()]),
-                row(&["one bit of the signature flipped".into(), a.tampered_signature_status.to_string()]),
-                row(&["the session cookie as issued".into(), a.session_cookie_status.to_string()]),
-                row(&["the cookie with one character changed".into(), a.altered_cookie_status.to_string()]),
-            ],
-        }),
-        reading: vec![
-            "The header and payload are only encoded, not encrypted: anyone holding the token can read the user id, \
-             name, roles and expiry. Never put secrets in a token."
-                .into(),
-            format!(
-                "The last part is a {}-byte signature over header and payload, made with the server's key (the password \
-                 is not in the token and not in the signature). Change a single claim or a single bit of the signature \
-                 and the server answers {} or {}.",
-                a.signature_bytes, a.tampered_payload_status, a.tampered_signature_status
-            ),
-            format!(
-                "The session cookie is an opaque, encrypted id: it says nothing about the user, and the server looks it \
-                 up in Redis. Altered, it is refused ({}).",
-                a.altered_cookie_status
-            ),
-        ],
+        reading,
+        method: format!(
+            "One replica of each model with an admin created at start. An admin promotes a user, the user logs in, the \
+             admin demotes the user (PUT /api/admin/users/{{name}}/roles); the user's credential is then tried on the \
+             admin route every 100 ms. Then a user logs in twice and the second login calls POST /auth/logout-all; the \
+             first login's credential is tried on GET /api/me. Access tokens lived {} s; the probe gave up after {} s.",
+            a.access_token_ttl_s, a.limit_s
+        ),
+        table: Some(Table::new(&["what happened", "session", "token"], rows)),
+        ..Section::new("authority", "Stale roles, logging out everywhere, limited credentials")
     })
 }
 
-/// Requests each active user is assumed to make per second in the projection.
-pub const REQUESTS_PER_USER_PER_S: f64 = 0.1;
+/// The token server's leeway, as the run recorded it.
+pub(super) fn leeway_s(results: &Results) -> Option<u64> {
+    results
+        .revocation
+        .as_ref()
+        .map(|r| r.leeway_s)
+        .or(results.authority.as_ref().map(|a| a.leeway_s))
+        .or_else(|| results.environment.config.get("JWT_LEEWAY_S")?.parse().ok())
+}
 
-fn human_bytes(b: f64) -> String {
+/// The lifetime runs, shortest token first.
+pub(super) fn lifetime_runs(results: &Results) -> Vec<&Run> {
+    let mut runs = results.experiment(Experiment::AccessTokenLifetime);
+    runs.sort_by_key(|r| r.access_token_ttl_s);
+    runs
+}
+
+/// Refreshes per second per 1000 users.
+pub(super) fn refreshes_per_1000(r: &Run) -> Option<f64> {
+    Some(r.route_rps("/auth/refresh").unwrap_or(0.0) * 1000.0 / f64::from(r.users.max(1)))
+        .filter(|_| !r.requests_by_route.is_empty())
+}
+
+pub fn access_token_lifetime(results: &Results) -> Option<Section> {
+    let runs = lifetime_runs(results);
+    if runs.is_empty() {
+        return None;
+    }
+    let leeway = leeway_s(results);
+    let window = |r: &Run| r.access_token_ttl_s.map(|t| t + leeway.unwrap_or(0));
+    let rows = runs
+        .iter()
+        .map(|r| {
+            row(&[
+                r.access_token_ttl_s.map_or("-".into(), |t| t.to_string()),
+                window(r).map_or("-".into(), |w| w.to_string()),
+                refreshes_per_1000(r).map_or("-".into(), fmt_num),
+                super::num_or(r.redis_commands_per_request, "not seen"),
+                kept_text(r),
+            ])
+        })
+        .collect();
+    let points: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|r| Some((window(r)? as f64, refreshes_per_1000(r)?)))
+        .collect();
+    let mut reading = Vec::new();
+    if let (Some(short), Some(long)) = (runs.first(), runs.last()) {
+        if let (Some(a), Some(b), Some(ta), Some(tb)) = (
+            refreshes_per_1000(short),
+            refreshes_per_1000(long),
+            short.access_token_ttl_s,
+            long.access_token_ttl_s,
+        ) {
+            reading.push(format!(
+                "The trade-off as a curve: access tokens of {ta} s cost {} refreshes per second per 1000 users and {} \
+                 Redis commands per request; tokens of {tb} s, {} refreshes and {} commands. A stolen access token \
+                 works for its lifetime plus {} s of leeway, so shortening it closes the window only down to the \
+                 leeway, while the refreshes (each a Redis round trip, and each a trip of the refresh token over the \
+                 network) grow as one over the lifetime.",
+                fmt_num(a),
+                super::num_or(short.redis_commands_per_request, "not seen"),
+                fmt_num(b),
+                super::num_or(long.redis_commands_per_request, "not seen"),
+                leeway.map_or("the server's".into(), |l| l.to_string())
+            ));
+        }
+    }
+    let out: u32 = runs.iter().filter_map(|r| r.users_logged_out).sum();
+    reading.push(format!(
+        "{} users were logged out across these runs: the refresh token kept every user logged in however short the \
+         access token was.",
+        out
+    ));
+    Some(Section {
+        reading,
+        method: format!(
+            "The token refresh scenario with ACCESS_TOKEN_TTL set to {} s in turn; each user refreshes when 80% of its \
+             access token's lifetime has passed (as a client watching expires_in does) and reads otherwise. The window \
+             lasted at least two lifetimes of the longest token.",
+            runs.iter()
+                .filter_map(|r| r.access_token_ttl_s)
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        charts: vec![(
+            "access-token-lifetime.svg".into(),
+            line_chart_with(
+                "Refreshes against the revocation window",
+                "seconds a stolen access token keeps working (lifetime + leeway)",
+                "refreshes per second per 1000 users",
+                &[Series::line("token refresh scenario", points)],
+                &LineOptions {
+                    numeric_x: true,
+                    ..LineOptions::default()
+                },
+            ),
+        )],
+        table: Some(Table::new(
+            &[
+                "access-token lifetime (s)",
+                "revocation window (s)",
+                "refreshes per second per 1000 users",
+                "Redis commands per request",
+                "users still logged in",
+            ],
+            rows,
+        )),
+        ..Section::new("access-token-lifetime", "How long should an access token live?")
+    })
+}
+
+/// Bytes per logged-in user between the two measured user counts, of one arm: (replica,
+/// Redis).
+pub(super) fn memory_slope(
+    points: &[MemoryPoint],
+    server: ServerKind,
+    v: Variant,
+) -> Option<(f64, f64)> {
+    let mut arm: Vec<&MemoryPoint> = points
+        .iter()
+        .filter(|p| p.server == server && p.variant == v && p.logged_in > 0)
+        .collect();
+    arm.sort_by_key(|p| p.logged_in);
+    let (a, b) = (arm.first()?, arm.last()?);
+    let users = f64::from(b.logged_in.checked_sub(a.logged_in).filter(|n| *n > 0)?);
+    Some((
+        (b.replica_rss_bytes as f64 - a.replica_rss_bytes as f64) / users,
+        (b.redis_used_bytes as f64 - a.redis_used_bytes as f64) / users,
+    ))
+}
+
+/// A per-user figure, or a note that nothing grew.
+fn per_user(bytes: f64) -> String {
+    if bytes <= 0.0 {
+        "no growth measured".into()
+    } else {
+        format!("{} bytes", fmt_num(bytes))
+    }
+}
+
+pub(super) fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b;
     let mut u = 0;
@@ -258,58 +778,251 @@ fn human_bytes(b: f64) -> String {
     format!("{} {}", fmt_num(v), UNITS[u])
 }
 
-pub fn cost_projection(results: &Results) -> Option<Section> {
-    let base = |server| results.sweep(server, Scenario::Read).into_iter().next();
-    let models: Vec<&Run> = [ServerKind::Session, ServerKind::Token]
-        .into_iter()
-        .filter_map(base)
-        .collect();
-    if models.is_empty() {
+pub fn server_memory(results: &Results) -> Option<Section> {
+    let m = results.server_memory.as_ref()?;
+    let arms = [
+        (
+            ServerKind::Session,
+            Variant::MemoryStore,
+            "session, sessions in the replica's memory",
+        ),
+        (
+            ServerKind::Session,
+            Variant::Standard,
+            "session, sessions in Redis",
+        ),
+        (
+            ServerKind::Token,
+            Variant::Standard,
+            "token (refresh families in Redis)",
+        ),
+    ];
+    let mut rows = Vec::new();
+    let mut reading = Vec::new();
+    for (server, v, name) in arms {
+        let Some((replica, redis)) = memory_slope(&m.points, server, v) else {
+            continue;
+        };
+        let counts: Vec<String> = m
+            .points
+            .iter()
+            .filter(|p| p.server == server && p.variant == v && p.logged_in > 0)
+            .map(|p| p.logged_in.to_string())
+            .collect();
+        rows.push(row(&[
+            name.into(),
+            counts.join(" and "),
+            per_user(replica),
+            per_user(redis),
+            human_bytes(replica.max(0.0) * 1e6),
+            human_bytes(redis.max(0.0) * 1e6),
+        ]));
+        let held = if v == Variant::MemoryStore {
+            replica
+        } else {
+            redis
+        };
+        reading.push(format!(
+            "{name}: each logged-in user held {} ({} per million users) in {}.",
+            per_user(held),
+            human_bytes(held.max(0.0) * 1e6),
+            if v == Variant::MemoryStore {
+                "the replica's memory"
+            } else {
+                "Redis"
+            }
+        ));
+    }
+    if rows.is_empty() {
         return None;
     }
+    Some(Section {
+        reading,
+        method: "One replica of each arm; users log in one by one (each once), and the replica's resident memory (VmRSS) and \
+                 Redis's used_memory are read with none, then two numbers of users logged in. The per-user figure is the \
+                 slope between the two counts, so what a process holds anyway does not count. The replica's figure is \
+                 noisier: allocators keep memory in chunks."
+            .into(),
+        table: Some(Table::new(
+            &[
+                "arm",
+                "users logged in",
+                "replica memory per user",
+                "Redis memory per user",
+                "replica, per million users",
+                "Redis, per million users",
+            ],
+            rows,
+        )),
+        ..Section::new("server-memory", "Memory per logged-in user")
+    })
+}
+
+pub fn token_anatomy(results: &Results) -> Option<Section> {
+    let a = results.token_anatomy.as_ref()?;
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut code = vec![
+        (
+            "the access token as sent".to_string(),
+            a.access_token.clone(),
+        ),
+        ("its header, decoded by anyone".into(), pretty(&a.header)),
+        ("its payload, decoded by anyone".into(), pretty(&a.payload)),
+    ];
+    if let Some(p) = &a.refresh_payload {
+        code.push((
+            "the refresh token's payload (it is a JWT too)".into(),
+            pretty(p),
+        ));
+    }
+    code.push(("a session cookie as sent".into(), a.session_cookie.clone()));
+    let mut reading = vec![
+        format!(
+            "The header names the signing algorithm ({}) and the key; it encrypts nothing. The header and payload are \
+             only base64url-encoded: anyone holding the token reads the user id, name, roles, scope and expiry. Never \
+             put secrets in a token.",
+            a.header["alg"].as_str().unwrap_or("?")
+        ),
+        format!(
+            "The last part is a {}-byte signature: HMAC-SHA256(server key, base64url(header) \".\" base64url(payload)) \
+             for HS256{}. Change a single claim or a single bit of the signature and the server answers {} or {}.",
+            a.signature_bytes,
+            match a.signature_recomputed {
+                Some(true) => "; recomputed here with the run's key, it matched the token's signature byte for byte",
+                Some(false) => "; recomputed here with the run's key, it did NOT match",
+                None => "",
+            },
+            a.tampered_payload_status,
+            a.tampered_signature_status
+        ),
+    ];
+    if let Some(found) = a.password_in_token {
+        reading.push(format!(
+            "The user's password {} in any part of the access or refresh token, raw or decoded.",
+            if found {
+                "WAS FOUND"
+            } else {
+                "appears nowhere"
+            }
+        ));
+    }
+    reading.push(format!(
+        "The session cookie is an opaque, signed id: it says nothing about the user, and the server looks it up in \
+         Redis. Altered, it is refused ({}).",
+        a.altered_cookie_status
+    ));
+    Some(Section {
+        reading,
+        method: "A real access token from this run's token server, split at its dots and base64url-decoded. No key is \
+                 needed to read it."
+            .into(),
+        code,
+        table: Some(Table::new(
+            &["request to GET /api/me with", "status"],
+            vec![
+                row(&["the token as issued".into(), a.original_status.to_string()]),
+                row(&[
+                    "the payload changed to roles [user, admin], signature kept".into(),
+                    a.tampered_payload_status.to_string(),
+                ]),
+                row(&[
+                    "one bit of the signature flipped".into(),
+                    a.tampered_signature_status.to_string(),
+                ]),
+                row(&["the session cookie as issued".into(), a.session_cookie_status.to_string()]),
+                row(&[
+                    "the cookie with one character changed".into(),
+                    a.altered_cookie_status.to_string(),
+                ]),
+            ],
+        )),
+        ..Section::new("token-anatomy", "What is inside a token, and inside a session cookie")
+    })
+}
+
+/// Requests each active user is assumed to make per second in the projection.
+pub const REQUESTS_PER_USER_PER_S: f64 = 0.1;
+
+/// The median of what `f` gives over the read sweep's replica-bound runs of `server`.
+fn stable(results: &Results, server: ServerKind, f: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = results
+        .sweep(server, Scenario::Read)
+        .into_iter()
+        .filter(|r| r.bottleneck == Some(Bottleneck::Replicas))
+        .filter_map(f)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len().checked_sub(1)? / 2).copied()
+}
+
+pub fn cost_projection(results: &Results) -> Option<Section> {
+    let memory = results.server_memory.as_ref();
     let mut rows = Vec::new();
-    for users in [10_000f64, 100_000.0, 1_000_000.0] {
-        let rps = users * REQUESTS_PER_USER_PER_S;
-        for r in &models {
-            let c = &r.cpu_us_per_request;
+    let mut used = Vec::new();
+    for server in [ServerKind::Session, ServerKind::Token] {
+        let (Some(replica_us), Some(redis_us), Some(cmds)) = (
+            stable(results, server, |r| r.cpu_us_per_request.replicas),
+            stable(results, server, |r| r.cpu_us_per_request.redis),
+            stable(results, server, |r| r.redis_commands_per_request),
+        ) else {
+            continue;
+        };
+        let bytes = results
+            .sweep(server, Scenario::Read)
+            .first()?
+            .credential_bytes as f64;
+        let per_user = memory
+            .and_then(|m| memory_slope(&m.points, server, Variant::Standard))
+            .map(|(_, redis)| redis.max(0.0));
+        used.push((server, replica_us, redis_us, cmds, per_user));
+        for users in [10_000f64, 100_000.0, 1_000_000.0] {
+            let rps = users * REQUESTS_PER_USER_PER_S;
             rows.push(row(&[
                 format!("{users:.0}"),
-                r.server.name().into(),
+                server.name().into(),
                 format!("{rps:.0}"),
-                fmt_num(rps * c.replicas / 1e6),
-                fmt_num(rps * c.redis / 1e6),
-                format!("{:.0}", rps * r.redis_commands_per_request.unwrap_or(0.0)),
-                r.redis_bytes_per_user
-                    .map_or("-".into(), |b| human_bytes(b * users)),
-                human_bytes(rps * r.credential_bytes as f64) + "/s",
+                fmt_num(rps * replica_us / 1e6),
+                fmt_num(rps * redis_us / 1e6),
+                format!("{:.0}", rps * cmds),
+                per_user.map_or("not measured".into(), |b| human_bytes(b * users)),
+                human_bytes(rps * bytes) + "/s",
             ]));
         }
     }
+    if rows.is_empty() {
+        return None;
+    }
     let mut reading = vec![format!(
         "Assumptions: every active user makes {} requests per second (one every {} s), all of them reads like the \
-         `read` scenario; CPU per request is what the replicas and Redis used per request in the smallest measured \
-         configuration on this machine; Redis memory is what Redis grew by per user during that run (the user record \
-         plus a session, or plus a refresh-token family). Load balancers, TLS and the network are not included.",
+         read scenario. CPU per request is the median over every sweep run bound by the replicas alone (so it does not \
+         depend on the replica count); Redis memory is the per-user slope of the memory experiment (a session, or a \
+         refresh family, per logged-in user). Load balancers, TLS and the network are not included.",
         REQUESTS_PER_USER_PER_S,
         fmt_num(1.0 / REQUESTS_PER_USER_PER_S)
     )];
-    if let (Some(s), Some(t)) = (base(ServerKind::Session), base(ServerKind::Token)) {
+    if let Some(r) = results.sweep(ServerKind::Token, Scenario::Refresh).first() {
+        if let Some(b) = r.redis_bytes_per_user {
+            reading.push(format!(
+                "Refreshing adds to the token model's Redis memory too: during the refresh scenario's window Redis grew \
+                 by {} per user (rotated tokens of a family are one key, rewritten in place).",
+                human_bytes(b.max(0.0))
+            ));
+        }
+    }
+    for (server, replica_us, redis_us, cmds, _) in &used {
         reading.push(format!(
-            "Both models keep something per user in Redis; what differs is how often they ask for it: sessions {} \
-             commands per request, tokens {}. Redis is single-threaded, so its commands per second are what to watch \
-             as users grow.",
-            s.redis_commands_per_request.map_or("-".into(), fmt_num),
-            t.redis_commands_per_request.map_or("-".into(), fmt_num)
+            "{}: {} of replica CPU, {} of Redis CPU and {} Redis commands per request.",
+            server.name(),
+            us(Some(*replica_us)),
+            us(Some(*redis_us)),
+            fmt_num(*cmds)
         ));
     }
     Some(Section {
-        id: "cost",
-        code: Vec::new(),
-        title: "What 10k, 100k and 1M active users would need".into(),
+        reading,
         method: "A projection, not a measurement: the measured per-request and per-user costs multiplied out.".into(),
-        charts: Vec::new(),
-        table: Some(Table {
-            headers: [
+        table: Some(Table::new(
+            &[
                 "active users",
                 "model",
                 "requests/s",
@@ -318,12 +1031,10 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
                 "Redis commands/s",
                 "Redis memory",
                 "credential bytes",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ],
             rows,
-        }),
-        reading,
+        )),
+        ..Section::new("cost", "What 10k, 100k and 1M active users would need")
     })
 }
 
@@ -344,19 +1055,27 @@ pub fn signing(results: &Results) -> Option<Section> {
                 name.into(),
                 r.replicas.to_string(),
                 fmt_num(r.rps),
-                fmt_num(r.cpu_us_per_request.replicas),
+                us(r.cpu_us_per_request.replicas),
                 r.credential_bytes.to_string(),
                 bottleneck_text(r),
             ]));
         }
     }
     if let Some(h) = hs256 {
-        reading.push(format!(
-            "Verifying an EdDSA token cost the replicas {} us of CPU per request against {} us with HS256: checking a \
-             public-key signature is more work than recomputing a keyed hash.",
-            fmt_num(eddsa.cpu_us_per_request.replicas),
-            fmt_num(h.cpu_us_per_request.replicas)
-        ));
+        if let (Some(e), Some(hh)) = (
+            eddsa.cpu_us_per_request.replicas,
+            h.cpu_us_per_request.replicas,
+        ) {
+            reading.push(format!(
+                "Verifying an EdDSA token cost the replicas {} of CPU per request against {} with HS256: checking a \
+                 public-key signature is more work than recomputing a keyed hash.",
+                us(Some(e)),
+                us(Some(hh))
+            ));
+        }
+        if let Some(why) = not_comparable(h, eddsa) {
+            reading.push(format!("Throughput: {why}."));
+        }
     }
     reading.push(
         "What the key pair buys: only the token server holds the private key; any other service can verify tokens with \
@@ -364,191 +1083,22 @@ pub fn signing(results: &Results) -> Option<Section> {
          (token-server's tests verify a token with the published key alone)."
             .into(),
     );
+    if eddsa.errors == 0 && eddsa.redis_commands_per_request == Some(0.0) {
+        reading.push(format!(
+            "In this run every one of {} EdDSA-authenticated requests was verified by whichever replica got it, with \
+             no Redis command.",
+            eddsa.requests
+        ));
+    }
     Some(Section {
-        id: "signing",
-        code: Vec::new(),
-        title: "Signing algorithms: HS256 against EdDSA".into(),
-        method: "The token read scenario with HS256 access tokens (the sweep) and again with JWT_ALG=EdDSA, at the same \
-                 replica count."
-            .into(),
-        charts: Vec::new(),
-        table: Some(Table {
-            headers: ["algorithm", "replicas", "req/s", "replica CPU us/req", "credential bytes", "limited by"]
-                .map(String::from)
-                .to_vec(),
-            rows,
-        }),
         reading,
-    })
-}
-
-/// Answered and failed requests per second of one run's timeline, one line per route and
-/// outcome.
-fn timeline_series(r: &Run) -> Vec<super::svg::Series> {
-    let routes: std::collections::BTreeSet<&str> =
-        r.timeline.iter().map(|p| p.route.as_str()).collect();
-    let mut out = Vec::new();
-    for route in routes {
-        let pts = |failed: bool| -> Vec<(f64, f64)> {
-            r.timeline
-                .iter()
-                .filter(|p| p.route == route)
-                .map(|p| (p.t_s as f64, if failed { p.failed } else { p.ok } as f64))
-                .collect()
-        };
-        out.push(super::svg::Series {
-            name: format!("{route} ok"),
-            points: pts(false),
-            dashed: false,
-        });
-        out.push(super::svg::Series {
-            name: format!("{route} failed"),
-            points: pts(true),
-            dashed: true,
-        });
-    }
-    out
-}
-
-fn fault_section(
-    results: &Results,
-    experiment: Experiment,
-    id: &'static str,
-    title: &str,
-    method: &str,
-    read: impl Fn(&Run) -> Option<String>,
-) -> Option<Section> {
-    let runs = results.experiment(experiment);
-    if runs.is_empty() {
-        return None;
-    }
-    let charts = runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let name = format!("{id}-{}.svg", i + 1);
-            let title = format!(
-                "{}: {}",
-                server_arm(r),
-                r.fault.map(|f| f.describe()).unwrap_or_default()
-            );
-            (
-                name,
-                super::svg::line_chart(
-                    &title,
-                    "seconds into the window",
-                    "requests per second",
-                    &timeline_series(r),
-                ),
-            )
-        })
-        .collect();
-    let rows = runs
-        .iter()
-        .map(|r| {
-            row(&[
-                server_arm(r),
-                r.fault.map(|f| f.describe()).unwrap_or_default(),
-                r.requests.to_string(),
-                r.failed_in(None, Phase::Before).to_string(),
-                r.failed_in(None, Phase::During).to_string(),
-                r.failed_in(None, Phase::After).to_string(),
-                fmt_num(r.latency_ms.max),
-            ])
-        })
-        .collect();
-    Some(Section {
-        id,
-        code: Vec::new(),
-        title: title.into(),
-        method: method.into(),
-        charts,
-        table: Some(Table {
-            headers: [
-                "arm",
-                "fault",
-                "requests",
-                "failed before",
-                "failed during",
-                "failed after",
-                "slowest ms",
-            ]
-            .map(String::from)
-            .to_vec(),
+        method: "The token read scenario with HS256 access tokens (the sweep's first round) and again with JWT_ALG=EdDSA, at \
+                 the same replica count."
+            .into(),
+        table: Some(Table::new(
+            &["algorithm", "replicas", "req/s", "replica CPU per request", "credential bytes", "limited by"],
             rows,
-        }),
-        reading: runs.iter().filter_map(|r| read(r)).collect(),
+        )),
+        ..Section::new("signing", "Signing algorithms: HS256 against EdDSA")
     })
-}
-
-pub fn redis_outage(results: &Results) -> Option<Section> {
-    fault_section(
-        results,
-        Experiment::RedisOutage,
-        "redis-outage",
-        "When Redis stops answering",
-        "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
-         the window and then thawed (SIGCONT); nothing is restarted. Each line is requests per second that succeeded \
-         or failed, per route.",
-        |r| {
-            let me_failed = r.failed_in(Some("/api/me"), Phase::During);
-            let refresh_failed = r.failed_in(Some("/auth/refresh"), Phase::During);
-            let after = r.failed_in(None, Phase::After);
-            let who = r.server.name();
-            let mut text = if r.server == ServerKind::Token {
-                format!(
-                    "token: reads with a valid access token failed {me_failed} times while Redis was away (they never \
-                     ask it); refreshes failed {refresh_failed} times (they must). Reads still slowed down: each \
-                     simulated user runs one request at a time, so a user waiting on a stuck refresh sends no reads."
-                )
-            } else {
-                format!(
-                    "{who}: reads failed {me_failed} times and refreshes {refresh_failed} times while Redis was away: \
-                     every session request needs it."
-                )
-            };
-            text.push_str(&format!(
-                " The slowest answer took {} ms: requests failed fast (503 once their Redis call timed out) instead of hanging.",
-                fmt_num(r.latency_ms.max)
-            ));
-            if after > 0 {
-                text.push_str(&format!(
-                    " After Redis came back, {after} requests still failed, with 401 rather than 503: the credentials \
-                     themselves were gone. The refreshes in flight when Redis froze had timed out for their clients, but \
-                     their commands were already sent, and Redis ran them when it thawed. The old credential was spent \
-                     (a rotated refresh token, a deleted session id) and the new one never arrived, so those users \
-                     were logged out, and a retried refresh token counts as reuse unless the server gives retries a grace \
-                     (REFRESH_REUSE_INTERVAL, contract version 2; servers before it had none). A timeout does not \
-                     cancel a command already sent."
-                ));
-            } else {
-                text.push_str(" Everything recovered by itself once Redis answered again.");
-            }
-            Some(text)
-        },
-    )
-}
-
-pub fn replica_loss(results: &Results) -> Option<Section> {
-    fault_section(
-        results,
-        Experiment::ReplicaLoss,
-        "replica-loss",
-        "When a replica dies",
-        "The read scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. nginx \
-         sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it can no \
-         longer be asked.)",
-        |r| {
-            let after = r.failed_in(None, Phase::During);
-            let who = server_arm(r);
-            Some(if after > 0 {
-                format!(
-                    "{who}: {after} requests failed after the kill. The users whose sessions lived in the dead replica's \
-                     memory were sent to the survivor, which has never heard of them: they are logged out."
-                )
-            } else {
-                format!("{who}: nothing failed after the kill; the surviving replica can check every credential on its own (or in Redis).")
-            })
-        },
-    )
 }

@@ -13,7 +13,7 @@ pub fn header() -> String {
         "p99 ms",
         "errors",
         "redis/req",
-        "cpu us/req repl/redis/lb/gen",
+        "CPU µs/req repl/redis/lb/gen",
         "spread",
         "bottleneck"
     )
@@ -47,10 +47,9 @@ pub fn line(r: &Run) -> String {
         r.errors,
         r.redis_commands_per_request
             .map_or("-".into(), |v| format!("{v:.2}")),
-        format!(
-            "{:.1}/{:.1}/{:.1}/{:.1}",
-            c.replicas, c.redis, c.lb, c.loadgen
-        ),
+        [c.replicas, c.redis, c.lb, c.loadgen]
+            .map(|v| v.map_or("?".into(), |v| format!("{v:.1}")))
+            .join("/"),
         spread,
         r.bottleneck.map_or("-", |b| b.name()),
         if r.oversubscribed {

@@ -27,6 +27,40 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed (e.g. p50 next to a solid p99).
     pub dashed: bool,
+    /// Per point, the lowest and highest of its repetitions (drawn as a whisker); empty for
+    /// none.
+    pub spread: Vec<(f64, f64)>,
+    /// Per point, whether it is marked (hollow): bound by something other than what the
+    /// chart is about, or oversubscribed. Empty for none.
+    pub marked: Vec<bool>,
+}
+
+impl Series {
+    pub fn line(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name: name.into(),
+            points,
+            dashed: false,
+            spread: Vec::new(),
+            marked: Vec::new(),
+        }
+    }
+
+    pub fn dashed(mut self) -> Self {
+        self.dashed = true;
+        self
+    }
+}
+
+/// How a line chart's x axis is laid out, and what else it shows.
+#[derive(Default)]
+pub struct LineOptions {
+    /// x positions to scale (seconds); otherwise the x values sit evenly (replica counts).
+    pub numeric_x: bool,
+    /// A shaded span of x (a fault: from, to; to `None` = the end), with its caption.
+    pub band: Option<(f64, Option<f64>, String)>,
+    /// What a hollow point means, for the legend.
+    pub marked_means: Option<String>,
 }
 
 /// A tidy upper bound for an axis: 1, 2 or 5 times a power of ten.
@@ -130,8 +164,19 @@ fn legend(out: &mut String, names: &[(String, bool)]) {
     }
 }
 
-/// Lines over a numeric x axis (replica counts): one per series, with points marked.
+/// Lines over replica counts: one per series, with points marked.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+    line_chart_with(title, x_label, y_label, series, &LineOptions::default())
+}
+
+/// Lines, with a choice of x axis, whiskers, hollow points and a shaded span.
+pub fn line_chart_with(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    opts: &LineOptions,
+) -> String {
     let xs: Vec<f64> = {
         let mut v: Vec<f64> = series
             .iter()
@@ -144,21 +189,59 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     let y_max = nice_max(
         series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(s.spread.iter().map(|r| r.1))
+            })
             .fold(0.0, f64::max),
     );
     let mut out = String::new();
     frame(&mut out, title, y_label, y_max);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
-    // Categorical spacing: replica counts 1, 2, 4, 8 sit evenly.
+    let (x_min, x_max) = (
+        xs.first().copied().unwrap_or(0.0),
+        xs.last().copied().unwrap_or(1.0),
+    );
+    let x_span = if opts.numeric_x {
+        (nice_max(x_max.max(1.0)) - x_min.min(0.0)).max(1e-9)
+    } else {
+        1.0
+    };
+    // Categorical spacing: replica counts 1, 2, 4, 8 sit evenly. Numeric: to scale.
     let x_of = |x: f64| {
+        if opts.numeric_x {
+            return LEFT + 20.0 + (plot_w - 40.0) * (x - x_min.min(0.0)) / x_span;
+        }
         let i = xs.iter().position(|v| *v == x).unwrap_or(0) as f64;
         let n = xs.len().max(2) as f64 - 1.0;
         LEFT + 20.0 + (plot_w - 40.0) * if xs.len() < 2 { 0.5 } else { i / n }
     };
     let y_of = |y: f64| TOP + plot_h - plot_h * (y / y_max);
-    for x in &xs {
+    if let Some((from, to, caption)) = &opts.band {
+        let x1 = x_of(*from);
+        let x2 = to.map_or(W - RIGHT, |t| x_of(t));
+        let _ = write!(
+            out,
+            r##"<rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}" fill="#f0e442" fill-opacity="0.25"><title>{c}</title></rect><text x="{x1:.1}" y="{ty}" font-size="11">{c}</text>"##,
+            w = (x2 - x1).max(1.0),
+            ty = TOP - 4.0,
+            c = escape(caption)
+        );
+    }
+    let ticks: Vec<f64> = if opts.numeric_x {
+        let top = nice_max(x_max.max(1.0));
+        let step = nice_max(top / 8.0);
+        (0..)
+            .map(|i| i as f64 * step)
+            .take_while(|t| *t <= top + 1e-9)
+            .collect()
+    } else {
+        xs.clone()
+    };
+    for x in &ticks {
         let label = if x.fract() == 0.0 {
             format!("{x:.0}")
         } else {
@@ -190,14 +273,30 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             r#"<polyline fill="none" stroke="{c}" stroke-width="2.5"{dash} points="{}"/>"#,
             pts.join(" ")
         );
-        for (x, y) in &s.points {
+        for (i, (x, y)) in s.points.iter().enumerate() {
+            if let Some((lo, hi)) = s.spread.get(i) {
+                let _ = write!(
+                    out,
+                    r#"<line x1="{cx:.1}" x2="{cx:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}" stroke-width="1.5"><title>{}: {} to {}</title></line>"#,
+                    y_of(*lo),
+                    y_of(*hi),
+                    escape(&s.name),
+                    fmt_num(*lo),
+                    fmt_num(*hi),
+                    cx = x_of(*x),
+                );
+            }
+            let hollow = s.marked.get(i).copied().unwrap_or(false);
+            let fill = if hollow { "white" } else { c };
             let _ = write!(
                 out,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"><title>{}: {}</title></circle>"#,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="{}" fill="{fill}" stroke="{c}" stroke-width="2"><title>{}: {}{}</title></circle>"#,
                 x_of(*x),
                 y_of(*y),
+                if hollow { 5 } else { 3 },
                 escape(&s.name),
-                fmt_num(*y)
+                fmt_num(*y),
+                if hollow { " (marked)" } else { "" }
             );
         }
     }
@@ -208,6 +307,19 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             .map(|s| (s.name.clone(), s.dashed))
             .collect::<Vec<_>>(),
     );
+    if let Some(means) = &opts.marked_means {
+        if series.iter().any(|s| s.marked.iter().any(|m| *m)) {
+            let _ = write!(
+                out,
+                r##"<circle cx="{x}" cy="{y}" r="5" fill="white" stroke="#444" stroke-width="2"/><text x="{tx}" y="{ty}" font-size="11">{m}</text>"##,
+                x = LEFT + 6.0,
+                y = H - 12.0,
+                tx = LEFT + 16.0,
+                ty = H - 8.0,
+                m = escape(means)
+            );
+        }
+    }
     out.push_str("</svg>");
     out
 }
@@ -258,6 +370,15 @@ pub fn bar_chart(
                 name = escape(name),
                 v = fmt_num(v)
             );
+            // A zero is a measured zero: say so, or the bar looks forgotten.
+            if v == 0.0 && !stack {
+                let _ = write!(
+                    out,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">0</text>"#,
+                    x + w / 2.0,
+                    TOP + plot_h - 4.0
+                );
+            }
             base += v;
         }
         category_label(&mut out, x0 + width / 2.0, H - BOTTOM + 16.0, cat);
@@ -288,15 +409,25 @@ mod tests {
 
     #[test]
     fn charts_are_well_formed_and_escaped() {
-        let s = [Series {
-            name: "a<b".into(),
-            points: vec![(1.0, 10.0), (2.0, 20.0)],
-            dashed: false,
-        }];
-        let svg = line_chart("t&t", "replicas", "req/s", &s);
+        let mut line = Series::line("a<b", vec![(1.0, 1000.0), (2.0, 2000.0)]);
+        line.spread = vec![(900.0, 1100.0), (1800.0, 2500.0)];
+        line.marked = vec![false, true];
+        let opts = LineOptions {
+            marked_means: Some("hollow: bound elsewhere".into()),
+            ..LineOptions::default()
+        };
+        let svg = line_chart_with("t&t", "replicas", "req/s", &[line], &opts);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("a&lt;b") && svg.contains("t&amp;t"));
-        assert_eq!(svg.matches("<circle").count(), 2);
+        // Two points, and the legend's hollow sample.
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(
+            svg.contains(r##"fill="white" stroke="#0072B2""##),
+            "the bound point is hollow"
+        );
+        assert!(svg.contains("1800 to 2500"), "the whisker spans the rounds");
+        let zero = bar_chart("z", "n", &["a".into()], &[("p".into(), vec![0.0])], false);
+        assert!(zero.contains(">0</text>"), "a zero bar is labelled");
         let b = bar_chart(
             "b",
             "us",

@@ -1,0 +1,596 @@
+//! The sweep's sections: does throughput grow with replicas, how long requests take, where
+//! the CPU goes, what each request asks Redis; then the machine and every run.
+
+use std::collections::BTreeSet;
+
+use super::svg::{bar_chart, fmt_num, line_chart_with, LineOptions, Series};
+use super::{bottleneck_text, num_or, row, run_name, us, Section, Table};
+use crate::model::{Bottleneck, Mode, Results, Run, Scenario, ServerKind, SweepPoint};
+
+/// Why a sweep point is not a measure of the model's capacity, if it is not.
+fn caveat(p: &SweepPoint) -> Option<String> {
+    if let Some(b) = p.bound_elsewhere() {
+        let rounds = p
+            .runs
+            .iter()
+            .filter(|r| r.bound_elsewhere().is_some())
+            .count();
+        return Some(format!(
+            "at {} replicas, {} of {} rounds were bound by {} ({})",
+            p.replicas,
+            rounds,
+            p.runs.len(),
+            b.name(),
+            b.explain()
+        ));
+    }
+    if p.oversubscribed() {
+        return Some(format!(
+            "at {} replicas, the replicas asked for more CPUs than the machine has",
+            p.replicas
+        ));
+    }
+    None
+}
+
+/// How far the rounds of the points spread around their medians, at most, in percent.
+fn widest_spread(points: &[SweepPoint]) -> Option<f64> {
+    points
+        .iter()
+        .filter(|p| p.runs.len() > 1 && p.median_rps() > 0.0)
+        .map(|p| (p.max_rps() - p.min_rps()) / p.median_rps() * 100.0)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+}
+
+/// The budget per replica the sweep ran with, as one sentence.
+fn budget_sentence(results: &Results) -> String {
+    let budget = results.runs.iter().find_map(|r| r.cpus_per_replica);
+    match (results.environment.mode, budget, &results.calibration) {
+        (_, Some(c), Some(_)) => format!(
+            "Each replica was held to {} CPU during the measured window, a budget the calibration chose (see \
+             \"How the CPU budget was chosen\"): with it, adding a replica is the only way to add capacity.",
+            fmt_num(c)
+        ),
+        (_, Some(c), None) => format!(
+            "Each replica was held to {} CPU during the measured window (given on the command line).",
+            fmt_num(c)
+        ),
+        (Mode::Compose, None, _) => "Each replica container was limited by the compose file's REPLICA_CPUS.".into(),
+        (_, None, _) => "No CPU budget per replica was set: the replicas shared the machine with the load generator, \
+                         nginx and Redis."
+            .into(),
+    }
+}
+
+pub fn scaling(results: &Results) -> Vec<Section> {
+    let mut series = Vec::new();
+    let mut rows = Vec::new();
+    let mut reading = Vec::new();
+    let mut spreads = Vec::new();
+    for s in results.servers() {
+        let points = results.sweep_points(s, s.main_scenario());
+        if points.is_empty() {
+            continue;
+        }
+        let mut line = Series::line(
+            format!("{} {}", s.name(), s.main_scenario().name()),
+            points
+                .iter()
+                .map(|p| (f64::from(p.replicas), p.median_rps()))
+                .collect(),
+        );
+        line.spread = points.iter().map(|p| (p.min_rps(), p.max_rps())).collect();
+        line.marked = points.iter().map(|p| caveat(p).is_some()).collect();
+        series.push(line);
+        for p in &points {
+            rows.push(row(&[
+                s.name().into(),
+                p.replicas.to_string(),
+                fmt_num(p.median_rps()),
+                if p.runs.len() > 1 {
+                    format!("{} to {}", fmt_num(p.min_rps()), fmt_num(p.max_rps()))
+                } else {
+                    "-".into()
+                },
+                p.runs.len().to_string(),
+                p.runs
+                    .iter()
+                    .map(|r| bottleneck_text(r))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ]));
+        }
+        spreads.extend(widest_spread(&points));
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            continue;
+        };
+        if last.replicas <= first.replicas || first.median_rps() <= 0.0 {
+            continue;
+        }
+        let ratio = last.median_rps() / first.median_rps();
+        let head = format!(
+            "{}: {} req/s with {} replica{}, {} req/s with {}: {}x the throughput for {}x the replicas.",
+            s.name(),
+            fmt_num(first.median_rps()),
+            first.replicas,
+            if first.replicas == 1 { "" } else { "s" },
+            fmt_num(last.median_rps()),
+            last.replicas,
+            fmt_num(ratio),
+            fmt_num(f64::from(last.replicas) / f64::from(first.replicas))
+        );
+        let caveats: Vec<String> = points.iter().filter_map(caveat).collect();
+        let tail = if !caveats.is_empty() {
+            format!(
+                " Not a scaling figure: {}. Those points show what the machine could give, not the model's limit.",
+                caveats.join("; ")
+            )
+        } else if points.iter().all(SweepPoint::replica_bound) {
+            " Every round at every count was bound by the replicas' own budget, so this is how the model itself scales \
+             here."
+                .into()
+        } else if first.runs[0].cpu_us_per_request.replicas.is_none() {
+            " The replicas' CPU was not visible from the load generator, so what bound these runs is not known.".into()
+        } else {
+            let loose: Vec<String> = points
+                .iter()
+                .filter(|p| !p.replica_bound())
+                .map(|p| p.replicas.to_string())
+                .collect();
+            format!(
+                " No bottleneck was found at {} replicas: nothing, the replicas included, used 85% of what it could, so \
+                 the load itself ({} users) set those figures, not the model.",
+                loose.join(", "),
+                first.runs[0].users
+            )
+        };
+        reading.push(head + &tail);
+    }
+    if series.is_empty() {
+        return Vec::new();
+    }
+    if let Some(w) = spreads.iter().copied().reduce(f64::max) {
+        let rounds = results
+            .runs
+            .iter()
+            .filter(|r| r.in_sweep())
+            .map(|r| r.round)
+            .max()
+            .unwrap_or(1);
+        reading.push(format!(
+            "Each point is the median of {rounds} interleaved rounds; the whiskers span the lowest and highest round. \
+             The widest spread was {}% of its median.",
+            fmt_num(w)
+        ));
+    }
+    let opts = LineOptions {
+        marked_means: Some(
+            "hollow: bound by something other than the replicas, or oversubscribed".into(),
+        ),
+        ..LineOptions::default()
+    };
+    let mut out = vec![Section {
+        reading,
+        method: format!(
+            "{} Each group's main scenario (read: GET /api/me and GET /api/items with a credential; public: GET \
+             /api/public without one) ran at every replica count, behind nginx.",
+            budget_sentence(results)
+        ),
+        charts: vec![(
+            "throughput.svg".into(),
+            line_chart_with(
+                "Requests per second by replica count (median, whiskers: lowest to highest round)",
+                "replicas",
+                "requests per second",
+                &series,
+                &opts,
+            ),
+        )],
+        table: Some(Table::new(
+            &["group", "replicas", "req/s (median)", "lowest to highest round", "rounds", "limited by"],
+            rows,
+        )),
+        ..Section::new("scaling", "Does throughput grow with replicas?")
+    }];
+    out.extend(calibration(results));
+    out
+}
+
+fn calibration(results: &Results) -> Option<Section> {
+    let c = results.calibration.as_ref()?;
+    let rows = c
+        .runs
+        .iter()
+        .map(|r| {
+            let u = &r.cpu_us_per_request;
+            row(&[
+                r.server.name().into(),
+                fmt_num(r.rps),
+                us(u.replicas),
+                us(u.redis),
+                us(u.lb),
+                us(u.loadgen),
+            ])
+        })
+        .collect();
+    Some(Section {
+        reading: vec![format!(
+            "Chosen: {} CPU per replica. At {} replicas that lets the replicas serve about {} req/s of {} requests, the \
+             most this machine can drive while the load generator stays under {}% of its thread, nginx and Redis under \
+             60% of theirs, and the whole system under {}% of the {} CPUs; {} is the group that needs the most room \
+             per unit of replica CPU, so it sets the budget.",
+            fmt_num(c.cpus_per_replica),
+            c.max_replicas,
+            fmt_num(c.max_rps),
+            c.set_by.name(),
+            fmt_num(c.loadgen_share * 100.0),
+            fmt_num(c.machine_share * 100.0),
+            c.machine_cpus,
+            c.set_by.name()
+        )],
+        method: "Before the sweep, each group ran its main scenario for a few seconds on one replica with no budget. The \
+                 table is what one request cost each component then. A smaller budget would make every run slower; a larger \
+                 one would let the load generator, nginx or the machine run out before the replicas do, and the sweep would \
+                 measure them instead."
+            .into(),
+        table: Some(Table::new(
+            &["group", "req/s", "replica CPU per request", "Redis", "nginx", "load generator"],
+            rows,
+        )),
+        ..Section::new("budget", "How the CPU budget was chosen")
+    })
+}
+
+/// The median round of the main scenario at each count.
+fn medians(results: &Results, s: ServerKind) -> Vec<&Run> {
+    results
+        .sweep_points(s, s.main_scenario())
+        .iter()
+        .filter_map(|p| p.median_run())
+        .collect()
+}
+
+pub fn latency(results: &Results) -> Option<Section> {
+    let mut series = Vec::new();
+    for s in results.servers() {
+        let runs = medians(results, s);
+        if runs.is_empty() {
+            continue;
+        }
+        let pts = |f: fn(&Run) -> f64| runs.iter().map(|r| (f64::from(r.replicas), f(r))).collect();
+        series.push(Series::line(
+            format!("{} p99", s.name()),
+            pts(|r| r.latency_ms.p99),
+        ));
+        series.push(Series::line(format!("{} p50", s.name()), pts(|r| r.latency_ms.p50)).dashed());
+    }
+    if series.is_empty() {
+        return None;
+    }
+    Some(Section {
+        method: "Latency measured by the client, from sending a request to reading its whole answer, in the median round: \
+                 p50 is the median, p99 the time 99% of requests beat. With a fixed number of users, more capacity means \
+                 less queueing."
+            .into(),
+        charts: vec![(
+            "latency.svg".into(),
+            line_chart_with(
+                "Latency p50 (dashed) and p99 by replica count",
+                "replicas",
+                "milliseconds",
+                &series,
+                &LineOptions::default(),
+            ),
+        )],
+        ..Section::new("latency", "How long a request takes")
+    })
+}
+
+/// The smallest count's median round of each group's main scenario.
+fn baselines(results: &Results) -> Vec<&Run> {
+    results
+        .servers()
+        .into_iter()
+        .filter_map(|s| medians(results, s).into_iter().next())
+        .collect()
+}
+
+pub fn cpu(results: &Results) -> Option<Section> {
+    let runs: Vec<&Run> = baselines(results)
+        .into_iter()
+        .filter(|r| r.cpu_us_per_request.replicas.is_some())
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let cats: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} x{}", r.server.name(), r.replicas))
+        .collect();
+    let comp = |f: fn(&Run) -> Option<f64>| {
+        runs.iter()
+            .map(|r| f(r).unwrap_or(0.0))
+            .collect::<Vec<f64>>()
+    };
+    let series = vec![
+        (
+            "replicas".to_string(),
+            comp(|r| r.cpu_us_per_request.replicas),
+        ),
+        ("Redis".to_string(), comp(|r| r.cpu_us_per_request.redis)),
+        ("nginx".to_string(), comp(|r| r.cpu_us_per_request.lb)),
+        (
+            "load generator".to_string(),
+            comp(|r| r.cpu_us_per_request.loadgen),
+        ),
+    ];
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let c = &r.cpu_us_per_request;
+            row(&[
+                format!("{} {} x{}", r.server.name(), r.scenario.name(), r.replicas),
+                us(c.replicas),
+                us(c.redis),
+                us(c.lb),
+                us(c.loadgen),
+            ])
+        })
+        .collect();
+    let mut reading = Vec::new();
+    let get = |s: ServerKind| runs.iter().find(|r| r.server == s).copied();
+    if let (Some(t), Some(p)) = (get(ServerKind::Token), get(ServerKind::Public)) {
+        reading.push(format!(
+            "A token read cost the replicas {} of CPU per request; a public request {}. The two scenarios ask for \
+             different routes (GET /api/me and /api/items against GET /api/public), so the difference holds checking \
+             the token and building the user's answer together.",
+            us(t.cpu_us_per_request.replicas),
+            us(p.cpu_us_per_request.replicas)
+        ));
+    }
+    if let (Some(s), Some(t)) = (get(ServerKind::Session), get(ServerKind::Token)) {
+        reading.push(format!(
+            "A session read cost {} in the replica plus {} in Redis; a token read {} and {} in Redis.",
+            us(s.cpu_us_per_request.replicas),
+            us(s.cpu_us_per_request.redis),
+            us(t.cpu_us_per_request.replicas),
+            us(t.cpu_us_per_request.redis)
+        ));
+    }
+    if let Some(r) = runs.iter().find(|r| {
+        r.cpu_us_per_request.loadgen.unwrap_or(0.0)
+            > r.cpu_us_per_request.replicas.unwrap_or(f64::MAX)
+    }) {
+        reading.push(format!(
+            "The load generator spent more CPU per request ({}) than the {} replicas ({}): on a small machine the tool \
+             measuring can cost more than the thing measured, which is why the CPU budget leaves it room.",
+            us(r.cpu_us_per_request.loadgen),
+            r.server.name(),
+            us(r.cpu_us_per_request.replicas)
+        ));
+    }
+    Some(Section {
+        reading,
+        method: "CPU microseconds per measured request for each component, from /proc, in the median round at the smallest \
+                 replica count."
+            .into(),
+        charts: vec![(
+            "cpu.svg".into(),
+            bar_chart("CPU microseconds per request", "µs per request", &cats, &series, true),
+        )],
+        table: Some(Table::new(
+            &["run", "replicas' CPU", "Redis's CPU", "nginx's CPU", "load generator's CPU"],
+            rows,
+        )),
+        ..Section::new("cpu", "Where the CPU goes per request")
+    })
+}
+
+pub fn redis_and_bytes(results: &Results) -> Option<Section> {
+    let mut runs: Vec<&Run> = Vec::new();
+    for s in results.servers() {
+        for sc in Scenario::ALL {
+            if let Some(r) = results.sweep(s, sc).into_iter().next() {
+                runs.push(r);
+            }
+        }
+    }
+    if runs.is_empty() {
+        return None;
+    }
+    let seen: Vec<&Run> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.redis_commands_per_request.is_some())
+        .collect();
+    let cats: Vec<String> = seen
+        .iter()
+        .map(|r| format!("{} {}", r.server.name(), r.scenario.name()))
+        .collect();
+    let redis: Vec<f64> = seen
+        .iter()
+        .filter_map(|r| r.redis_commands_per_request)
+        .collect();
+    let by_server = baselines(results);
+    let bytes_cats: Vec<String> = by_server.iter().map(|r| r.server.name().into()).collect();
+    let bytes: Vec<f64> = by_server
+        .iter()
+        .map(|r| r.credential_bytes as f64)
+        .collect();
+    let mut reading = Vec::new();
+    let read = |s: ServerKind| results.sweep(s, Scenario::Read).into_iter().next();
+    if let (Some(s), Some(t)) = (read(ServerKind::Session), read(ServerKind::Token)) {
+        if let (Some(sc), Some(tc)) = (s.redis_commands_per_request, t.redis_commands_per_request) {
+            reading.push(format!(
+                "Every session read asked Redis {} times per request; every token read {} times. That is the stateful \
+                 versus stateless difference in one number: the session lives in Redis, the token carries its own \
+                 proof.",
+                fmt_num(sc),
+                fmt_num(tc)
+            ));
+        }
+        reading.push(format!(
+            "The price of carrying the proof: a token request sends {} bytes of credentials, a session request {}.",
+            t.credential_bytes, s.credential_bytes
+        ));
+    }
+    let mut charts = Vec::new();
+    if !seen.is_empty() {
+        charts.push((
+            "redis.svg".into(),
+            bar_chart(
+                "Redis commands per request",
+                "commands per request",
+                &cats,
+                &[("commands".into(), redis)],
+                false,
+            ),
+        ));
+    }
+    charts.push((
+        "credential-bytes.svg".into(),
+        bar_chart(
+            "Credential bytes per request",
+            "bytes per request",
+            &bytes_cats,
+            &[("bytes".into(), bytes)],
+            false,
+        ),
+    ));
+    Some(Section {
+        reading,
+        method: "Redis commands per request from INFO commandstats over the window (first round, smallest count); \
+                 credential bytes are the Cookie or Authorization header a request carries."
+            .into(),
+        charts,
+        ..Section::new("redis", "Redis commands and credential bytes per request")
+    })
+}
+
+pub fn machine(results: &Results) -> Section {
+    let e = &results.environment;
+    let mut rows = vec![
+        row(&[
+            "CPU".into(),
+            format!("{} ({} CPUs available)", e.cpu_model, e.cpus),
+        ]),
+        row(&[
+            "memory".into(),
+            format!("{:.1} GiB", e.memory_bytes as f64 / (1u64 << 30) as f64),
+        ]),
+        row(&["kernel".into(), e.kernel.clone()]),
+        row(&[
+            "CPU budget per replica enforced by".into(),
+            e.cpu_budget_method.clone(),
+        ]),
+        row(&["measured".into(), e.started_at.clone()]),
+    ];
+    for (k, v) in &e.versions {
+        rows.push(row(&[k.clone(), v.clone()]));
+    }
+    for (k, v) in &e.config {
+        rows.push(row(&[k.clone(), v.clone()]));
+    }
+    let limited: Vec<&Run> = results
+        .runs
+        .iter()
+        .filter(|r| r.bound_elsewhere().is_some())
+        .collect();
+    let mut reading = Vec::new();
+    if e.cpus <= 4 {
+        reading.push(format!(
+            "This machine has {} CPUs. The load generator, nginx and Redis run on the same cores as the replicas.",
+            e.cpus
+        ));
+    }
+    if results
+        .runs
+        .iter()
+        .all(|r| r.cpu_us_per_request.replicas.is_none())
+    {
+        reading.push(
+            "The replicas', Redis's and nginx's CPU were not visible from the load generator in this run, so no run's \
+             bottleneck could be named."
+                .into(),
+        );
+    } else if limited.is_empty() {
+        reading.push("No run was limited by the load generator, nginx or Redis.".into());
+    } else {
+        let names: BTreeSet<Bottleneck> =
+            limited.iter().filter_map(|r| r.bound_elsewhere()).collect();
+        reading.push(format!(
+            "In {} of {} runs something other than the replicas was the bottleneck: {}. Those runs show that \
+             component's limit, not the servers' capacity; they are marked in every table.",
+            limited.len(),
+            results.runs.len(),
+            names
+                .into_iter()
+                .map(|b| format!("{} ({})", b.name(), b.explain()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    for n in &e.notes {
+        reading.push(format!("Note from the run: {n}"));
+    }
+    Section {
+        reading,
+        method: "Each run starts N replicas behind nginx (round robin, keep-alive to the replicas) and drives them with goose \
+                 users through nginx. Users sign up and log in during a warm-up that is never counted; only the measured \
+                 window after it is. CPU comes from /proc for every process started here, Redis commands from INFO \
+                 commandstats, and the spread over replicas from each replica's /metrics."
+            .into(),
+        table: Some(Table::new(&["what", "value"], rows)),
+        ..Section::new("machine", "The machine and how it was measured")
+    }
+}
+
+pub fn all_runs(results: &Results) -> Section {
+    let rows = results
+        .runs
+        .iter()
+        .map(|r| {
+            row(&[
+                run_name(r),
+                r.scenario.name().into(),
+                r.replicas.to_string(),
+                if r.in_sweep() {
+                    r.round.to_string()
+                } else {
+                    "-".into()
+                },
+                fmt_num(r.rps),
+                fmt_num(r.latency_ms.p50),
+                fmt_num(r.latency_ms.p99),
+                r.errors.to_string(),
+                num_or(r.redis_commands_per_request, "not seen"),
+                us(r.cpu_us_per_request.replicas),
+                bottleneck_text(r),
+            ])
+        })
+        .collect();
+    Section {
+        method: "One line per run: requests per second and latency seen by the client in the measured window, errors (any \
+                 answer that is not 2xx), Redis commands per request, and the replicas' CPU per request."
+            .into(),
+        table: Some(Table::new(
+            &[
+                "server",
+                "scenario",
+                "replicas",
+                "round",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "Redis commands per request",
+                "replica CPU per request",
+                "limited by",
+            ],
+            rows,
+        )),
+        ..Section::new("runs", "Every run")
+    }
+}
