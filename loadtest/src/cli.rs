@@ -69,11 +69,11 @@ impl FromStr for Span {
 /// Options that both commands share.
 #[derive(Args, Debug, Clone)]
 pub struct Measure {
-    /// Measured time per run [default: 5s; with --thorough: 20s].
+    /// Measured time per run [default: 4s; with --thorough: 20s].
     #[arg(long)]
     pub duration: Option<Span>,
     /// Time per run before measuring: users sign up and log in, connections warm up
-    /// [default: 3s; with --thorough: 5s].
+    /// [default: 2s; with --thorough: 5s].
     #[arg(long)]
     pub warmup: Option<Span>,
     /// Concurrent simulated users.
@@ -108,6 +108,9 @@ pub struct Effective {
     pub duration: Span,
     pub warmup: Span,
     pub users: u32,
+    /// Made for this process: names its simulated users, who are signed up once and
+    /// logged in by every run.
+    pub user_prefix: String,
     pub scenarios: Vec<Scenario>,
     pub refresh_every: u32,
     pub out: Option<PathBuf>,
@@ -292,7 +295,7 @@ impl Measure {
         } else if self.thorough {
             (secs(20), secs(5))
         } else {
-            (secs(5), secs(3))
+            (secs(4), secs(2))
         };
         Effective {
             duration: self.duration.unwrap_or(duration),
@@ -302,6 +305,7 @@ impl Measure {
             } else {
                 self.users
             },
+            user_prefix: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
             scenarios: self.scenarios.clone(),
             refresh_every: self.refresh_every,
             out: self.out.clone(),
@@ -348,8 +352,8 @@ mod tests {
             vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
         );
         let m = c.measure.effective();
-        assert_eq!(m.duration.0, Duration::from_secs(5));
-        assert_eq!(m.warmup.0, Duration::from_secs(3));
+        assert_eq!(m.duration.0, Duration::from_secs(4));
+        assert_eq!(m.warmup.0, Duration::from_secs(2));
         assert_eq!(m.users, 64);
         assert_eq!(m.scenarios.len(), 4);
         assert_eq!(c.cpus_per_replica, BudgetChoice::Auto);

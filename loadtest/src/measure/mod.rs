@@ -48,6 +48,8 @@ pub struct RunPlan {
     pub experiment: Option<Experiment>,
     pub variant: Variant,
     pub users: u32,
+    /// Names this process's simulated users (see `scenarios::RunContext`).
+    pub user_prefix: String,
     pub warmup: Duration,
     pub duration: Duration,
     pub refresh: RefreshPolicy,
@@ -296,12 +298,13 @@ pub async fn measure(
     let ctx = scenarios::RunContext::new(
         &target.url,
         target.server,
+        &plan.user_prefix,
         plan.refresh,
         REQUEST_TIMEOUT,
         Arc::clone(&recorder),
     )?;
     // Goose stops on whole seconds; leave a second of load after the window closes.
-    let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 2;
+    let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 1;
     let attack = goose_attack(target, plan, run_time_s, &ctx)?;
     let goose_ends = Instant::now() + Duration::from_secs(run_time_s);
     let start_memory = match &target.redis_url {
@@ -498,6 +501,7 @@ mod tests {
             experiment: None,
             variant: Variant::Standard,
             users: 1,
+            user_prefix: String::new(),
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
             refresh: RefreshPolicy::Every(10),

@@ -83,6 +83,10 @@ pub enum RefreshPolicy {
 /// What every transaction of one run shares.
 pub struct RunContext {
     server: ServerKind,
+    /// Simulated user i is `lt<prefix><i>` in every run of one `loadtest` process: signed up
+    /// by the first run that needs it, only logged in by the later ones (a password hash
+    /// saved per user and run).
+    user_prefix: String,
     refresh: RefreshPolicy,
     request_timeout: Duration,
     /// `Route::ALL[i]`'s URI on the target.
@@ -94,6 +98,7 @@ impl RunContext {
     pub fn new(
         target: &str,
         server: ServerKind,
+        user_prefix: &str,
         refresh: RefreshPolicy,
         request_timeout: Duration,
         recorder: Arc<Recorder>,
@@ -106,6 +111,7 @@ impl RunContext {
             .map_err(|e| anyhow::anyhow!("`{target}` is not a base URL: {e}"))?;
         Ok(Arc::new(Self {
             server,
+            user_prefix: user_prefix.to_owned(),
             refresh: match refresh {
                 RefreshPolicy::Every(k) => RefreshPolicy::Every(k.max(1)),
                 p => p,
@@ -218,10 +224,11 @@ impl Step {
 fn new_user(ctx: &RunContext) -> UserState {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let client = Client::builder(TokioExecutor::new()).build_http();
+    let n = ctx.recorder.next_user();
     UserState {
-        id: ctx.recorder.next_user(),
+        id: n,
         client,
-        username: format!("lt{}", &id[..16]),
+        username: format!("lt{}{n}", ctx.user_prefix),
         client_id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("lt")),
         password: "load-test-password".into(),
         credential: None,
@@ -304,7 +311,8 @@ async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {
     let state = new_user(ctx);
     let body = credentials_body(&state);
     user.set_session_data(state);
-    send(ctx, user, Route::Signup, Some(body)).await.0 == 201
+    // 409: an earlier run of this process signed the user up already.
+    matches!(send(ctx, user, Route::Signup, Some(body)).await.0, 201 | 409)
 }
 
 /// Whether the login succeeded.
@@ -381,6 +389,7 @@ mod tests {
         let ctx = RunContext::new(
             "http://127.0.0.1:8080/",
             ServerKind::Token,
+            "p",
             RefreshPolicy::Every(10),
             Duration::from_secs(1),
             recorder,
@@ -396,6 +405,7 @@ mod tests {
         assert!(RunContext::new(
             "not a url",
             ServerKind::Token,
+            "p",
             RefreshPolicy::Every(10),
             Duration::from_secs(1),
             Arc::new(Recorder::default())

@@ -78,7 +78,7 @@ mod tests {
     use super::super::*;
     use super::PLANNED_FAULT_NOTE;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/results.json");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/results-v1.json");
 
     #[test]
     fn version_1_is_read_with_typed_labels() {

@@ -126,17 +126,35 @@ pub fn store_bound(results: &Results) -> Option<Section> {
     // In scale: what one whole Redis core serves of session reads, from the sweep.
     if let Some(r) = results.sweep(ServerKind::Session, Scenario::Read).first() {
         if let Some(redis_us) = r.cpu_us_per_request.redis.filter(|v| *v > 0.0) {
+            let core = 1e6 / redis_us;
+            let best = results
+                .sweep(ServerKind::Session, Scenario::Read)
+                .iter()
+                .map(|r| r.rps)
+                .fold(0.0, f64::max);
             reading.push(format!(
-                "In scale: in the sweep, unthrottled, Redis spent {} per session read, so one whole Redis core would \
-                 serve about {} session reads per second on this machine{}. The plateau is real but sits where Redis \
-                 runs out, which on a whole core is far above what this machine's replicas reach.",
+                "In scale: in the sweep, where Redis had no budget, it spent {} per session read, so one whole Redis \
+                 core would serve about {} session reads per second on this machine{}. {}",
                 us(Some(redis_us)),
-                fmt_num(1e6 / redis_us),
+                fmt_num(core),
                 budget.map_or(String::new(), |b| format!(
-                    " ({} at the {} CPU it had here)",
-                    fmt_num(b * 1e6 / redis_us),
+                    ", and about {} at the {} CPU it had here",
+                    fmt_num(b * core),
                     fmt_num(b)
-                ))
+                )),
+                if core > 2.0 * best {
+                    format!(
+                        "That is more than twice the {} req/s the sweep's replicas reached: on this machine the store \
+                         would not be the limit without its budget.",
+                        fmt_num(best)
+                    )
+                } else {
+                    format!(
+                        "The sweep's replicas reached {} req/s, close to that: the store is near its limit here even \
+                         without a budget.",
+                        fmt_num(best)
+                    )
+                }
             ));
         }
     }
@@ -336,7 +354,7 @@ fn fault_section(
                 r.failed_in(None, Phase::Before).to_string(),
                 r.failed_in(None, Phase::During).to_string(),
                 r.failed_in(None, Phase::After).to_string(),
-                r.refused_in(None, Phase::After).to_string(),
+                (r.refused_in(None, Phase::During) + r.refused_in(None, Phase::After)).to_string(),
                 kept_text(r),
                 fmt_num(r.latency_ms.max),
             ])
@@ -346,8 +364,10 @@ fn fault_section(
         reading: runs.iter().filter_map(|r| read(r)).collect(),
         method: format!(
             "{method} Before, during and after are by when each request was sent, in steps of 0.1 s, against the times \
-             the fault was really injected and lifted. A user counts as logged out once a request with their \
-             credential was answered 401: their app would have to ask them to log in again."
+             the fault was really injected and lifted; a request sent just before the fault can still fail, because it \
+             was in flight (queued in a replica held to its CPU budget) when the fault hit. A user counts as logged \
+             out once a request with their credential was answered 401: their app would have to ask them to log in \
+             again."
         ),
         charts,
         table: Some(Table::new(
@@ -355,10 +375,10 @@ fn fault_section(
                 "arm",
                 "fault",
                 "requests",
-                "failed before",
-                "failed during",
-                "failed after",
-                "of those after: 401",
+                "failed, sent before",
+                "failed, sent during",
+                "failed, sent after",
+                "401s from the fault on",
                 "users still logged in",
                 "slowest ms",
             ],
@@ -838,7 +858,7 @@ pub fn server_memory(results: &Results) -> Option<Section> {
     }
     Some(Section {
         reading,
-        method: "One replica of each arm; users log in one by one (each once), and the replica's resident memory (VmRSS) and \
+        method: "One replica of each arm; users log in (eight at a time, each once), and the replica's resident memory (VmRSS) and \
                  Redis's used_memory are read with none, then two numbers of users logged in. The per-user figure is the \
                  slope between the two counts, so what a process holds anyway does not count. The replica's figure is \
                  noisier: allocators keep memory in chunks."

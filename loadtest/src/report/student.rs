@@ -13,14 +13,14 @@ use crate::model::{Experiment, Results, Scenario, ServerKind, Variant};
 type Step = (usize, usize, &'static str);
 
 /// A sequence diagram: actors as columns, steps as arrows going down.
-fn sequence(title: &str, actors: &[&str], steps: &[Step]) -> String {
+fn sequence(id: &str, title: &str, actors: &[&str], steps: &[Step]) -> String {
     let (w, top, gap) = (640.0, 60.0, 26.0);
     let h = top + gap * steps.len() as f64 + 20.0;
     let col = |i: usize| 80.0 + (w - 160.0) * i as f64 / (actors.len().max(2) - 1) as f64;
     let mut out = String::new();
     let _ = write!(
         out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" style="max-width:100%;height:auto;font-family:sans-serif;font-size:11px"><title>{t}</title><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs><rect width="{w}" height="{h}" fill="white"/><text x="10" y="18" font-weight="bold" font-size="13">{t}</text>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" style="max-width:100%;height:auto;font-family:sans-serif;font-size:11px"><title>{t}</title><defs><marker id="arrow-{id}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs><rect width="{w}" height="{h}" fill="white"/><text x="10" y="18" font-weight="bold" font-size="13">{t}</text>"##,
         t = escape(title)
     );
     for (i, a) in actors.iter().enumerate() {
@@ -39,7 +39,7 @@ fn sequence(title: &str, actors: &[&str], steps: &[Step]) -> String {
         if from == to {
             let _ = write!(
                 out,
-                r##"<path d="M{x1:.1},{y:.1} h22 v10 h-20" fill="none" stroke="#333" marker-end="url(#arrow)"/><text x="{:.1}" y="{:.1}">{}</text>"##,
+                r##"<path d="M{x1:.1},{y:.1} h22 v10 h-20" fill="none" stroke="#333" marker-end="url(#arrow-{id})"/><text x="{:.1}" y="{:.1}">{}</text>"##,
                 x1 + 26.0,
                 y + 8.0,
                 escape(text)
@@ -47,7 +47,7 @@ fn sequence(title: &str, actors: &[&str], steps: &[Step]) -> String {
         } else {
             let _ = write!(
                 out,
-                r##"<line x1="{x1:.1}" x2="{x2:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#333" marker-end="url(#arrow)"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                r##"<line x1="{x1:.1}" x2="{x2:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#333" marker-end="url(#arrow-{id})"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
                 (x1 + x2) / 2.0,
                 y - 4.0,
                 escape(text)
@@ -60,6 +60,7 @@ fn sequence(title: &str, actors: &[&str], steps: &[Step]) -> String {
 
 pub fn flows() -> Section {
     let session = sequence(
+        "session",
         "Sessions: the server remembers, the cookie only points",
         &["browser", "replica", "Redis"],
         &[
@@ -84,6 +85,7 @@ pub fn flows() -> Section {
         ],
     );
     let token = sequence(
+        "token",
         "Tokens: the credential carries the proof, Redis only the refresh state",
         &["client", "replica", "Redis"],
         &[
@@ -336,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_diagram_has_an_arrow_per_step() {
-        let svg = sequence("t", &["a", "b"], &[(0, 1, "x"), (1, 1, "y"), (1, 0, "z")]);
+        let svg = sequence("x", "t", &["a", "b"], &[(0, 1, "x"), (1, 1, "y"), (1, 0, "z")]);
         assert_eq!(svg.matches("marker-end").count(), 3);
     }
 }

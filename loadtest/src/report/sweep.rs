@@ -217,16 +217,16 @@ fn calibration(results: &Results) -> Option<Section> {
         .collect();
     Some(Section {
         reading: vec![format!(
-            "Chosen: {} CPU per replica. At {} replicas that lets the replicas serve about {} req/s of {} requests, the \
-             most this machine can drive while the load generator stays under {}% of its thread, nginx and Redis under \
-             60% of theirs, and the whole system under {}% of the {} CPUs; {} is the group that needs the most room \
-             per unit of replica CPU, so it sets the budget.",
+            "Chosen: {} CPU per replica. By the costs below, {} replicas at that budget serve at most about {} {} \
+             requests per second, and at that rate the load generator stays under {:.0}% of its thread, nginx and Redis \
+             under 60% of theirs, and the whole system under {:.0}% of the {} CPUs. {} is the group that needs the most \
+             room per unit of replica CPU, so it sets the budget; the others fit with room to spare.",
             fmt_num(c.cpus_per_replica),
             c.max_replicas,
             fmt_num(c.max_rps),
             c.set_by.name(),
-            fmt_num(c.loadgen_share * 100.0),
-            fmt_num(c.machine_share * 100.0),
+            c.loadgen_share * 100.0,
+            c.machine_share * 100.0,
             c.machine_cpus,
             c.set_by.name()
         )],
