@@ -16,11 +16,8 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/resul
 
 /// Writes `results` into a new folder and runs `loadtest report` on it.
 fn build_report_of(results: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "loadtest-report-{}-{}",
-        std::process::id(),
-        uuid()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("loadtest-report-{}-{}", std::process::id(), uuid()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("results.json"), results).unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
@@ -117,11 +114,17 @@ fn the_report_opens_with_a_verdict_for_every_claim() {
     }
     let (_, token) = fixture();
     let live = &token.token_anatomy.as_ref().unwrap().access_token;
-    assert!(verdicts.contains(live.as_str()), "the live token is the example");
+    assert!(
+        verdicts.contains(live.as_str()),
+        "the live token is the example"
+    );
     assert!(verdicts.contains("base64url(header)"));
     for link in verdicts.split("href=\"#").skip(1) {
         let id = link.split('"').next().unwrap();
-        assert!(html.contains(&format!("<section id=\"{id}\">")), "link to {id}");
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "link to {id}"
+        );
     }
     // The browser claims are not measured here, and say so.
     for id in ["S5", "T4"] {
@@ -224,7 +227,10 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         let s = section(&html, id).to_owned();
         strict = strict.replace(&s, "");
     }
-    for cell in cells(&strict).into_iter().filter(|c| c.parse::<f64>().is_ok()) {
+    for cell in cells(&strict)
+        .into_iter()
+        .filter(|c| c.parse::<f64>().is_ok())
+    {
         assert!(
             known.contains(&cell),
             "table value {cell} is not in results.json"
@@ -232,7 +238,13 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
     }
     // Sections whose prose quotes measured figures as they are: every number in it is
     // one of the fixture's, or a small count or unit (seconds, percent of a whole).
-    for id in ["redis", "revocation", "token-anatomy", "signing", "authority"] {
+    for id in [
+        "redis",
+        "revocation",
+        "token-anatomy",
+        "signing",
+        "authority",
+    ] {
         let s = section(&html, id);
         let prose: String = s
             .split("<div class=\"reading\">")
@@ -312,7 +324,11 @@ fn fault_numbers_follow_the_recorded_fault_times() {
                     .map(|p| run.failed_in(None, p))
                     .to_vec()
             );
-            assert_eq!(counts.iter().sum::<u64>(), run.errors, "{id}: every failure");
+            assert_eq!(
+                counts.iter().sum::<u64>(),
+                run.errors,
+                "{id}: every failure"
+            );
             let kept = cells(row)[7].clone();
             let users = run.users;
             assert_eq!(
@@ -330,7 +346,7 @@ fn fault_numbers_follow_the_recorded_fault_times() {
 #[test]
 fn cpu_not_visible_gives_no_cpu_prose_and_no_projection() {
     let mut raw: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
-    raw["environment"]["mode"] = serde_json::json!("compose");
+    raw["environment"]["mode"] = serde_json::json!("existing");
     for run in raw["runs"].as_array_mut().unwrap() {
         for figure in ["cpu_us_per_request", "cpu_cores_used"] {
             for c in ["replicas", "redis", "lb"] {
@@ -341,23 +357,32 @@ fn cpu_not_visible_gives_no_cpu_prose_and_no_projection() {
     }
     raw["calibration"] = Value::Null;
     let typed = Results::from_json(raw.to_string().as_bytes()).unwrap();
-    assert_eq!(typed.environment.mode, Mode::Compose);
+    assert_eq!(typed.environment.mode, Mode::Existing);
     let dir = build_report_of(&raw.to_string());
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     for id in ["cpu", "cost", "budget"] {
-        assert!(!html.contains(&format!("<section id=\"{id}\">")), "no {id} section");
+        assert!(
+            !html.contains(&format!("<section id=\"{id}\">")),
+            "no {id} section"
+        );
     }
     let readings: String = html
         .split("<div class=\"reading\">")
         .skip(1)
         .filter_map(|r| r.split("</div>").next())
         .collect();
-    assert!(!readings.contains(" 0 µs"), "no CPU figure of 0 in the prose");
+    assert!(
+        !readings.contains(" 0 µs"),
+        "no CPU figure of 0 in the prose"
+    );
     for s in ["in the replica plus", "cost the replicas"] {
         assert!(!readings.contains(s), "no CPU prose: {s}");
     }
     let runs = section(&html, "runs");
-    assert!(runs.contains("<td>not visible</td>"), "the table says not visible");
+    assert!(
+        runs.contains("<td>not visible</td>"),
+        "the table says not visible"
+    );
     assert!(html.contains("not visible"));
     std::fs::remove_dir_all(dir).ok();
 }

@@ -217,6 +217,33 @@ impl CpuBudget {
         Ok(())
     }
 
+    /// Whether this is the store's (Redis's) budget.
+    pub fn is_store(&self) -> bool {
+        self.label == "redis"
+    }
+
+    /// Quota periods so far, and of those the ones in which the processes ran out of their
+    /// quota and were held back (`cpu.stat`, cgroup v1 or v2), summed over this budget's
+    /// cgroups; `None` without cgroups.
+    pub fn throttling(&self) -> Option<(u64, u64)> {
+        let dirs: Vec<&PathBuf> = self
+            .assigned
+            .iter()
+            .filter_map(|(_, _, d)| d.as_ref())
+            .collect();
+        if dirs.is_empty() {
+            return None;
+        }
+        let mut total = (0, 0);
+        for d in dirs {
+            let stat = std::fs::read_to_string(d.join("cpu.stat")).ok()?;
+            let (p, t) = parse_cpu_stat(&stat)?;
+            total.0 += p;
+            total.1 += t;
+        }
+        Some(total)
+    }
+
     /// Removes the cgroups made (their processes must have exited).
     pub fn release(&mut self) {
         self.assigned.clear();
@@ -230,6 +257,15 @@ impl Drop for CpuBudget {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// `nr_periods` and `nr_throttled` of a `cpu.stat` file.
+fn parse_cpu_stat(stat: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    Some((field("nr_periods ")?, field("nr_throttled ")?))
 }
 
 /// Mount points from `/proc/self/mountinfo`: (mount point, fs type, super options).
@@ -367,6 +403,15 @@ mod tests {
             ))
         );
         assert_eq!(cpu_cgroup("", &v2), None);
+    }
+
+    #[test]
+    fn throttling_is_read_from_cpu_stat() {
+        let v2 = "usage_usec 100\nuser_usec 50\nsystem_usec 50\nnr_periods 200\nnr_throttled 150\nthrottled_usec 9\n";
+        assert_eq!(parse_cpu_stat(v2), Some((200, 150)));
+        let v1 = "nr_periods 10\nnr_throttled 0\nthrottled_time 0\n";
+        assert_eq!(parse_cpu_stat(v1), Some((10, 0)));
+        assert_eq!(parse_cpu_stat("usage_usec 1\n"), None);
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct RunPlan {
     pub fault: Option<FaultPlan>,
 }
 
+/// The share of its quota periods in which a budgeted Redis must have been held back for it
+/// to count as the bottleneck.
+pub const STORE_THROTTLED: f64 = 0.5;
+
 /// Each request may take this long before it counts as failed (status 0).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,6 +121,8 @@ fn goose_attack(
 struct Window {
     start: Snapshot,
     end: Snapshot,
+    /// Share of its quota periods in which Redis ran out of its budget, when it had one.
+    store_throttled: Option<f64>,
     fault: Option<crate::model::Fault>,
     note: Option<String>,
 }
@@ -211,6 +217,8 @@ async fn window(
         // Let the throttled processes settle before the first reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let store = budgets.iter().find(|b| b.is_store());
+    let throttled_at_open = store.and_then(|b| b.throttling());
     let mut injector = match plan.fault {
         Some(f) => {
             let pid = match f.kind {
@@ -253,6 +261,12 @@ async fn window(
         fault_error.get_or_insert(e);
     }
     recorder.open(false, false);
+    let store_throttled = match (throttled_at_open, store.and_then(|b| b.throttling())) {
+        (Some((p0, t0)), Some((p1, t1))) if p1 > p0 => {
+            Some(t1.saturating_sub(t0) as f64 / (p1 - p0) as f64)
+        }
+        _ => None,
+    };
     let end = snapshot(
         http,
         &target.pids,
@@ -276,6 +290,7 @@ async fn window(
     Ok(Window {
         start,
         end,
+        store_throttled,
         fault: injector.and_then(|i| i.recorded()),
         note,
     })
@@ -380,6 +395,12 @@ pub async fn measure(
     } else {
         None
     };
+    // A budgeted Redis held back in most of its quota periods ran out of its budget, even
+    // where small quotas (long periods) keep its measured CPU under 85% of the budget.
+    let bottleneck = match window.store_throttled {
+        Some(share) if share >= STORE_THROTTLED => Some(Bottleneck::Redis),
+        _ => bottleneck,
+    };
     let run = Run {
         experiment: plan.experiment,
         round: plan.round,
@@ -415,6 +436,7 @@ pub async fn measure(
         credential_bytes,
         cpus_per_replica: plan.cpus_per_replica,
         redis_cpus: plan.redis_cpus,
+        redis_throttled: window.store_throttled,
         access_token_ttl_s: plan.access_token_ttl_s,
         oversubscribed: plan.oversubscribed,
     };
@@ -438,6 +460,12 @@ pub fn bottleneck(
         loadgen: cores.loadgen.unwrap_or(0.0),
     };
     let cpus = procfs::available_cpus() as f64;
+    // A Redis on a budget is what its experiment is about: named first when saturated.
+    if let Some(r) = plan.redis_cpus {
+        if cores.redis >= 0.85 * r.min(1.0) {
+            return Some(Bottleneck::Redis);
+        }
+    }
     let budget = plan.cpus_per_replica.map(|c| c * plan.replicas as f64);
     if let Some(b) = budget {
         if cores.replicas >= 0.85 * b.min(cpus) {

@@ -312,7 +312,10 @@ async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {
     let body = credentials_body(&state);
     user.set_session_data(state);
     // 409: an earlier run of this process signed the user up already.
-    matches!(send(ctx, user, Route::Signup, Some(body)).await.0, 201 | 409)
+    matches!(
+        send(ctx, user, Route::Signup, Some(body)).await.0,
+        201 | 409
+    )
 }
 
 /// Whether the login succeeded.

@@ -245,7 +245,10 @@ impl Bottleneck {
                  85% busy and the load generator was its largest user besides the replicas"
             }
             Bottleneck::Lb => "nginx's workers were at least 85% busy",
-            Bottleneck::Redis => "Redis used at least 85% of the CPU it could use",
+            Bottleneck::Redis => {
+                "Redis used at least 85% of the CPU it could use, or, on a budget, was held back in \
+                 at least half of its quota periods"
+            }
             Bottleneck::Machine => "the machine was at least 85% busy with no single largest user",
         }
     }
@@ -614,6 +617,10 @@ pub struct Run {
     /// CPU budget of Redis during the window (experiment `store-bound`).
     #[serde(default)]
     pub redis_cpus: Option<f64>,
+    /// Share of Redis's quota periods in the window in which it ran out of that budget and
+    /// was held back (cgroup `cpu.stat`).
+    #[serde(default)]
+    pub redis_throttled: Option<f64>,
     /// The access tokens' lifetime, where the run set one (experiment
     /// `access-token-lifetime`).
     #[serde(default)]
@@ -671,6 +678,7 @@ impl Run {
             credential_bytes: 0,
             cpus_per_replica: None,
             redis_cpus: None,
+            redis_throttled: None,
             access_token_ttl_s: None,
             oversubscribed: false,
             fault: None,

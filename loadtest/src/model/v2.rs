@@ -1,9 +1,10 @@
 //! Reading schema version 2, by rewriting its JSON into version 3 before it is deserialised.
 //!
-//! Version 2 stored CPU it could not see as 0: the replicas', Redis's and nginx's CPU
-//! inside containers (`compare --via compose`) or on another machine (`run`). Version 3
-//! stores such a figure as `null`, so nothing is concluded from it; the mode the run was
-//! made in says which figures were not seen.
+//! Version 2 stored CPU it could not see as 0: the replicas', Redis's and nginx's CPU in a
+//! deployment measured from outside (`run`: from another machine, or from inside the
+//! loadtest container). Version 3 stores such a figure as `null`, so nothing is concluded
+//! from it; the mode the run was made in says which figures were not seen (`compare --via
+//! compose` reads the containers' processes from the host, and saw them).
 
 use serde_json::{json, Value};
 
@@ -13,7 +14,7 @@ pub fn upgrade(value: &mut Value) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("local")
         .to_owned();
-    if mode != "local" {
+    if mode == "existing" {
         if let Some(runs) = value.get_mut("runs").and_then(Value::as_array_mut) {
             for run in runs {
                 for figure in ["cpu_us_per_request", "cpu_cores_used"] {
@@ -36,7 +37,7 @@ mod tests {
 
     #[test]
     fn cpu_not_seen_in_version_2_becomes_not_visible() {
-        let raw = br#"{"schema_version": 2, "environment": {"mode": "compose"}, "runs": [
+        let raw = br#"{"schema_version": 2, "environment": {"mode": "existing"}, "runs": [
             {"server": "token", "scenario": "read", "replicas": 1, "users": 1, "duration_s": 1,
              "rps": 1, "requests": 1, "errors": 0, "errors_by_status": {},
              "latency_ms": {"p50": 1, "p90": 1, "p99": 1, "max": 1}, "latency_ms_by_route": {},

@@ -73,15 +73,17 @@ pub fn choose(
     })
 }
 
-/// Redis's budget in experiment `store-bound`: what two replicas' worth of session reads
-/// need of it, so the session model's plateau falls inside a sweep of 1, 2, 4 replicas.
-/// `ratio` is Redis's CPU per session read over the replica's, as measured;
-/// `cpus_per_replica` the replicas' budget (one CPU when they have none).
-pub fn store_budget(ratio: Option<f64>, cpus_per_replica: Option<f64>) -> f64 {
+/// Redis's budget in experiment `store-bound`: what half the largest replica count's worth of
+/// session reads needs of it (two replicas' worth in a sweep to 4), so the session model's
+/// plateau falls inside the sweep. `ratio` is Redis's CPU per session read over the
+/// replica's, as measured; `cpus_per_replica` the replicas' budget (one CPU when they have
+/// none).
+pub fn store_budget(ratio: Option<f64>, cpus_per_replica: Option<f64>, max_replicas: u32) -> f64 {
     // Without a measurement: a session read costs Redis about a quarter of what it costs
     // the replica (a GET against cookie parsing, HMAC and JSON).
     let ratio = ratio.unwrap_or(0.25);
-    let cpus = 2.0 * cpus_per_replica.unwrap_or(1.0) * ratio;
+    let replicas_worth = (f64::from(max_replicas) / 2.0).max(0.5);
+    let cpus = replicas_worth * cpus_per_replica.unwrap_or(1.0) * ratio;
     ((cpus * 100.0).round() / 100.0).clamp(MIN_CPUS, 0.5)
 }
 
@@ -149,8 +151,13 @@ mod tests {
 
     #[test]
     fn redis_gets_two_replicas_worth_of_session_reads() {
-        assert_eq!(store_budget(Some(0.2), Some(0.2)), 0.08);
-        assert_eq!(store_budget(None, Some(0.4)), 0.2);
-        assert_eq!(store_budget(None, Some(0.01)), MIN_CPUS);
+        assert_eq!(store_budget(Some(0.2), Some(0.2), 4), 0.08);
+        assert_eq!(store_budget(None, Some(0.4), 4), 0.2);
+        assert_eq!(
+            store_budget(Some(0.2), Some(0.2), 2),
+            0.04,
+            "one replica's worth"
+        );
+        assert_eq!(store_budget(None, Some(0.01), 4), MIN_CPUS);
     }
 }

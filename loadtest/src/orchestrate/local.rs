@@ -249,7 +249,8 @@ impl Shared {
     }
 
     /// The probes: the token taken apart first (its answer depends on nothing else), then
-    /// the rest at once: they mostly wait for tokens to expire.
+    /// memory per user alone (Redis's memory must not move for anything else), then the
+    /// timed probes at once: they mostly wait for tokens to expire.
     async fn probes(&self, probes: &[Probe], journal: &mut Journal) -> anyhow::Result<()> {
         if probes.contains(&Probe::TokenAnatomy) {
             eprintln!("token-anatomy: taking a real access token apart ...");
@@ -274,15 +275,24 @@ impl Shared {
             Probe::ServerMemory { users } => Some(*users),
             _ => None,
         });
-        if revocation.is_none() && authority.is_none() && memory.is_none() {
+        if let Some(u) = memory {
+            eprintln!(
+                "server-memory: memory per logged-in user, at {} and {} users ...",
+                u.0, u.1
+            );
+            match self.server_memory(u).await {
+                Ok(m) => journal.update(|x| x.server_memory = Some(m))?,
+                Err(e) => journal.note(format!("server-memory: failed: {e:#}")),
+            }
+        }
+        if revocation.is_none() && authority.is_none() {
             return Ok(());
         }
         eprintln!(
-            "probes: how long credentials outlive logout, demotion and logout-all, and memory \
-             per logged-in user (about {} s) ...",
+            "probes: how long credentials outlive logout, demotion and logout-all (about {} s) ...",
             revocation.or(authority).map_or(30, |t| t + plan::LEEWAY_S)
         );
-        let (rev, auth, mem) = tokio::join!(
+        let (rev, auth) = tokio::join!(
             async {
                 match revocation {
                     Some(t) => Some(self.revocation(t).await),
@@ -295,12 +305,6 @@ impl Shared {
                     None => None,
                 }
             },
-            async {
-                match memory {
-                    Some(u) => Some(self.server_memory(u).await),
-                    None => None,
-                }
-            },
         );
         match rev {
             Some(Ok(r)) => journal.update(|x| x.revocation = Some(r))?,
@@ -310,11 +314,6 @@ impl Shared {
         match auth {
             Some(Ok(a)) => journal.update(|x| x.authority = Some(a))?,
             Some(Err(e)) => journal.note(format!("authority: failed: {e:#}")),
-            None => {}
-        }
-        match mem {
-            Some(Ok(m)) => journal.update(|x| x.server_memory = Some(m))?,
-            Some(Err(e)) => journal.note(format!("server-memory: failed: {e:#}")),
             None => {}
         }
         journal.save()?;
@@ -506,8 +505,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         super::announce(&sweep, &m, &mut journal);
         super::announce(&experiments.jobs, &m, &mut journal);
         super::execute_announced(&mut local, &sweep, &m, &mut journal).await?;
-        let store_cpus =
-            calibrate::store_budget(session_redis_ratio(journal.results()), cpus_per_replica);
+        let store_cpus = calibrate::store_budget(
+            session_redis_ratio(journal.results()),
+            cpus_per_replica,
+            max_replicas,
+        );
         for j in &mut experiments.jobs {
             if j.redis_cpus.is_some() {
                 j.redis_cpus = Some(store_cpus);

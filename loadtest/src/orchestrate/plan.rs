@@ -462,7 +462,10 @@ mod tests {
         let plan = job.run_plan(Scenario::Refresh, &m, String::new(), None, false);
         assert_eq!(plan.duration, FAULT_WINDOW_MIN);
         let f = plan.fault.unwrap();
-        assert_eq!((f.at, f.lasts), (FAULT_WINDOW_MIN / 3, FAULT_WINDOW_MIN / 3));
+        assert_eq!(
+            (f.at, f.lasts),
+            (FAULT_WINDOW_MIN / 3, FAULT_WINDOW_MIN / 3)
+        );
     }
 
     #[test]

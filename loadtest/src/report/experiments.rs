@@ -92,6 +92,8 @@ pub fn store_bound(results: &Results) -> Option<Section> {
                 fmt_num(r.rps),
                 super::num_or(r.redis_commands_per_request, "not seen"),
                 r.cpu_cores_used.redis.map_or("not visible".into(), fmt_num),
+                r.redis_throttled
+                    .map_or("-".into(), |t| format!("{}%", fmt_num(t * 100.0))),
                 bottleneck_text(r),
             ]));
         }
@@ -181,7 +183,15 @@ pub fn store_bound(results: &Results) -> Option<Section> {
             ),
         )],
         table: Some(Table::new(
-            &["model", "replicas", "req/s", "Redis commands per request", "Redis CPUs busy", "limited by"],
+            &[
+                "model",
+                "replicas",
+                "req/s",
+                "Redis commands per request",
+                "Redis CPUs busy",
+                "quota periods Redis was held back in",
+                "limited by",
+            ],
             rows,
         )),
         ..Section::new("store-bound", "When the session store is the limit")
@@ -905,7 +915,8 @@ pub fn token_anatomy(results: &Results) -> Option<Section> {
         ),
         format!(
             "The last part is a {}-byte signature: HMAC-SHA256(server key, base64url(header) \".\" base64url(payload)) \
-             for HS256{}. Change a single claim or a single bit of the signature and the server answers {} or {}.",
+             for HS256{}. Change a single claim and the server answers {}; flip a single bit of the signature and \
+             it answers {}.",
             a.signature_bytes,
             match a.signature_recomputed {
                 Some(true) => "; recomputed here with the run's key, it matched the token's signature byte for byte",

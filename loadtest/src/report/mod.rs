@@ -94,6 +94,15 @@ fn bottleneck_text(r: &Run) -> String {
     s
 }
 
+/// `token read`, or `public` alone (its scenario has its name).
+fn group_scenario(r: &Run) -> String {
+    if r.scenario == r.server.main_scenario() && r.server == crate::model::ServerKind::Public {
+        r.server.name().into()
+    } else {
+        format!("{} {}", r.server.name(), r.scenario.name())
+    }
+}
+
 /// `server` or `server (experiment: variant)`.
 fn run_name(r: &Run) -> String {
     match r.experiment {

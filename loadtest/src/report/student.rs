@@ -338,7 +338,12 @@ mod tests {
 
     #[test]
     fn a_diagram_has_an_arrow_per_step() {
-        let svg = sequence("x", "t", &["a", "b"], &[(0, 1, "x"), (1, 1, "y"), (1, 0, "z")]);
+        let svg = sequence(
+            "x",
+            "t",
+            &["a", "b"],
+            &[(0, 1, "x"), (1, 1, "y"), (1, 0, "z")],
+        );
         assert_eq!(svg.matches("marker-end").count(), 3);
     }
 }

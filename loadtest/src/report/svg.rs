@@ -222,7 +222,7 @@ pub fn line_chart_with(
     let y_of = |y: f64| TOP + plot_h - plot_h * (y / y_max);
     if let Some((from, to, caption)) = &opts.band {
         let x1 = x_of(*from);
-        let x2 = to.map_or(W - RIGHT, |t| x_of(t));
+        let x2 = to.map_or(W - RIGHT, &x_of);
         let _ = write!(
             out,
             r##"<rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}" fill="#f0e442" fill-opacity="0.25"><title>{c}</title></rect><text x="{x1:.1}" y="{ty}" font-size="11">{c}</text>"##,

@@ -56,6 +56,9 @@ fn budget_sentence(results: &Results) -> String {
             fmt_num(c)
         ),
         (Mode::Compose, None, _) => "Each replica container was limited by the compose file's REPLICA_CPUS.".into(),
+        (Mode::Existing, None, _) => "The deployment was measured as it ran (loadtest run): whatever CPU limit its replicas \
+                                      had is its own (docker-compose.yml sets REPLICA_CPUS) and was not seen from here."
+            .into(),
         (_, None, _) => "No CPU budget per replica was set: the replicas shared the machine with the load generator, \
                          nginx and Redis."
             .into(),
@@ -331,7 +334,7 @@ pub fn cpu(results: &Results) -> Option<Section> {
         .map(|r| {
             let c = &r.cpu_us_per_request;
             row(&[
-                format!("{} {} x{}", r.server.name(), r.scenario.name(), r.replicas),
+                format!("{} x{}", super::group_scenario(r), r.replicas),
                 us(c.replicas),
                 us(c.redis),
                 us(c.lb),
@@ -405,10 +408,7 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
         .copied()
         .filter(|r| r.redis_commands_per_request.is_some())
         .collect();
-    let cats: Vec<String> = seen
-        .iter()
-        .map(|r| format!("{} {}", r.server.name(), r.scenario.name()))
-        .collect();
+    let cats: Vec<String> = seen.iter().map(|r| super::group_scenario(r)).collect();
     let redis: Vec<f64> = seen
         .iter()
         .filter_map(|r| r.redis_commands_per_request)
