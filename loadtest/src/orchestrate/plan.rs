@@ -15,21 +15,21 @@ use crate::model::{Experiment, FaultKind, Scenario, ServerKind, Variant};
 pub const LEEWAY_S: u64 = 30;
 
 /// Fault experiments need time on both sides of the fault.
-pub const FAULT_WINDOW_MIN: Duration = Duration::from_secs(8);
+pub const FAULT_WINDOW_MIN: Duration = Duration::from_secs(7);
 
 /// Access-token lifetimes (seconds) of experiment `access-token-lifetime`; each run's
 /// window lasts at least two of the longest, so every user refreshes in it.
-pub const ACCESS_TTLS_S: [u64; 3] = [1, 2, 4];
+pub const ACCESS_TTLS_S: [u64; 3] = [1, 2, 3];
 pub const ACCESS_TTLS_QUICK_S: [u64; 2] = [1, 2];
 
 /// Access-token lifetime of the probes about revocation and authority: short, so the probes
 /// end, yet long enough to tell "at once" from "at expiry".
-pub const PROBE_TTL_S: u64 = 5;
+pub const PROBE_TTL_S: u64 = 3;
 pub const PROBE_TTL_QUICK_S: u64 = 2;
 
 /// Users logged in at each step of experiment `server-memory` (the per-user figure is the
 /// slope between the two).
-pub const MEMORY_USERS: (u32, u32) = (100, 300);
+pub const MEMORY_USERS: (u32, u32) = (80, 240);
 pub const MEMORY_USERS_QUICK: (u32, u32) = (20, 60);
 
 /// One group of replicas to start, and what to run against it.

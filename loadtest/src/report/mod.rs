@@ -176,14 +176,6 @@ pub fn html(results: &Results, sections: &[Section]) -> String {
         for (_, svg) in &s.charts {
             let _ = write!(out, "<figure>{svg}</figure>");
         }
-        for (caption, text) in &s.code {
-            let _ = write!(
-                out,
-                "<figure><figcaption>{}</figcaption><pre>{}</pre></figure>",
-                escape(caption),
-                escape(text)
-            );
-        }
         if let Some(t) = &s.table {
             out.push_str("<table><thead><tr>");
             for h in &t.headers {
@@ -207,6 +199,14 @@ pub fn html(results: &Results, sections: &[Section]) -> String {
                 out.push_str("</tr>");
             }
             out.push_str("</tbody></table>");
+        }
+        for (caption, text) in &s.code {
+            let _ = write!(
+                out,
+                "<figure><figcaption>{}</figcaption><pre>{}</pre></figure>",
+                escape(caption),
+                escape(text)
+            );
         }
         out.push_str("</section>");
     }
@@ -258,9 +258,6 @@ pub fn markdown(results: &Results, sections: &[Section]) -> String {
         for (name, _) in &s.charts {
             let _ = write!(out, "![{}](charts/{name})\n\n", s.title);
         }
-        for (caption, text) in &s.code {
-            let _ = write!(out, "{caption}:\n\n```\n{text}\n```\n\n");
-        }
         if let Some(t) = &s.table {
             let _ = writeln!(
                 out,
@@ -284,6 +281,9 @@ pub fn markdown(results: &Results, sections: &[Section]) -> String {
                 let _ = writeln!(out, "| {} |", cells.join(" | "));
             }
             out.push('\n');
+        }
+        for (caption, text) in &s.code {
+            let _ = write!(out, "{caption}:\n\n```\n{text}\n```\n\n");
         }
     }
     out

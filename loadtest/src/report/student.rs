@@ -262,8 +262,8 @@ pub fn security(results: &Results) -> Option<Section> {
             ),
             "Tokens kept in JavaScript (localStorage, memory) are not sent by the browser on its own, so CSRF does not \
              reach them, but any script on the page (an XSS) can read and send them away; an HttpOnly cookie cannot be \
-             read, yet a script can still use it from inside the page. Which risk is worse is the browser experiment's \
-             question; this run measures none of it."
+             read, yet a script can still use it from inside the page. Which risk is worse takes a real browser to \
+             measure; this run measures neither."
                 .into(),
         ],
         method: "The Set-Cookie header of a real session login of this run, taken apart; the defences of contract v2 with \
