@@ -104,8 +104,21 @@ pub fn store_bound(results: &Results) -> Option<Section> {
                 .filter(|r| r.bottleneck == Some(Bottleneck::Redis))
                 .map(|r| r.replicas.to_string())
                 .collect();
+            // A peak before the last count: say so, the ratio alone would hide it.
+            let peak = runs
+                .iter()
+                .copied()
+                .max_by(|a, b| a.rps.total_cmp(&b.rps))
+                .filter(|p| p.replicas != last.replicas && p.replicas != first.replicas)
+                .map_or(String::new(), |p| {
+                    format!(
+                        " It peaked at {} replicas ({} req/s) and fell after.",
+                        p.replicas,
+                        fmt_num(p.rps)
+                    )
+                });
             reading.push(format!(
-                "{}: {} req/s with {} replica{}, {} with {} ({}x).{}",
+                "{}: {} req/s with {} replica{}, {} with {} ({}x).{peak}{}",
                 server.name(),
                 fmt_num(first.rps),
                 first.replicas,
