@@ -391,15 +391,15 @@ pub async fn measure(
         .sum();
     let errors_by_status = taken.errors_by_status();
     let bottleneck = if target.cpu_visible {
-        bottleneck(&cpu_cores, plan, target.lb_workers, loadgen_threads())
+        bottleneck(
+            &cpu_cores,
+            plan,
+            target.lb_workers,
+            loadgen_threads(),
+            window.store_throttled,
+        )
     } else {
         None
-    };
-    // A budgeted Redis held back in most of its quota periods ran out of its budget, even
-    // where small quotas (long periods) keep its measured CPU under 85% of the budget.
-    let bottleneck = match window.store_throttled {
-        Some(share) if share >= STORE_THROTTLED => Some(Bottleneck::Redis),
-        _ => bottleneck,
     };
     let run = Run {
         experiment: plan.experiment,
@@ -447,11 +447,14 @@ pub async fn measure(
 /// its budget for replicas, one core for Redis (it is single-threaded), its workers for
 /// nginx, its threads for the load generator, and the machine for everyone together.
 /// `None`: nothing was found saturated.
+/// `store_throttled` is the share of its quota periods in which a budgeted Redis was held
+/// back.
 pub fn bottleneck(
     cores: &CpuPerRequest,
     plan: &RunPlan,
     lb_workers: u32,
     loadgen_threads: usize,
+    store_throttled: Option<f64>,
 ) -> Option<Bottleneck> {
     let cores = Cores {
         replicas: cores.replicas.unwrap_or(0.0),
@@ -460,9 +463,12 @@ pub fn bottleneck(
         loadgen: cores.loadgen.unwrap_or(0.0),
     };
     let cpus = procfs::available_cpus() as f64;
-    // A Redis on a budget is what its experiment is about: named first when saturated.
+    // A Redis on a budget is what its experiment is about: named first when saturated,
+    // which is also when it was held back in most of its quota periods (small quotas have
+    // long periods, and keep its measured CPU under 85% of the budget even then).
     if let Some(r) = plan.redis_cpus {
-        if cores.redis >= 0.85 * r.min(1.0) {
+        let held_back = store_throttled.is_some_and(|share| share >= STORE_THROTTLED);
+        if held_back || cores.redis >= 0.85 * r.min(1.0) {
             return Some(Bottleneck::Redis);
         }
     }
@@ -472,8 +478,8 @@ pub fn bottleneck(
             return Some(Bottleneck::Replicas);
         }
     }
-    // Redis is single-threaded: one core, or its budget.
-    if cores.redis >= 0.85 * plan.redis_cpus.unwrap_or(1.0).min(1.0) {
+    // Redis is single-threaded: one core is all it can use.
+    if cores.redis >= 0.85 {
         return Some(Bottleneck::Redis);
     }
     if cores.lb >= 0.85 * lb_workers as f64 {
@@ -553,11 +559,23 @@ mod tests {
     }
 
     #[test]
+    fn redis_held_back_by_its_budget_is_the_bottleneck() {
+        let mut p = plan(Some(0.5), 4);
+        p.redis_cpus = Some(0.02);
+        let c = cores(0.3, 0.015, 0.1, 0.1);
+        assert_eq!(
+            bottleneck(&c, &p, 1, 100, Some(0.9)),
+            Some(Bottleneck::Redis)
+        );
+        assert_eq!(bottleneck(&c, &p, 1, 100, Some(0.1)), None);
+    }
+
+    #[test]
     fn redis_on_a_budget_is_saturated_at_its_budget() {
         let mut p = plan(Some(0.5), 4);
         p.redis_cpus = Some(0.1);
         assert_eq!(
-            bottleneck(&cores(0.3, 0.09, 0.1, 0.1), &p, 1, 100),
+            bottleneck(&cores(0.3, 0.09, 0.1, 0.1), &p, 1, 100, None),
             Some(Bottleneck::Redis)
         );
     }
@@ -565,7 +583,13 @@ mod tests {
     #[test]
     fn replicas_at_their_budget_are_the_limit() {
         assert_eq!(
-            bottleneck(&cores(0.39, 0.1, 0.3, 0.9), &plan(Some(0.1), 4), 1, 100),
+            bottleneck(
+                &cores(0.39, 0.1, 0.3, 0.9),
+                &plan(Some(0.1), 4),
+                1,
+                100,
+                None
+            ),
             Some(Bottleneck::Replicas)
         );
     }
@@ -573,11 +597,23 @@ mod tests {
     #[test]
     fn a_busy_redis_or_balancer_is_named() {
         assert_eq!(
-            bottleneck(&cores(0.2, 0.95, 0.1, 0.1), &plan(Some(0.1), 4), 1, 100),
+            bottleneck(
+                &cores(0.2, 0.95, 0.1, 0.1),
+                &plan(Some(0.1), 4),
+                1,
+                100,
+                None
+            ),
             Some(Bottleneck::Redis)
         );
         assert_eq!(
-            bottleneck(&cores(0.2, 0.1, 0.9, 0.1), &plan(Some(0.1), 4), 1, 100),
+            bottleneck(
+                &cores(0.2, 0.1, 0.9, 0.1),
+                &plan(Some(0.1), 4),
+                1,
+                100,
+                None
+            ),
             Some(Bottleneck::Lb)
         );
     }
@@ -587,13 +623,13 @@ mod tests {
         let cpus = procfs::available_cpus() as f64;
         let c = cores(0.1 * cpus, 0.05 * cpus, 0.2 * cpus, 0.6 * cpus);
         assert_eq!(
-            bottleneck(&c, &plan(Some(0.5), 4), 100, 100),
+            bottleneck(&c, &plan(Some(0.5), 4), 100, 100, None),
             Some(Bottleneck::Loadgen)
         );
         // Without a budget, replicas that took the most of a busy machine are the limit.
         let c = cores(0.6 * cpus, 0.05 * cpus, 0.1 * cpus, 0.2 * cpus);
         assert_eq!(
-            bottleneck(&c, &plan(None, 1), 100, 100),
+            bottleneck(&c, &plan(None, 1), 100, 100, None),
             Some(Bottleneck::Replicas)
         );
     }
@@ -601,11 +637,11 @@ mod tests {
     #[test]
     fn a_load_generator_busy_on_its_threads_is_named() {
         assert_eq!(
-            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 1),
+            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 1, None),
             Some(Bottleneck::Loadgen)
         );
         assert_eq!(
-            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 4),
+            bottleneck(&cores(0.2, 0.1, 0.1, 0.9), &plan(Some(0.5), 4), 1, 4, None),
             None
         );
     }
@@ -613,7 +649,13 @@ mod tests {
     #[test]
     fn nothing_saturated_is_no_bottleneck() {
         assert_eq!(
-            bottleneck(&cores(0.1, 0.1, 0.1, 0.1), &plan(Some(0.5), 4), 1, 100),
+            bottleneck(
+                &cores(0.1, 0.1, 0.1, 0.1),
+                &plan(Some(0.5), 4),
+                1,
+                100,
+                None
+            ),
             None
         );
     }

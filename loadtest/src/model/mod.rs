@@ -728,14 +728,6 @@ impl Run {
             .sum()
     }
 
-    /// Successful requests in one phase, per second of that phase as recorded.
-    pub fn ok_in(&self, route: Option<&str>, phase: Phase) -> u64 {
-        self.points_in(phase)
-            .filter(|p| route.is_none_or(|r| p.route == r))
-            .map(|p| p.ok)
-            .sum()
-    }
-
     /// Whether the run was bound by something other than the replicas it measures.
     pub fn bound_elsewhere(&self) -> Option<Bottleneck> {
         self.bottleneck.filter(|b| *b != Bottleneck::Replicas)
@@ -797,12 +789,10 @@ impl Results {
         out
     }
 
-    /// Runs of one experiment and variant, in the order they ran.
-    pub fn arms(&self, e: Experiment, server: ServerKind, v: Variant) -> Vec<&Run> {
-        self.runs
-            .iter()
-            .filter(|r| r.experiment == Some(e) && r.server == server && r.variant == v)
-            .collect()
+    /// The sweep's first run of one server and scenario: round 1 at the smallest count,
+    /// where every scenario runs.
+    pub fn first_run(&self, server: ServerKind, scenario: Scenario) -> Option<&Run> {
+        self.sweep(server, scenario).into_iter().next()
     }
 
     /// The runs of one experiment, in the order they ran.

@@ -407,6 +407,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         .insert("rounds".into(), args.rounds().to_string());
     for (k, v) in [
         ("JWT_ALG", "HS256".to_string()),
+        // What the report needs to state a token's revocation window (lifetime + leeway).
+        ("JWT_LEEWAY_S", plan::LEEWAY_S.to_string()),
         ("ACCESS_TOKEN_TTL", "900".into()),
         ("SESSION_STORE", "redis".into()),
         (

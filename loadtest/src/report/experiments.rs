@@ -139,7 +139,7 @@ pub fn store_bound(results: &Results) -> Option<Section> {
         }
     }
     // In scale: what one whole Redis core serves of session reads, from the sweep.
-    if let Some(r) = results.sweep(ServerKind::Session, Scenario::Read).first() {
+    if let Some(r) = results.first_run(ServerKind::Session, Scenario::Read) {
         if let Some(redis_us) = r.cpu_us_per_request.redis.filter(|v| *v > 0.0) {
             let core = 1e6 / redis_us;
             let best = results
@@ -528,10 +528,7 @@ pub fn revocation(results: &Results) -> Option<Section> {
             ms_text(r.denylist_refused_after_ms, limit),
         ]),
     ];
-    let plain = results
-        .sweep(ServerKind::Token, Scenario::Read)
-        .into_iter()
-        .next();
+    let plain = results.first_run(ServerKind::Token, Scenario::Read);
     let deny = results.arm(Experiment::Revocation, ServerKind::Token, Variant::Denylist);
     let mut reading = vec![
         "Logging out of a session deletes it on the server, so the very next request with the old cookie fails.".to_string(),
@@ -697,7 +694,8 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
         return None;
     }
     let leeway = leeway_s(results);
-    let window = |r: &Run| r.access_token_ttl_s.map(|t| t + leeway.unwrap_or(0));
+    // Without a recorded leeway the window is not known: "-", never the lifetime alone.
+    let window = |r: &Run| Some(r.access_token_ttl_s? + leeway?);
     let rows = runs
         .iter()
         .map(|r| {
@@ -1011,10 +1009,7 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
         ) else {
             continue;
         };
-        let bytes = results
-            .sweep(server, Scenario::Read)
-            .first()?
-            .credential_bytes as f64;
+        let bytes = results.first_run(server, Scenario::Read)?.credential_bytes as f64;
         let per_user = memory
             .and_then(|m| memory_slope(&m.points, server, Variant::Standard))
             .map(|(_, redis)| redis.max(0.0));
@@ -1044,7 +1039,7 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
         REQUESTS_PER_USER_PER_S,
         fmt_num(1.0 / REQUESTS_PER_USER_PER_S)
     )];
-    if let Some(r) = results.sweep(ServerKind::Token, Scenario::Refresh).first() {
+    if let Some(r) = results.first_run(ServerKind::Token, Scenario::Refresh) {
         if let Some(b) = r.redis_bytes_per_user {
             reading.push(format!(
                 "Refreshing adds to the token model's Redis memory too: during the refresh scenario's window Redis grew \

@@ -186,7 +186,7 @@ pub fn security(results: &Results) -> Option<Section> {
             "a header comparison, no Redis command (not measured apart)".into(),
         ]),
     ];
-    let sweep = |s, sc| results.sweep(s, sc).into_iter().next();
+    let sweep = |s, sc| results.first_run(s, sc);
     if let Some(l) = sweep(ServerKind::Token, Scenario::Login) {
         rows.push(row(&[
             "failed-login throttling (both)".into(),

@@ -395,7 +395,7 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
     let mut runs: Vec<&Run> = Vec::new();
     for s in results.servers() {
         for sc in Scenario::ALL {
-            if let Some(r) = results.sweep(s, sc).into_iter().next() {
+            if let Some(r) = results.first_run(s, sc) {
                 runs.push(r);
             }
         }
@@ -420,7 +420,7 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
         .map(|r| r.credential_bytes as f64)
         .collect();
     let mut reading = Vec::new();
-    let read = |s: ServerKind| results.sweep(s, Scenario::Read).into_iter().next();
+    let read = |s: ServerKind| results.first_run(s, Scenario::Read);
     if let (Some(s), Some(t)) = (read(ServerKind::Session), read(ServerKind::Token)) {
         if let (Some(sc), Some(tc)) = (s.redis_commands_per_request, t.redis_commands_per_request) {
             reading.push(format!(

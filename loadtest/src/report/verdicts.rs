@@ -80,8 +80,10 @@ fn not_measured(why: &str) -> Finding {
     }
 }
 
-fn first_read(r: &Results, s: ServerKind) -> Option<&crate::model::Run> {
-    r.sweep(s, Scenario::Read).into_iter().next()
+/// What the token refresh scenario asked Redis per request.
+fn refresh_commands(r: &Results) -> Option<f64> {
+    r.first_run(ServerKind::Token, Scenario::Refresh)?
+        .redis_commands_per_request
 }
 
 /// The sweep's growth of one group: (ratio of medians, ratio of replicas, every point
@@ -102,7 +104,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
     let anatomy = r.token_anatomy.as_ref();
     match id {
         "S1" => {
-            let (s, t) = (first_read(r, ServerKind::Session)?, first_read(r, ServerKind::Token)?);
+            let (s, t) = (r.first_run(ServerKind::Session, Scenario::Read)?, r.first_run(ServerKind::Token, Scenario::Read)?);
             let (sc, tc) = (s.redis_commands_per_request?, t.redis_commands_per_request?);
             found(
                 if sc >= 1.0 { Verdict::Confirmed } else { Verdict::Refuted },
@@ -147,7 +149,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             let (sg, tg) = (ratio(&session)?, ratio(&token)?);
             let budget = session.first()?.redis_cpus?;
             let hit = session.iter().any(|x| x.bottleneck == Some(Bottleneck::Redis));
-            let scale = first_read(r, ServerKind::Session)
+            let scale = r.first_run(ServerKind::Session, Scenario::Read)
                 .and_then(|x| x.cpu_us_per_request.redis)
                 .filter(|v| *v > 0.0)
                 .map_or(String::new(), |us| {
@@ -208,13 +210,9 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
              told. The security section lists the cookie attributes and defences that decide it",
         )),
         "T1" => {
-            let t = first_read(r, ServerKind::Token)?;
+            let t = r.first_run(ServerKind::Token, Scenario::Read)?;
             let reads = t.redis_commands_per_request?;
-            let refresh = r
-                .sweep(ServerKind::Token, Scenario::Refresh)
-                .first()
-                .and_then(|x| x.redis_commands_per_request)
-                .map_or(String::new(), |c| {
+            let refresh = refresh_commands(r).map_or(String::new(), |c| {
                     format!(", and Redis is asked on every refresh ({} commands per request of the refresh scenario)", fmt_num(c))
                 });
             let family = r
@@ -327,11 +325,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
         "T8" => {
             let p = anatomy?.refresh_payload.as_ref()?;
             let keys: Vec<&str> = p.as_object()?.keys().map(String::as_str).collect();
-            let checked = r
-                .sweep(ServerKind::Token, Scenario::Refresh)
-                .first()
-                .and_then(|x| x.redis_commands_per_request)
-                .map_or(String::new(), |c| {
+            let checked = refresh_commands(r).map_or(String::new(), |c| {
                     format!("; it is checked against Redis, as the note says ({} commands per request of the refresh scenario)", fmt_num(c))
                 });
             found(
