@@ -218,44 +218,22 @@ pub async fn token_anatomy(
 /// refused or `limit` passes. Returns milliseconds from the logout's answer to the first
 /// refusal, or `None` if it still worked at `limit`.
 async fn refused_after(base: &str, session: bool, limit: Duration) -> anyhow::Result<Option<f64>> {
-    let http = client()?;
-    let login = fresh_login(&http, base).await?;
-    let (header, logout) = if session {
-        let c = cookie_of(&login)?;
-        (
-            ("Cookie", c.clone()),
-            http.post(format!("{base}/auth/logout")).header("Cookie", c),
-        )
-    } else {
-        let body: Value = login.json().await?;
-        let access = format!(
-            "Bearer {}",
-            body["access_token"].as_str().unwrap_or_default()
-        );
-        let refresh = body["refresh_token"].clone();
-        (
-            ("Authorization", access.clone()),
-            http.post(format!("{base}/auth/logout"))
-                .header("Authorization", access)
-                .json(&json!({"refresh_token": refresh})),
-        )
-    };
+    let http = &client()?;
+    let (credential, body) = credential(fresh_login(http, base).await?, session).await?;
+    let h = header_name(session);
+    let mut logout = http
+        .post(format!("{base}/auth/logout"))
+        .header(h, &credential);
+    if !session {
+        logout = logout.json(&json!({"refresh_token": body["refresh_token"]}));
+    }
     anyhow::ensure!(
-        status_with(&http, base, (header.0, &header.1)).await? == 200,
+        status_with(http, base, (h, &credential)).await? == 200,
         "the fresh credential works"
     );
     let r = logout.send().await?;
     anyhow::ensure!(r.status() == 204, "logout answered {}", r.status());
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        let s = status_with(&http, base, (header.0, &header.1)).await?;
-        if s == 401 {
-            return Ok(Some(t0.elapsed().as_secs_f64() * 1000.0));
-        }
-        anyhow::ensure!(s == 200, "/api/me answered {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(None)
+    until_logged_out(http, base, h, &credential, limit).await
 }
 
 pub async fn revocation(
@@ -293,6 +271,23 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(None)
+}
+
+/// Milliseconds from now until `GET /api/me` with `credential` (in header `h`) is answered
+/// 401, asked every 100 ms; `None` if it still worked after `limit`.
+async fn until_logged_out(
+    http: &reqwest::Client,
+    base: &str,
+    h: &'static str,
+    credential: &str,
+    limit: Duration,
+) -> anyhow::Result<Option<f64>> {
+    gone_after(Instant::now(), limit, || async move {
+        let s = status_with(http, base, (h, credential)).await?;
+        anyhow::ensure!(s == 200 || s == 401, "/api/me answered {s}");
+        Ok(s == 401)
+    })
+    .await
 }
 
 /// The credential a login handed out, as a request header.
@@ -415,16 +410,7 @@ async fn logout_all(
         .send()
         .await?;
     anyhow::ensure!(r.status() == 204, "logout-all answered {}", r.status());
-    let t0 = Instant::now();
-    gone_after(t0, limit, || {
-        let first = first.clone();
-        async move {
-            let s = status_with(http, base, (h, &first)).await?;
-            anyhow::ensure!(s == 200 || s == 401, "/api/me answered {s}");
-            Ok(s == 401)
-        }
-    })
-    .await
+    until_logged_out(http, base, h, &first, limit).await
 }
 
 /// An admin's read-only credential and its full one, on a read route and the admin route.

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use super::plan::{self, Job, Probe};
 use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
-use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure};
+use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::topology::{find_tool, Balance, Group, GroupSpec, Redis};
 use crate::infra::{env_info, procfs};
 use crate::measure::snapshot::Pids;
-use crate::measure::{measure, probes, RefreshPolicy, RunPlan, Target};
+use crate::measure::{measure, probes, Target};
 use crate::model::{self, CalibrationRun, Mode, ServerKind, Variant};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
@@ -144,24 +144,18 @@ impl Shared {
                 server.name()
             );
             let group = self.probe_group(server, Vec::new()).await?;
-            let plan = RunPlan {
-                label: format!("calibration {}", server.name()),
-                scenario: server.main_scenario(),
-                experiment: None,
-                variant: Variant::Standard,
-                users: m.users,
-                user_prefix: m.user_prefix.clone(),
-                warmup: m.warmup.0,
-                duration: m.duration.0.min(Duration::from_secs(2)),
-                refresh: RefreshPolicy::Every(m.refresh_every),
-                replicas: 1,
-                round: 1,
-                cpus_per_replica: None,
-                redis_cpus: None,
-                access_token_ttl_s: None,
-                oversubscribed: false,
-                fault: None,
+            // A short window: the costs per request settle within two seconds.
+            let short = Measure {
+                duration: Span(m.duration.0.min(Duration::from_secs(2))),
+                ..m.clone()
             };
+            let plan = Job::calibration(server).run_plan(
+                server.main_scenario(),
+                &short,
+                format!("calibration {}", server.name()),
+                None,
+                false,
+            );
             let (run, _) = measure(&self.target(&group, server), &[], &plan).await?;
             runs.push(CalibrationRun {
                 server,

@@ -99,6 +99,12 @@ impl Job {
         }
     }
 
+    /// One replica of `server` running its main scenario, for the calibration: what a
+    /// request costs each component with no budget.
+    pub fn calibration(server: ServerKind) -> Self {
+        Self::sweep(server, 1, vec![server.main_scenario()], 1)
+    }
+
     /// `server scenario xN [variant]`.
     pub fn describe(&self, scenario: Scenario) -> String {
         let mut s = format!(
