@@ -69,11 +69,12 @@ impl FromStr for Span {
 /// Options that both commands share.
 #[derive(Args, Debug, Clone)]
 pub struct Measure {
-    /// Measured time per run [default: 4s; with --thorough: 20s].
+    /// Measured time per run [default: `compare` 4s (20s with --thorough), `run` 20s; 3s
+    /// with --quick].
     #[arg(long)]
     pub duration: Option<Span>,
     /// Time per run before measuring: users sign up and log in, connections warm up
-    /// [default: 2s; with --thorough: 5s].
+    /// [default: `compare` 2s (5s with --thorough), `run` 5s; 1s with --quick].
     #[arg(long)]
     pub warmup: Option<Span>,
     /// Concurrent simulated users.
@@ -100,6 +101,14 @@ pub struct Measure {
     /// takes about four times as long.
     #[arg(long)]
     pub thorough: bool,
+}
+
+/// Whether a command measures each point in several rounds (`compare`: short windows, since
+/// the rounds add up and show the spread) or once (`run`: the longer windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeats {
+    Rounds,
+    Once,
 }
 
 /// The measurement's settings once the defaults and --quick / --thorough are applied.
@@ -282,17 +291,17 @@ impl Measure {
         let cli = Cli::try_parse_from(["loadtest", "run", "--target", "token=http://127.0.0.1:1"])
             .expect("the defaults parse");
         match cli.command {
-            Command::Run(r) => r.measure.effective(),
+            Command::Run(r) => r.measure.effective(Repeats::Once),
             _ => unreachable!("parsed as run"),
         }
     }
 
     /// Applies the defaults, `--quick` and `--thorough` (explicit options win).
-    pub fn effective(&self) -> Effective {
+    pub fn effective(&self, repeats: Repeats) -> Effective {
         let secs = |s| Span(Duration::from_secs(s));
         let (duration, warmup) = if self.quick {
             (secs(3), secs(1))
-        } else if self.thorough {
+        } else if self.thorough || repeats == Repeats::Once {
             (secs(20), secs(5))
         } else {
             (secs(4), secs(2))
@@ -351,7 +360,7 @@ mod tests {
             c.servers,
             vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
         );
-        let m = c.measure.effective();
+        let m = c.measure.effective(Repeats::Rounds);
         assert_eq!(m.duration.0, Duration::from_secs(4));
         assert_eq!(m.warmup.0, Duration::from_secs(2));
         assert_eq!(m.users, 64);
@@ -364,7 +373,10 @@ mod tests {
         };
         assert_eq!(t.replica_counts(), vec![1, 2, 3, 4]);
         assert_eq!(
-            (t.rounds(), t.measure.effective().duration.0.as_secs()),
+            (
+                t.rounds(),
+                t.measure.effective(Repeats::Rounds).duration.0.as_secs()
+            ),
             (5, 20)
         );
     }
@@ -394,7 +406,7 @@ mod tests {
         assert_eq!(c.servers, vec![ServerKind::Token]);
         assert_eq!(c.cpus_per_replica, BudgetChoice::Cpus(0.25));
         assert_eq!(c.rounds(), 1);
-        let m = c.measure.effective();
+        let m = c.measure.effective(Repeats::Rounds);
         assert_eq!(
             (m.duration.0, m.warmup.0, m.users),
             (Duration::from_secs(3), Duration::from_secs(1), 8)
@@ -446,6 +458,9 @@ mod tests {
         assert_eq!(kinds, vec![ServerKind::Session, ServerKind::Token]);
         assert_eq!(r.targets[1].value, "http://127.0.0.1:8082");
         assert_eq!(r.replicas_of[0].value, "token-server:8080");
+        // A single measurement keeps the longer windows; compare's rounds use short ones.
+        let m = r.measure.effective(Repeats::Once);
+        assert_eq!((m.duration.0.as_secs(), m.warmup.0.as_secs()), (20, 5));
     }
 
     #[test]

@@ -365,7 +365,7 @@ impl Deployment for Services {
 }
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
-    let m = args.measure.effective();
+    let m = args.measure.effective(crate::cli::Repeats::Rounds);
     let compose = Compose::find(args.compose_file.clone())?;
     let replicas = args.replica_counts();
     // `ps -q` also lists stopped containers (e.g. after `up --exit-code-from`).

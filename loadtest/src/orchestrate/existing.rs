@@ -117,7 +117,7 @@ impl Deployment for Existing {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
-    let m = args.measure.effective();
+    let m = args.measure.effective(crate::cli::Repeats::Once);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .no_proxy()

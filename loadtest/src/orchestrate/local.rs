@@ -371,7 +371,7 @@ fn session_redis_ratio(results: &model::Results) -> Option<f64> {
 }
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
-    let m = args.measure.effective();
+    let m = args.measure.effective(crate::cli::Repeats::Rounds);
     let replicas = args.replica_counts();
     // Fail before starting anything when a tool is missing.
     find_tool("redis-server", "redis-server")?;
