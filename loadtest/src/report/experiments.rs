@@ -624,33 +624,42 @@ pub fn authority(results: &Results) -> Option<Section> {
         ]),
     ];
     let mut reading = vec![format!(
-        "Demoted, a session loses admin {} the server rewrites every live session of the user. An access token keeps \
-         the roles it was signed with: it was {} (lifetime {} s plus {} s leeway), and a refresh ends it ({}).",
-        match a.demoted_session_ms {
-            Some(ms) if ms < 1000.0 => "at once:",
-            _ => "only when",
-        },
+        "Demoted, a session's old credential was {} on the admin route (the server rewrites every live session of \
+         the user). An access token keeps the roles it was signed with: it was {} (lifetime {} s plus {} s leeway); \
+         the token a refresh handed out then got {} there.",
+        ms_text(a.demoted_session_ms, limit),
         ms_text(a.demoted_token_ms, limit),
         a.access_token_ttl_s,
         a.leeway_s,
-        status(a.demoted_token_after_refresh_status)
+        a.demoted_token_after_refresh_status
     )];
     reading.push(format!(
-        "Logging out everywhere: the session's other logins were {}; the token's access tokens {} (the refresh \
-         tokens died at once), unless the denylist is on: {}.",
+        "Logging out everywhere: the session's other logins were {}; the token's access tokens {}, unless the \
+         denylist is on: {}. (The contract revokes the refresh tokens at once; this probe timed the access \
+         tokens.)",
         ms_text(a.logout_all_session_ms, limit),
         ms_text(a.logout_all_token_ms, limit),
         ms_text(a.logout_all_denylist_ms, limit)
     ));
-    reading.push(format!(
-        "Limited credentials: both models gave the admin a read-only credential that the admin route refused ({} \
-         and {}). What tokens add is that the limit travels inside the credential (scope claim \"{}\"), so another \
-         service can check it offline, without asking the server; what they don't add is the limit itself, which a \
-         session carries just as well.",
-        status(a.read_scope_session.admin_status),
-        status(a.read_scope_token.admin_status),
-        a.read_scope_token_claim
-    ));
+    let (s, t) = (
+        a.read_scope_session.admin_status,
+        a.read_scope_token.admin_status,
+    );
+    reading.push(if s == 403 && t == 403 {
+        format!(
+            "Limited credentials: both models gave the admin a read-only credential that the admin route refused \
+             (403 from each). What tokens add is that the limit travels inside the credential (scope claim \"{}\"), \
+             so another service can check it offline, without asking the server; what they don't add is the limit \
+             itself, which a session carries just as well.",
+            a.read_scope_token_claim
+        )
+    } else {
+        format!(
+            "Limited credentials: the admin route answered the admin's read-only credential {s} on the session \
+             server and {t} on the token server (scope claim \"{}\").",
+            a.read_scope_token_claim
+        )
+    });
     Some(Section {
         reading,
         method: format!(
@@ -1043,7 +1052,7 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
         if let Some(b) = r.redis_bytes_per_user {
             reading.push(format!(
                 "Refreshing adds to the token model's Redis memory too: during the refresh scenario's window Redis grew \
-                 by {} per user (rotated tokens of a family are one key, rewritten in place).",
+                 by {} per user, beyond the login; the projection's memory column does not include it.",
                 human_bytes(b.max(0.0))
             ));
         }
