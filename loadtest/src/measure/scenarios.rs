@@ -147,6 +147,11 @@ struct UserState {
     reads: u32,
 }
 
+/// How often a user's set-up is tried, and the pause between tries (set-up happens in
+/// the warm-up, which is not measured).
+const SETUP_TRIES: u32 = 4;
+const SETUP_RETRY_AFTER: Duration = Duration::from_millis(250);
+
 /// One step a transaction takes.
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -193,17 +198,27 @@ fn transaction(ctx: &Arc<RunContext>, step: Step) -> Transaction {
 impl Step {
     async fn run(self, ctx: &RunContext, user: &mut GooseUser) {
         match self {
+            // A set-up that fails is tried again, as a person would: the balancer answers
+            // 502 to a POST it had sent to a replica that has just stopped (nginx does not
+            // resend a POST), and one such answer must not cost the run a user. A user
+            // still without an account after every try stays unready, and the orchestrator
+            // reports it rather than measuring without it.
             Step::SignUp => {
-                // A failed set-up is already counted as a failed request; the user then
-                // stays unready, and the orchestrator reports it rather than measuring
-                // without it.
-                if sign_up(ctx, user).await {
-                    ctx.recorder.user_ready();
+                for _ in 0..SETUP_TRIES {
+                    if sign_up(ctx, user).await {
+                        ctx.recorder.user_ready();
+                        return;
+                    }
+                    tokio::time::sleep(SETUP_RETRY_AFTER).await;
                 }
             }
             Step::SignUpAndLogIn => {
-                if sign_up(ctx, user).await && log_in(ctx, user).await {
-                    ctx.recorder.user_ready();
+                for _ in 0..SETUP_TRIES {
+                    if sign_up(ctx, user).await && log_in(ctx, user).await {
+                        ctx.recorder.user_ready();
+                        return;
+                    }
+                    tokio::time::sleep(SETUP_RETRY_AFTER).await;
                 }
             }
             Step::MarkReady => {
