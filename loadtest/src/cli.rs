@@ -182,16 +182,21 @@ pub struct CompareArgs {
     /// killed mid-run), `store-bound` (Redis on a small CPU budget while replicas are
     /// swept), `server-memory` (memory per logged-in user), `authority` (a demoted admin,
     /// logout-all, read-only credentials), `access-token-lifetime` (refreshes against the
-    /// revocation window at several token lifetimes).
+    /// revocation window at several token lifetimes), `browser` (a real Chromium over TLS:
+    /// cross-origin use, CSRF and XSS against both models; needs `chromium`).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime"
+        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.
     #[arg(long)]
     pub no_experiments: bool,
+    /// The browser of experiment `browser` [default: `chromium` from PATH]. Without one,
+    /// that experiment is skipped with a note and the rest of the run goes on.
+    #[arg(long)]
+    pub chromium: Option<PathBuf>,
     /// Where the replicas run: `local` starts Redis, the servers and nginx as processes;
     /// `compose` scales the services of docker-compose.yml to each replica count (`docker
     /// compose up -d --scale ...`), reloads its nginx, and measures through it. `compose`
@@ -367,7 +372,7 @@ mod tests {
         assert_eq!(m.scenarios.len(), 4);
         assert_eq!(c.cpus_per_replica, BudgetChoice::Auto);
         assert_eq!(c.rounds(), 3);
-        assert_eq!(c.experiments.len(), 10);
+        assert_eq!(c.experiments.len(), 11);
         let Command::Compare(t) = parse(&["compare", "--thorough"]).unwrap().command else {
             panic!()
         };

@@ -2,6 +2,7 @@
 //! and the warm-up has passed, and everything is read from both edges of the window. What
 //! comes out is a [`Run`] of the results model.
 
+pub mod browser;
 pub mod fault;
 pub mod probes;
 pub mod recorder;

@@ -16,17 +16,17 @@ use crate::model::{
 /// a token.
 pub const PROBE_PASSWORD: &str = "probe-password";
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?)
 }
 
-fn probe_name() -> String {
+pub(crate) fn probe_name() -> String {
     format!("probe{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-async fn sign_up(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn sign_up(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<()> {
     let r = http
         .post(format!("{base}/auth/signup"))
         .json(&json!({"username": name, "password": PROBE_PASSWORD}))
@@ -37,7 +37,7 @@ async fn sign_up(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Resu
 }
 
 /// Logs `name` in (with `scope`, if given); returns the response, which must be a 200.
-async fn log_in(
+pub(crate) async fn log_in(
     http: &reqwest::Client,
     base: &str,
     name: &str,

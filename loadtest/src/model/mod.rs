@@ -4,8 +4,11 @@
 //!
 //! This module imports nothing from the rest of the crate, so every stage can depend on it.
 
+mod browser;
 mod v1;
 mod v2;
+
+pub use browser::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -155,6 +158,8 @@ pub enum Experiment {
     /// The token refresh scenario at several access-token lifetimes: refreshes against the
     /// revocation window.
     AccessTokenLifetime,
+    /// A real Chromium over TLS: cross-origin use, CSRF and XSS against both models.
+    Browser,
 }
 
 impl Experiment {
@@ -170,6 +175,7 @@ impl Experiment {
             Experiment::ServerMemory => "server-memory",
             Experiment::Authority => "authority",
             Experiment::AccessTokenLifetime => "access-token-lifetime",
+            Experiment::Browser => "browser",
         }
     }
 }
@@ -456,6 +462,9 @@ pub struct Results {
     /// Experiment `authority`, when it ran.
     #[serde(default)]
     pub authority: Option<Authority>,
+    /// Experiment `browser`, when it ran.
+    #[serde(default)]
+    pub browser: Option<BrowserStudy>,
 }
 
 /// A real access token taken apart, and the server's answers to altered copies.
@@ -759,6 +768,7 @@ impl Results {
             calibration: None,
             server_memory: None,
             authority: None,
+            browser: None,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::topology::{find_tool, Balance, Group, GroupSpec, Redis};
 use crate::infra::{env_info, procfs};
 use crate::measure::snapshot::Pids;
-use crate::measure::{measure, probes, Target};
+use crate::measure::{browser, measure, probes, Target};
 use crate::model::{self, CalibrationRun, Mode, ServerKind, Variant};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
@@ -242,10 +242,34 @@ impl Shared {
         Ok(model::ServerMemory { points })
     }
 
+    /// Experiment `browser`: skipped, with a note saying what to install, without Chromium.
+    async fn browser(&self, ttl_s: u64, chromium: Option<&Path>) -> Option<anyhow::Result<model::BrowserStudy>> {
+        let exe = match browser::find_chromium(chromium) {
+            Ok(exe) => exe,
+            Err(e) => return Some(Err(e.context("skipped"))),
+        };
+        let settings = browser::Settings {
+            chromium: exe,
+            dir: self.logs.join("browser"),
+            ttl_s,
+            leeway_s: plan::LEEWAY_S,
+            admin: self.admin.clone(),
+        };
+        let study = browser::run(self, &settings).await;
+        // Pages, certificate and browser profiles are this run's only.
+        let _ = std::fs::remove_dir_all(&settings.dir);
+        Some(study)
+    }
+
     /// The probes: the token taken apart first (its answer depends on nothing else), then
     /// memory per user alone (Redis's memory must not move for anything else), then the
     /// timed probes at once: they mostly wait for tokens to expire.
-    async fn probes(&self, probes: &[Probe], journal: &mut Journal) -> anyhow::Result<()> {
+    async fn probes(
+        &self,
+        probes: &[Probe],
+        chromium: Option<&Path>,
+        journal: &mut Journal,
+    ) -> anyhow::Result<()> {
         if probes.contains(&Probe::TokenAnatomy) {
             eprintln!("token-anatomy: taking a real access token apart ...");
             let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
@@ -279,14 +303,19 @@ impl Shared {
                 Err(e) => journal.note(format!("server-memory: failed: {e:#}")),
             }
         }
-        if revocation.is_none() && authority.is_none() {
+        let browser_ttl = probes.iter().find_map(|p| match p {
+            Probe::Browser { ttl_s } => Some(*ttl_s),
+            _ => None,
+        });
+        if revocation.is_none() && authority.is_none() && browser_ttl.is_none() {
             return Ok(());
         }
         eprintln!(
-            "probes: how long credentials outlive logout, demotion and logout-all (about {} s) ...",
-            revocation.or(authority).map_or(30, |t| t + plan::LEEWAY_S)
+            "probes: how long credentials outlive logout, demotion, logout-all and theft (about {} s) ...",
+            revocation.or(authority).or(browser_ttl).map_or(30, |t| t + plan::LEEWAY_S)
         );
-        let (rev, auth) = tokio::join!(
+        // All three mostly wait for tokens to expire: they run at once.
+        let (rev, auth, browser) = tokio::join!(
             async {
                 match revocation {
                     Some(t) => Some(self.revocation(t).await),
@@ -296,6 +325,12 @@ impl Shared {
             async {
                 match authority {
                     Some(t) => Some(self.authority(t).await),
+                    None => None,
+                }
+            },
+            async {
+                match browser_ttl {
+                    Some(t) => self.browser(t, chromium).await,
                     None => None,
                 }
             },
@@ -310,8 +345,22 @@ impl Shared {
             Some(Err(e)) => journal.note(format!("authority: failed: {e:#}")),
             None => {}
         }
+        match browser {
+            Some(Ok(b)) => journal.update(|x| x.browser = Some(b))?,
+            Some(Err(e)) => {
+                eprintln!("browser: {e:#}");
+                journal.note(format!("browser: {e:#}"));
+            }
+            None => {}
+        }
         journal.save()?;
         Ok(())
+    }
+}
+
+impl browser::Servers for Shared {
+    async fn start(&self, kind: ServerKind, env: Vec<(String, String)>) -> anyhow::Result<Group> {
+        self.probe_group(kind, env).await
     }
 }
 
@@ -512,7 +561,10 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             }
         }
         super::execute_announced(&mut local, &experiments.jobs, &m, &mut journal).await?;
-        local.shared.probes(&experiments.probes, &mut journal).await?;
+        local
+            .shared
+            .probes(&experiments.probes, args.chromium.as_deref(), &mut journal)
+            .await?;
         anyhow::Ok(())
     }
     .await;

@@ -62,6 +62,8 @@ pub enum Probe {
     Authority { ttl_s: u64 },
     /// Memory per logged-in user, at two user counts.
     ServerMemory { users: (u32, u32) },
+    /// A real Chromium against both models, with access tokens of `ttl_s` seconds.
+    Browser { ttl_s: u64 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -337,6 +339,13 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                 }
             }
             Experiment::TokenAnatomy => plan.probes.push(Probe::TokenAnatomy),
+            Experiment::Browser => plan.probes.push(Probe::Browser {
+                ttl_s: if quick {
+                    PROBE_TTL_QUICK_S
+                } else {
+                    PROBE_TTL_S
+                },
+            }),
             Experiment::Signing => {
                 plan.jobs.push(Job::arm(e, token, smallest, Variant::Eddsa));
             }
@@ -422,6 +431,7 @@ mod tests {
             Experiment::ServerMemory,
             Experiment::Authority,
             Experiment::AccessTokenLifetime,
+            Experiment::Browser,
         ];
         let plan = experiments(&all, &[1, 4, 2], false, 0.1);
         let of = |e| plan.jobs.iter().filter(move |j| j.experiment == Some(e));
@@ -433,7 +443,7 @@ mod tests {
             && j.scenarios == [Scenario::Refresh]));
         assert_eq!(of(Experiment::SharedStore).count(), 3);
         assert_eq!(plan.probes[0], Probe::TokenAnatomy);
-        assert_eq!(plan.probes.len(), 4);
+        assert_eq!(plan.probes.len(), 5);
         assert!(of(Experiment::StoreBound).all(|j| j.redis_cpus == Some(0.1)));
         assert_eq!(
             of(Experiment::StoreBound).count(),
