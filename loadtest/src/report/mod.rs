@@ -7,6 +7,7 @@
 //! (`sweep.rs`), the experiments (`experiments.rs`), and the pages a student needs to read
 //! them (`student.rs`: flows, security, glossary).
 
+mod browser;
 mod experiments;
 mod student;
 pub mod summary;
@@ -132,6 +133,7 @@ pub fn sections(results: &Results) -> Vec<Section> {
     v.extend(experiments::server_memory(results));
     v.extend(experiments::token_anatomy(results));
     v.extend(experiments::signing(results));
+    v.extend(browser::section(results));
     v.extend(student::security(results));
     v.push(student::flows());
     v.extend(experiments::cost_projection(results));

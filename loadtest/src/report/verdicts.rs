@@ -6,9 +6,10 @@
 use super::experiments::{
     human_bytes, lifetime_runs, memory_slope, refreshes_per_1000, users_kept,
 };
+use super::browser;
 use super::svg::fmt_num;
 use super::{us, Section, Table};
-use crate::model::{Bottleneck, Experiment, Results, Scenario, ServerKind, Variant};
+use crate::model::{Bottleneck, Experiment, Outcome, Results, Scenario, ServerKind, Variant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -205,10 +206,39 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 "shared-store",
             )
         }
-        "S5" | "T4" => Some(not_measured(
-            "needs a real browser across several sites; this run's clients are HTTP clients that send whatever they are \
-             told. The security section lists the cookie attributes and defences that decide it",
-        )),
+        "S5" => {
+            let b = r.browser.as_ref()?;
+            let s = browser::cross_site(b)?;
+            found(
+                if s.cross_site_worked.is_empty() && !s.same_site_worked.is_empty() {
+                    Verdict::Confirmed
+                } else {
+                    Verdict::Qualified
+                },
+                format!(
+                    "{}; what decides it is the browser's site rules for cookies (SameSite, third-party cookie \
+                     blocking), not CORS",
+                    s.sentence(b)
+                ),
+                "browser",
+            )
+        }
+        "T4" => {
+            let b = r.browser.as_ref()?;
+            let a = browser::attacks(b)?;
+            let stolen = a.stolen.is_some_and(|(o, ..)| o == Outcome::CredentialStolen);
+            found(
+                if a.token_csrf_won > 0 {
+                    Verdict::Refuted
+                } else if stolen {
+                    Verdict::Qualified
+                } else {
+                    Verdict::Confirmed
+                },
+                format!("{}. {}", a.csrf_sentence(), a.xss_sentence()),
+                "browser",
+            )
+        }
         "T1" => {
             let t = r.first_run(ServerKind::Token, Scenario::Read)?;
             let reads = t.redis_commands_per_request?;

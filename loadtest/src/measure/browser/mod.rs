@@ -405,6 +405,16 @@ impl<'a> GroupRig<'a> {
             )
             .await?;
             self.wait_logged(&id, method).await;
+            // The tab is now on (or loading) the forged request's answer: once it has
+            // loaded, the browser has reported what it did with its cookies.
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                if page.url().await?.is_some_and(|u| u.contains(&id)) {
+                    let _ = tokio::time::timeout(ANSWER_LIMIT, page.wait_for_navigation()).await;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             (
                 format!("submit a form: POST {url}"),
                 "nothing (a form cannot read the answer)".to_string(),

@@ -1,0 +1,336 @@
+//! Experiment `browser` in the report: what a real Chromium sent, blocked and leaked, case
+//! by case, and the findings on claims S5 and T4 (shared with the verdict table).
+
+use super::svg::fmt_num;
+use super::{row, Section, Table};
+use crate::model::{Attempt, BrowserCase, BrowserStudy, Carrier, Outcome, SentRequest};
+
+const SESSIONS: [Carrier; 3] = [
+    Carrier::SessionLax,
+    Carrier::SessionStrict,
+    Carrier::SessionNone,
+];
+
+/// `SameSite=Lax`, from the carrier's description.
+fn same_site(c: Carrier) -> &'static str {
+    match c {
+        Carrier::SessionLax => "Lax",
+        Carrier::SessionStrict => "Strict",
+        Carrier::SessionNone => "None",
+        _ => "-",
+    }
+}
+
+/// The SameSite values whose case `attempt` came out as `wanted` (`Lax, Strict`).
+fn values_where(b: &BrowserStudy, attempt: Attempt, wanted: impl Fn(Outcome) -> bool) -> Vec<&'static str> {
+    SESSIONS
+        .iter()
+        .filter(|c| b.case(**c, attempt).is_some_and(|x| wanted(x.outcome)))
+        .map(|c| same_site(*c))
+        .collect()
+}
+
+fn list(v: &[&str]) -> String {
+    match v {
+        [] => "none".into(),
+        [a] => (*a).into(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Chromium's reasons for the cookies it refused in `cases`, deduplicated.
+fn reasons<'a>(cases: impl Iterator<Item = &'a BrowserCase>) -> Vec<String> {
+    let mut v: Vec<String> = cases.flat_map(|c| c.browser_said.iter().cloned()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Claim S5: the verdict's words and whether the cookie ever crossed sites.
+pub struct CrossSite {
+    pub same_site_worked: Vec<&'static str>,
+    pub cross_site_worked: Vec<&'static str>,
+    pub token_cross_site: Option<Outcome>,
+    pub why: Vec<String>,
+}
+
+pub fn cross_site(b: &BrowserStudy) -> Option<CrossSite> {
+    let worked = |o: Outcome| o == Outcome::Worked;
+    let cross: Vec<&BrowserCase> = SESSIONS
+        .iter()
+        .filter_map(|c| b.case(*c, Attempt::ApiCrossSite))
+        .filter(|c| c.outcome != Outcome::Worked)
+        .collect();
+    let s = CrossSite {
+        same_site_worked: values_where(b, Attempt::ApiSameSite, worked),
+        cross_site_worked: values_where(b, Attempt::ApiCrossSite, worked),
+        token_cross_site: b
+            .case(Carrier::TokenLocalStorage, Attempt::ApiCrossSite)
+            .map(|c| c.outcome),
+        why: reasons(cross.into_iter()),
+    };
+    (b.case(Carrier::SessionLax, Attempt::ApiSameSite).is_some()).then_some(s)
+}
+
+impl CrossSite {
+    pub fn sentence(&self, b: &BrowserStudy) -> String {
+        let why = if self.why.is_empty() {
+            String::new()
+        } else {
+            format!(" (Chromium: \"{}\")", self.why.join("\"; \""))
+        };
+        let same = if self.same_site_worked.is_empty() {
+            "under no SameSite value".to_string()
+        } else {
+            format!("under SameSite={}", list(&self.same_site_worked))
+        };
+        let cross = if self.cross_site_worked.is_empty() {
+            format!("it worked under no SameSite value{why}")
+        } else {
+            format!("it worked under SameSite={}{why}", list(&self.cross_site_worked))
+        };
+        format!(
+            "in {}, the session cookie worked from a sibling subdomain (same site) {same}; from another site {cross}. \
+             The token from another site: {} (with a CORS preflight before each call)",
+            b.browser,
+            self.token_cross_site
+                .map_or("not tried", Outcome::describe)
+        )
+    }
+}
+
+/// Claim T4: CSRF and XSS, model by model.
+pub struct Attacks {
+    /// Forged requests against sessions that got what the attacker wanted: the attempt,
+    /// what came of it, and under which SameSite values.
+    pub session_csrf_won: Vec<(Attempt, Outcome, Vec<&'static str>)>,
+    /// Forged requests against the token in localStorage that got anything.
+    pub token_csrf_won: usize,
+    pub token_csrf_tried: usize,
+    /// The token in localStorage: stolen, and for how long it worked from outside.
+    pub stolen: Option<(Outcome, Option<f64>, Option<u16>)>,
+    /// An HttpOnly session cookie: what the injected script read.
+    pub session_read: Option<Outcome>,
+    /// Session riding: the injected script acted as the user (sessions, tokens).
+    pub session_act: Option<Outcome>,
+    pub token_act: Option<Outcome>,
+    /// The token in memory behind a token handler: read, and minted.
+    pub memory_read: Option<Outcome>,
+    pub memory_minted_s: Option<f64>,
+    pub csp: Option<Outcome>,
+}
+
+pub fn attacks(b: &BrowserStudy) -> Option<Attacks> {
+    let out = |c, a| b.case(c, a).map(|x| x.outcome);
+    let forged = [
+        Attempt::CsrfFetchRoles,
+        Attempt::CsrfFormRefresh,
+        Attempt::CsrfFormLogout,
+    ];
+    let session_csrf_won = forged
+        .iter()
+        .filter_map(|a| {
+            let won = values_where(b, *a, Outcome::attack_succeeded);
+            let how = SESSIONS
+                .iter()
+                .filter_map(|c| b.case(*c, *a))
+                .map(|c| c.outcome)
+                .find(|o| o.attack_succeeded())?;
+            Some((*a, how, won))
+        })
+        .collect();
+    let token: Vec<&BrowserCase> = forged
+        .iter()
+        .filter_map(|a| b.case(Carrier::TokenLocalStorage, *a))
+        .collect();
+    let stolen = b
+        .case(Carrier::TokenLocalStorage, Attempt::XssRead)
+        .map(|c| (c.outcome, c.stolen_usable_s, c.stolen_refresh_status));
+    let a = Attacks {
+        session_csrf_won,
+        token_csrf_won: token.iter().filter(|c| c.outcome.attack_succeeded()).count(),
+        token_csrf_tried: token.len(),
+        stolen,
+        session_read: out(Carrier::SessionLax, Attempt::XssRead),
+        session_act: out(Carrier::SessionLax, Attempt::XssAct),
+        token_act: out(Carrier::TokenLocalStorage, Attempt::XssAct),
+        memory_read: out(Carrier::TokenMemory, Attempt::XssRead),
+        memory_minted_s: b
+            .case(Carrier::TokenMemory, Attempt::XssAct)
+            .and_then(|c| c.stolen_usable_s),
+        csp: out(Carrier::TokenLocalStorageCsp, Attempt::XssRead),
+    };
+    a.stolen.is_some().then_some(a)
+}
+
+fn outcome(o: Option<Outcome>) -> &'static str {
+    o.map_or("not tried", Outcome::describe)
+}
+
+fn seconds(v: Option<f64>) -> String {
+    v.map_or("(not measured)".into(), |s| format!("{} s", fmt_num(s)))
+}
+
+impl Attacks {
+    pub fn csrf_sentence(&self) -> String {
+        let session = if self.session_csrf_won.is_empty() {
+            "no forged request got anything from the session model".to_string()
+        } else {
+            let won: Vec<String> = self
+                .session_csrf_won
+                .iter()
+                .map(|(a, how, v)| {
+                    format!(
+                        "when {}: {} (SameSite={})",
+                        a.describe(),
+                        how.describe(),
+                        list(v)
+                    )
+                })
+                .collect();
+            format!("against the session cookie, {}", won.join("; "))
+        };
+        format!(
+            "CSRF: {session}; against the token, {} of {} forged requests got anything (the browser attaches no \
+             token by itself)",
+            self.token_csrf_won, self.token_csrf_tried
+        )
+    }
+
+    pub fn xss_sentence(&self) -> String {
+        let (stolen, usable, refresh) = self.stolen.unwrap_or((Outcome::NotSent, None, None));
+        format!(
+            "XSS: the token in localStorage: {} (the access token worked from outside the browser for {}; the \
+             stolen refresh token's refresh answered {}); the HttpOnly session cookie: {}, yet the script acted as \
+             the user through the page (sessions: {}; tokens: {}); a token kept in memory: {}, but the app's token \
+             handler minted the script a fresh one that worked for {}; the same injection under a \
+             Content-Security-Policy: {}",
+            stolen.describe(),
+            seconds(usable),
+            refresh.map_or("-".into(), |s| s.to_string()),
+            outcome(self.session_read),
+            outcome(self.session_act),
+            outcome(self.token_act),
+            outcome(self.memory_read),
+            seconds(self.memory_minted_s),
+            outcome(self.csp)
+        )
+    }
+}
+
+/// One request as the table shows it: what it carried, where from, and the answer.
+fn sent_text(r: &SentRequest) -> String {
+    let carried = match (r.cookie, r.authorization) {
+        (true, true) => "cookie + Authorization",
+        (true, false) => "cookie",
+        (false, true) => "Authorization",
+        (false, false) => "no credential",
+    };
+    let site = r
+        .sec_fetch_site
+        .as_deref()
+        .map_or(String::new(), |s| format!(", {s}"));
+    format!(
+        "{} {}{} [{carried}{site}] → {}",
+        r.method, r.host, r.path, r.status
+    )
+}
+
+pub fn section(results: &crate::model::Results) -> Option<Section> {
+    let b = results.browser.as_ref()?;
+    let mut reading = Vec::new();
+    if let Some(s) = cross_site(b) {
+        reading.push(format!(
+            "Cookies across sites (S5): {}. A cookie is the browser's to send: CORS only decides whether the page may \
+             read the answer, and it was configured to allow the app's origin with credentials in every case.",
+            s.sentence(b)
+        ));
+    }
+    if let Some(a) = attacks(b) {
+        reading.push(format!(
+            "{}. What stopped the forgeries is visible per row: the browser withholding the cookie (SameSite, \
+             third-party cookie blocking), the CORS preflight that a PUT with JSON needs, and the session server's \
+             origin check.",
+            a.csrf_sentence()
+        ));
+        reading.push(format!(
+            "{}. So tokens remove what rides on automatic cookies (CSRF), not what a script in the page can do: a \
+             credential JavaScript can read is one an injected script can send away, and a stolen access token works \
+             until it expires ({} s lifetime + {} s leeway here), wherever it is used from.",
+            a.xss_sentence(),
+            b.access_token_ttl_s,
+            b.leeway_s
+        ));
+    }
+    let rows = b
+        .cases
+        .iter()
+        .map(|c| {
+            row(&[
+                c.carrier.describe().into(),
+                c.attempt.describe().into(),
+                c.from.clone(),
+                if c.sent.is_empty() {
+                    "nothing reached the server".into()
+                } else {
+                    c.sent.iter().map(sent_text).collect::<Vec<_>>().join("; ")
+                },
+                if c.browser_said.is_empty() {
+                    "-".into()
+                } else {
+                    c.browser_said.join("; ")
+                },
+                c.page_saw.clone(),
+                if c.collected.is_empty() {
+                    "-".into()
+                } else {
+                    c.collected.join("; ")
+                },
+                c.outcome.describe().into(),
+                c.victim_logged_in_after
+                    .map_or("-".into(), |v| if v { "yes" } else { "no" }.into()),
+                c.stolen_usable_s
+                    .map_or("-".into(), |s| format!("{} s", fmt_num(s))),
+            ])
+        })
+        .collect();
+    let sites: Vec<String> = b
+        .sites
+        .iter()
+        .map(|s| format!("{} {}", s.role, s.origin))
+        .collect();
+    Some(Section {
+        reading,
+        method: format!(
+            "{} ({}), headless, driven over the DevTools protocol. Each kind of credential got its own server \
+             (one replica; COOKIE_SECURE=true, COOKIE_SAMESITE as shown, CORS_ALLOWED_ORIGINS = the app's origin, \
+             ACCESS_TOKEN_TTL={} s), its own nginx terminating TLS with a certificate made for this run (the browser \
+             trusted that key only, for this run only) and a fresh browser profile. Sites: {}; the browser resolved \
+             these names, and nothing else, to 127.0.0.1, so same-site and cross-site are its own decisions. The \
+             pages are the project's own small app (with one deliberate injection point, served only here), an \
+             attacker's page, and a collector. What was sent comes from nginx's log (whether a cookie or \
+             Authorization was carried, never their values), what the browser refused from its own DevTools \
+             reports, what was stolen from the collector; a stolen credential was then used from outside the \
+             browser (GET /api/me every 250 ms) until it was refused. The victim is an admin logged in on the API's \
+             own origin (the token handler's app: on the app's origin).",
+            b.browser, b.user_agent, b.access_token_ttl_s,
+            sites.join(", ")
+        ),
+        table: Some(Table::new(
+            &[
+                "credential",
+                "what was tried",
+                "from",
+                "what reached the server",
+                "what the browser reported refusing (DevTools)",
+                "what the page saw",
+                "what the attacker received",
+                "outcome",
+                "victim still logged in",
+                "stolen credential worked for",
+            ],
+            rows,
+        )),
+        ..Section::new("browser", "In a real browser: cookies across sites, CSRF and XSS")
+    })
+}
