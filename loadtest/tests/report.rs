@@ -126,11 +126,19 @@ fn the_report_opens_with_a_verdict_for_every_claim() {
             "link to {id}"
         );
     }
-    // The browser claims are not measured here, and say so.
+    // The browser claims are decided by the browser experiment, and link to it.
     for id in ["S5", "T4"] {
         let r = rows.iter().find(|r| r[0] == id).unwrap();
-        assert_eq!(r[2], "not measurable here");
+        assert_ne!(r[2], "not measurable here", "{r:?}");
     }
+    let s5 = rows.iter().find(|r| r[0] == "S5").unwrap();
+    assert!(
+        s5[3].contains(&token.browser.as_ref().unwrap().browser),
+        "{s5:?}"
+    );
+    let t4 = rows.iter().find(|r| r[0] == "T4").unwrap();
+    assert_eq!(t4[2], "qualified", "CSRF gone, XSS not: {t4:?}");
+    assert!(t4[3].contains("localStorage"), "{t4:?}");
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -156,6 +164,7 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         "server-memory",
         "token-anatomy",
         "signing",
+        "browser",
         "security",
         "flows",
         "cost",
@@ -244,6 +253,7 @@ fn the_report_has_every_section_and_only_fixture_numbers_in_its_tables() {
         "token-anatomy",
         "signing",
         "authority",
+        "browser",
     ] {
         let s = section(&html, id);
         let prose: String = s

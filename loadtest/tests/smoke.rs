@@ -475,3 +475,118 @@ fn the_report_is_written() {
         assert!(out.join(file).is_file(), "{file} was written");
     }
 }
+
+/// Experiment `browser`: a real Chromium decided every case. Each outcome is what this
+/// project's servers and the browser's own rules make of it.
+#[test]
+fn a_real_browser_decides_cookies_csrf_and_xss() {
+    use loadtest::model::{Attempt::*, Carrier::*, Outcome::*};
+    let b = results()
+        .browser
+        .as_ref()
+        .expect("experiment browser ran (`chromium` is installed by .ci/run)");
+    assert!(
+        b.browser.contains('/'),
+        "browser and version: {}",
+        b.browser
+    );
+    let case = |c, a| {
+        b.case(c, a)
+            .unwrap_or_else(|| panic!("{c:?} {a:?} ran: {:?}", b.cases))
+    };
+    let o = |c, a| case(c, a).outcome;
+    // S5: a sibling subdomain is the same site; another site is not.
+    for c in [SessionLax, SessionStrict, SessionNone, TokenLocalStorage] {
+        assert_eq!(o(c, ApiSameSite), Worked, "{c:?}");
+    }
+    assert_eq!(o(TokenLocalStorage, ApiCrossSite), Worked);
+    for c in [SessionLax, SessionStrict] {
+        assert_eq!(o(c, ApiCrossSite), CookieWithheld, "{c:?}");
+    }
+    // SameSite=None may cross sites only where the browser accepts third-party cookies;
+    // when it refuses, it says why.
+    let none = case(SessionNone, ApiCrossSite);
+    assert!(
+        none.outcome == Worked || (none.outcome == CookieWithheld && !none.browser_said.is_empty()),
+        "{none:?}"
+    );
+    // CSRF: a JSON PUT needs a preflight, which an unlisted origin does not pass.
+    for c in [SessionLax, SessionStrict, SessionNone, TokenLocalStorage] {
+        let x = case(c, CsrfFetchRoles);
+        assert_eq!(x.outcome, PreflightRefused, "{c:?}");
+        assert!(x.sent.iter().all(|r| r.method == "OPTIONS"), "{x:?}");
+        assert_eq!(x.victim_logged_in_after, Some(true));
+    }
+    for c in [SessionLax, SessionStrict] {
+        let x = case(c, CsrfFormRefresh);
+        assert_eq!(x.outcome, CookieWithheld, "{c:?}");
+        assert!(!x.sent[0].cookie && x.sent[0].sec_fetch_site.as_deref() == Some("cross-site"));
+        // The forged logout carried no cookie, yet its answer cleared the victim's.
+        assert_eq!(o(c, CsrfFormLogout), VictimLoggedOut, "{c:?}");
+    }
+    for a in [CsrfFormRefresh, CsrfFormLogout] {
+        let x = case(SessionNone, a);
+        assert_eq!(x.outcome, OriginRefused, "{a:?}");
+        assert!(x.sent[0].cookie && x.sent[0].status == 403, "{x:?}");
+        assert!(x.sent[0]
+            .origin
+            .as_deref()
+            .unwrap_or_default()
+            .contains("evil.attacker.test"));
+        assert_eq!(x.victim_logged_in_after, Some(true));
+        let t = case(TokenLocalStorage, a);
+        assert_eq!(t.outcome, NothingAttached, "{a:?}");
+        assert_eq!(t.victim_logged_in_after, Some(true));
+    }
+    assert_eq!(o(TokenMemory, CsrfFormRefresh), CookieWithheld);
+    // XSS: what a script in the page can read, and what it can do anyway.
+    assert_eq!(o(SessionLax, XssRead), NothingReadable);
+    assert_eq!(o(SessionLax, XssAct), ActedAsUser);
+    let stolen = case(TokenLocalStorage, XssRead);
+    assert_eq!(stolen.outcome, CredentialStolen);
+    let usable = stolen
+        .stolen_usable_s
+        .expect("the stolen token was watched");
+    let window = (b.access_token_ttl_s + b.leeway_s) as f64;
+    assert!(
+        usable > 0.0 && usable <= window + 2.0,
+        "{usable} s for a {window} s window"
+    );
+    assert_eq!(stolen.stolen_refresh_status, Some(200));
+    assert_eq!(o(TokenLocalStorage, XssAct), ActedAsUser);
+    assert_eq!(o(TokenMemory, XssRead), NothingReadable);
+    let minted = case(TokenMemory, XssAct);
+    assert_eq!(minted.outcome, ActedAsUser);
+    assert!(
+        minted.stolen_usable_s.is_some_and(|s| s > 0.0),
+        "{minted:?}"
+    );
+    let csp = case(TokenLocalStorageCsp, XssRead);
+    assert_eq!(csp.outcome, ScriptBlocked);
+    assert!(
+        csp.sent.is_empty(),
+        "the blocked script fetched nothing: {csp:?}"
+    );
+}
+
+/// The browser experiment's pages, certificate and profiles went with the run, and no
+/// process of the run (browser, nginx, servers, Redis) outlived it.
+#[test]
+fn the_run_leaves_nothing_behind() {
+    let (out, results) = run();
+    assert!(results.is_ok(), "{results:?}");
+    assert!(
+        !out.join("logs/browser").exists(),
+        "the browser's folder was removed"
+    );
+    let mark = out.display().to_string();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&mark) {
+            left.push(cmdline);
+        }
+    }
+    assert!(left.is_empty(), "still running: {left:?}");
+}

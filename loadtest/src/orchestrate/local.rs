@@ -243,7 +243,11 @@ impl Shared {
     }
 
     /// Experiment `browser`: skipped, with a note saying what to install, without Chromium.
-    async fn browser(&self, ttl_s: u64, chromium: Option<&Path>) -> Option<anyhow::Result<model::BrowserStudy>> {
+    async fn browser(
+        &self,
+        ttl_s: u64,
+        chromium: Option<&Path>,
+    ) -> Option<anyhow::Result<model::BrowserStudy>> {
         let exe = match browser::find_chromium(chromium) {
             Ok(exe) => exe,
             Err(e) => return Some(Err(e.context("skipped"))),

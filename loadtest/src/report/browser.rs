@@ -22,7 +22,11 @@ fn same_site(c: Carrier) -> &'static str {
 }
 
 /// The SameSite values whose case `attempt` came out as `wanted` (`Lax, Strict`).
-fn values_where(b: &BrowserStudy, attempt: Attempt, wanted: impl Fn(Outcome) -> bool) -> Vec<&'static str> {
+fn values_where(
+    b: &BrowserStudy,
+    attempt: Attempt,
+    wanted: impl Fn(Outcome) -> bool,
+) -> Vec<&'static str> {
     SESSIONS
         .iter()
         .filter(|c| b.case(**c, attempt).is_some_and(|x| wanted(x.outcome)))
@@ -87,7 +91,10 @@ impl CrossSite {
         let cross = if self.cross_site_worked.is_empty() {
             format!("it worked under no SameSite value{why}")
         } else {
-            format!("it worked under SameSite={}{why}", list(&self.cross_site_worked))
+            format!(
+                "it worked under SameSite={}{why}",
+                list(&self.cross_site_worked)
+            )
         };
         format!(
             "in {}, the session cookie worked from a sibling subdomain (same site) {same}; from another site {cross}. \
@@ -148,7 +155,10 @@ pub fn attacks(b: &BrowserStudy) -> Option<Attacks> {
         .map(|c| (c.outcome, c.stolen_usable_s, c.stolen_refresh_status));
     let a = Attacks {
         session_csrf_won,
-        token_csrf_won: token.iter().filter(|c| c.outcome.attack_succeeded()).count(),
+        token_csrf_won: token
+            .iter()
+            .filter(|c| c.outcome.attack_succeeded())
+            .count(),
         token_csrf_tried: token.len(),
         stolen,
         session_read: out(Carrier::SessionLax, Attempt::XssRead),

@@ -3,10 +3,10 @@
 //! section that shows it. A claim this run has no figure for is "not measurable here",
 //! with the reason.
 
+use super::browser;
 use super::experiments::{
     human_bytes, lifetime_runs, memory_slope, refreshes_per_1000, users_kept,
 };
-use super::browser;
 use super::svg::fmt_num;
 use super::{us, Section, Table};
 use crate::model::{Bottleneck, Experiment, Outcome, Results, Scenario, ServerKind, Variant};
@@ -101,11 +101,26 @@ fn growth(r: &Results, s: ServerKind) -> Option<(f64, f64, bool)> {
     })
 }
 
+/// S5 and T4 without experiment `browser`: why it did not run, when the run said so.
+fn browser_missing(r: &Results) -> Option<Finding> {
+    let note = r
+        .environment
+        .notes
+        .iter()
+        .find(|n| n.starts_with("browser: "))?;
+    Some(not_measured(&format!(
+        "needs a real browser; experiment {note}"
+    )))
+}
+
 fn decide(id: &str, r: &Results) -> Option<Finding> {
     let anatomy = r.token_anatomy.as_ref();
     match id {
         "S1" => {
-            let (s, t) = (r.first_run(ServerKind::Session, Scenario::Read)?, r.first_run(ServerKind::Token, Scenario::Read)?);
+            let (s, t) = (
+                r.first_run(ServerKind::Session, Scenario::Read)?,
+                r.first_run(ServerKind::Token, Scenario::Read)?,
+            );
             let (sc, tc) = (s.redis_commands_per_request?, t.redis_commands_per_request?);
             found(
                 if sc >= 1.0 { Verdict::Confirmed } else { Verdict::Refuted },
@@ -140,8 +155,14 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
         }
         "S3" => {
             let runs = r.experiment(Experiment::StoreBound);
-            let session: Vec<_> = runs.iter().filter(|x| x.server == ServerKind::Session).collect();
-            let token: Vec<_> = runs.iter().filter(|x| x.server == ServerKind::Token).collect();
+            let session: Vec<_> = runs
+                .iter()
+                .filter(|x| x.server == ServerKind::Session)
+                .collect();
+            let token: Vec<_> = runs
+                .iter()
+                .filter(|x| x.server == ServerKind::Token)
+                .collect();
             let ratio = |v: &[&&crate::model::Run]| -> Option<f64> {
                 let a = v.iter().min_by_key(|x| x.replicas)?;
                 let b = v.iter().max_by_key(|x| x.replicas)?;
@@ -149,8 +170,11 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             };
             let (sg, tg) = (ratio(&session)?, ratio(&token)?);
             let budget = session.first()?.redis_cpus?;
-            let hit = session.iter().any(|x| x.bottleneck == Some(Bottleneck::Redis));
-            let scale = r.first_run(ServerKind::Session, Scenario::Read)
+            let hit = session
+                .iter()
+                .any(|x| x.bottleneck == Some(Bottleneck::Redis));
+            let scale = r
+                .first_run(ServerKind::Session, Scenario::Read)
                 .and_then(|x| x.cpu_us_per_request.redis)
                 .filter(|v| *v > 0.0)
                 .map_or(String::new(), |us| {
@@ -187,13 +211,24 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             let rr = r.arm(e, ServerKind::Session, Variant::MemoryStore)?;
             let shared = r.arm(e, ServerKind::Session, Variant::Standard)?;
             let sticky_loss = r
-                .arm(Experiment::ReplicaLoss, ServerKind::Session, Variant::MemoryStoreSticky)
+                .arm(
+                    Experiment::ReplicaLoss,
+                    ServerKind::Session,
+                    Variant::MemoryStoreSticky,
+                )
                 .and_then(users_kept)
                 .map_or(String::new(), |(k, n)| {
-                    format!("; sticky routing worked until a replica died ({} of {n} users logged out)", n - k)
+                    format!(
+                        "; sticky routing worked until a replica died ({} of {n} users logged out)",
+                        n - k
+                    )
                 });
             let scaled = growth(r, ServerKind::Session).map_or(String::new(), |(g, n, _)| {
-                format!("; the session sweep went {}x for {}x the replicas", fmt_num(g), fmt_num(n))
+                format!(
+                    "; the session sweep went {}x for {}x the replicas",
+                    fmt_num(g),
+                    fmt_num(n)
+                )
             });
             found(
                 Verdict::Qualified,
@@ -207,7 +242,9 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             )
         }
         "S5" => {
-            let b = r.browser.as_ref()?;
+            let Some(b) = r.browser.as_ref() else {
+                return browser_missing(r);
+            };
             let s = browser::cross_site(b)?;
             found(
                 if s.cross_site_worked.is_empty() && !s.same_site_worked.is_empty() {
@@ -224,9 +261,13 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             )
         }
         "T4" => {
-            let b = r.browser.as_ref()?;
+            let Some(b) = r.browser.as_ref() else {
+                return browser_missing(r);
+            };
             let a = browser::attacks(b)?;
-            let stolen = a.stolen.is_some_and(|(o, ..)| o == Outcome::CredentialStolen);
+            let stolen = a
+                .stolen
+                .is_some_and(|(o, ..)| o == Outcome::CredentialStolen);
             found(
                 if a.token_csrf_won > 0 {
                     Verdict::Refuted
@@ -250,7 +291,9 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 .as_ref()
                 .and_then(|m| memory_slope(&m.points, ServerKind::Token, Variant::Standard))
                 .filter(|(_, b)| *b > 0.0)
-                .map_or(String::new(), |(_, b)| format!(" ({} bytes of Redis per login)", fmt_num(b)));
+                .map_or(String::new(), |(_, b)| {
+                    format!(" ({} bytes of Redis per login)", fmt_num(b))
+                });
             found(
                 Verdict::Qualified,
                 format!(
@@ -264,13 +307,24 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
         "T2" => {
             let (g, n, bound) = growth(r, ServerKind::Token)?;
             let survived = r
-                .arm(Experiment::ReplicaLoss, ServerKind::Token, Variant::Standard)
+                .arm(
+                    Experiment::ReplicaLoss,
+                    ServerKind::Token,
+                    Variant::Standard,
+                )
                 .and_then(users_kept)
-                .map_or(String::new(), |(k, m)| format!("; when a replica died, {k} of {m} token users stayed logged in"));
-            let sessions = growth(r, ServerKind::Session)
-                .map_or(String::new(), |(s, _, _)| format!(" (sessions with a shared Redis: {}x)", fmt_num(s)));
+                .map_or(String::new(), |(k, m)| {
+                    format!("; when a replica died, {k} of {m} token users stayed logged in")
+                });
+            let sessions = growth(r, ServerKind::Session).map_or(String::new(), |(s, _, _)| {
+                format!(" (sessions with a shared Redis: {}x)", fmt_num(s))
+            });
             found(
-                if bound && g >= 0.75 * n { Verdict::Confirmed } else { Verdict::Qualified },
+                if bound && g >= 0.75 * n {
+                    Verdict::Confirmed
+                } else {
+                    Verdict::Qualified
+                },
                 format!(
                     "token reads went {}x for {}x the replicas{}{sessions}{survived}",
                     fmt_num(g),
@@ -370,7 +424,10 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
         }
         "T9" => {
             let a = r.authority.as_ref()?;
-            let (s, t) = (a.read_scope_session.admin_status, a.read_scope_token.admin_status);
+            let (s, t) = (
+                a.read_scope_session.admin_status,
+                a.read_scope_token.admin_status,
+            );
             found(
                 Verdict::Qualified,
                 format!(

@@ -78,7 +78,6 @@ impl Helper {
     pub fn collected(&self) -> Vec<Collected> {
         lock(&self.state.collected).clone()
     }
-
 }
 
 impl Drop for Helper {

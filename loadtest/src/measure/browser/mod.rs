@@ -42,7 +42,10 @@ use sites::{Balancer, Certificate, Sites, Upstreams, API, API_ELSEWHERE, APP, AT
 const PAGES: [(&str, &str); 5] = [
     ("app/app.html", include_str!("pages/app/app.html")),
     ("app/app.js", include_str!("pages/app/app.js")),
-    ("attacker/index.html", include_str!("pages/attacker/index.html")),
+    (
+        "attacker/index.html",
+        include_str!("pages/attacker/index.html"),
+    ),
     ("attacker/evil.js", include_str!("pages/attacker/evil.js")),
     ("attacker/xss.js", include_str!("pages/attacker/xss.js")),
 ];
@@ -246,19 +249,29 @@ impl<'a> GroupRig<'a> {
     fn victim_page(&self) -> String {
         let api = self.sites.origin(API);
         match self.carrier {
-            Carrier::TokenMemory => format!("{}/app/app.html?carrier=memory&api={api}", self.sites.origin(APP)),
+            Carrier::TokenMemory => format!(
+                "{}/app/app.html?carrier=memory&api={api}",
+                self.sites.origin(APP)
+            ),
             Carrier::TokenLocalStorageCsp => format!("{api}/app-csp/app.html?carrier=token"),
             Carrier::TokenLocalStorage => format!("{api}/app/app.html?carrier=token"),
             _ => format!("{api}/app/app.html?carrier=session"),
         }
     }
 
-    async fn cases(&self, study: &mut BrowserStudy, watches: &mut Vec<Watch>) -> anyhow::Result<()> {
+    async fn cases(
+        &self,
+        study: &mut BrowserStudy,
+        watches: &mut Vec<Watch>,
+    ) -> anyhow::Result<()> {
         let c = self.carrier;
         // S5: the app on app.example.test, its API on a sibling subdomain, then elsewhere.
         if matches!(
             c,
-            Carrier::SessionLax | Carrier::SessionStrict | Carrier::SessionNone | Carrier::TokenLocalStorage
+            Carrier::SessionLax
+                | Carrier::SessionStrict
+                | Carrier::SessionNone
+                | Carrier::TokenLocalStorage
         ) {
             for a in [Attempt::ApiSameSite, Attempt::ApiCrossSite] {
                 study.cases.push(self.api_use(a).await?);
@@ -289,8 +302,14 @@ impl<'a> GroupRig<'a> {
             &[Attempt::XssRead, Attempt::XssAct]
         };
         for &a in attempts {
-            if self.me(&victim, &format!("{}-before", self.case_id(a))).await?.status != 200 {
-                self.log_in(&victim, &format!("{}-relogin", self.case_id(a))).await?;
+            if self
+                .me(&victim, &format!("{}-before", self.case_id(a)))
+                .await?
+                .status
+                != 200
+            {
+                self.log_in(&victim, &format!("{}-relogin", self.case_id(a)))
+                    .await?;
             }
             let (case, watch) = self.inject(a, &victim).await?;
             if let Some(w) = watch {
@@ -303,7 +322,11 @@ impl<'a> GroupRig<'a> {
 
     async fn log_in(&self, tab: &Tab, id: &str) -> anyhow::Result<Answer> {
         let (name, password) = &self.settings.admin;
-        eval(&tab.page, &format!("app.login({name:?}, {password:?}, {id:?})")).await
+        eval(
+            &tab.page,
+            &format!("app.login({name:?}, {password:?}, {id:?})"),
+        )
+        .await
     }
 
     async fn me(&self, tab: &Tab, id: &str) -> anyhow::Result<Answer> {
@@ -334,7 +357,11 @@ impl<'a> GroupRig<'a> {
         } else {
             API_ELSEWHERE
         };
-        let carrier = if self.carrier.is_session() { "session" } else { "token" };
+        let carrier = if self.carrier.is_session() {
+            "session"
+        } else {
+            "token"
+        };
         let api = self.sites.origin(host);
         let from = self.sites.origin(APP);
         let tab = self
@@ -462,7 +489,14 @@ impl<'a> GroupRig<'a> {
     }
 
     async fn attacker_is_admin(&self) -> anyhow::Result<bool> {
-        let r = probes::log_in(&self.http, &self.direct, &self.attacker, PROBE_PASSWORD, None).await?;
+        let r = probes::log_in(
+            &self.http,
+            &self.direct,
+            &self.attacker,
+            PROBE_PASSWORD,
+            None,
+        )
+        .await?;
         let v: Value = r.json().await?;
         Ok(v["user"]["roles"]
             .as_array()
@@ -476,7 +510,11 @@ impl<'a> GroupRig<'a> {
         victim: &Tab,
     ) -> anyhow::Result<(BrowserCase, Option<tokio::task::JoinHandle<Option<f64>>>)> {
         let id = self.case_id(attempt);
-        let mode = if attempt == Attempt::XssRead { "read" } else { "act" };
+        let mode = if attempt == Attempt::XssRead {
+            "read"
+        } else {
+            "act"
+        };
         let script = format!(
             "{}/xss.js?mode={mode}&case={id}&attacker={}",
             self.sites.origin(ATTACKER),
@@ -500,11 +538,12 @@ impl<'a> GroupRig<'a> {
             attempt,
             from,
             tried: if mode == "read" {
-                "read document.cookie, localStorage and sessionStorage; send them to the collector".into()
+                "read document.cookie, localStorage and sessionStorage; send them to the collector"
+                    .into()
             } else {
-                format!(
-                    "use the page's own code: GET /api/me, PUT the attacker's roles to admin; POST /bff/refresh for a fresh access token"
-                )
+                "use the page's own code: GET /api/me, PUT the attacker's roles to admin; where the app has a \
+                 token handler, POST /bff/refresh for a fresh access token"
+                    .into()
             },
             sent: self.balancer.sent(&id),
             browser_said: victim.cookies.for_case(&id),
@@ -568,7 +607,8 @@ impl<'a> GroupRig<'a> {
                 }
             }
         }
-        case.victim_logged_in_after = Some(self.me(victim, &format!("{id}-after")).await?.status == 200);
+        case.victim_logged_in_after =
+            Some(self.me(victim, &format!("{id}-after")).await?.status == 200);
         Ok((case, watch))
     }
 
@@ -596,7 +636,11 @@ impl<'a> GroupRig<'a> {
 
     /// From outside the browser: `GET /api/me` with the stolen credential every 250 ms until
     /// it is refused; seconds from when the collector received it.
-    fn watch(&self, credential: Credential<'_>, since: Instant) -> tokio::task::JoinHandle<Option<f64>> {
+    fn watch(
+        &self,
+        credential: Credential<'_>,
+        since: Instant,
+    ) -> tokio::task::JoinHandle<Option<f64>> {
         let (http, base) = (self.http.clone(), self.direct.clone());
         let owned = credential.owned();
         let limit = Duration::from_secs(self.settings.ttl_s + self.settings.leeway_s + 15);
@@ -763,9 +807,7 @@ async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> anyhow::
         .map_err(|e| match e {
             chromiumoxide::error::CdpError::JavascriptException(x) => anyhow::anyhow!(
                 "`{js}` failed in the page: {}",
-                x.exception
-                    .and_then(|o| o.description)
-                    .unwrap_or(x.text)
+                x.exception.and_then(|o| o.description).unwrap_or(x.text)
             ),
             e => anyhow::anyhow!("`{js}`: {e}"),
         })?;
@@ -909,7 +951,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    fn sent(method: &str, path: &str, status: u16, cookie: bool, authorization: bool) -> SentRequest {
+    fn sent(
+        method: &str,
+        path: &str,
+        status: u16,
+        cookie: bool,
+        authorization: bool,
+    ) -> SentRequest {
         SentRequest {
             method: method.into(),
             host: API.into(),

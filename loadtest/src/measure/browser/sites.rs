@@ -288,7 +288,10 @@ mod tests {
         assert!(sent[1].authorization && !sent[1].cookie);
         let other = parse_log(log, "a10");
         assert_eq!(
-            (other[0].origin.as_deref(), other[0].sec_fetch_site.as_deref()),
+            (
+                other[0].origin.as_deref(),
+                other[0].sec_fetch_site.as_deref()
+            ),
             (None, None)
         );
     }
@@ -308,10 +311,7 @@ mod tests {
             &dir,
             Sites { port: 9443 },
             &c,
-            &Upstreams {
-                api: 1,
-                helper: 2,
-            },
+            &Upstreams { api: 1, helper: 2 },
         );
         for host in [APP, API, API_ELSEWHERE, ATTACKER, COLLECTOR] {
             assert!(conf.contains(host), "{host} is served");
