@@ -25,6 +25,13 @@ use std::path::PathBuf;
 
 /// Runs one command; returns the report it wrote.
 pub async fn run(command: cli::Command) -> anyhow::Result<PathBuf> {
+    // Warnings to stderr, but none from chromiumoxide: Debian's Chromium speaks a newer
+    // DevTools protocol than the crate knows, and it warns once for every event it cannot
+    // parse (events the browser experiment does not use), over a hundred per run.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,chromiumoxide=off"))
+        .with_writer(std::io::stderr)
+        .try_init();
     match command {
         cli::Command::Compare(args) => orchestrate::compare(args).await,
         cli::Command::Run(args) => orchestrate::existing::run(args).await,

@@ -107,13 +107,15 @@ pub(crate) async fn run(start: &impl Servers, s: &Settings) -> anyhow::Result<Br
     };
     let mut watches = Vec::new();
     let mut servers = Vec::new();
+    // The token groups first: the tokens they have stolen are watched to their expiry
+    // (lifetime + leeway) while the session groups run.
     for carrier in [
-        Carrier::SessionLax,
-        Carrier::SessionStrict,
-        Carrier::SessionNone,
         Carrier::TokenLocalStorage,
         Carrier::TokenMemory,
         Carrier::TokenLocalStorageCsp,
+        Carrier::SessionLax,
+        Carrier::SessionStrict,
+        Carrier::SessionNone,
     ] {
         let g = GroupRig::start(start, s, carrier, &cert, &pages).await?;
         if study.browser.is_empty() {
@@ -132,6 +134,8 @@ pub(crate) async fn run(start: &impl Servers, s: &Settings) -> anyhow::Result<Br
         study.cases[index].stolen_usable_s = usable;
     }
     drop(servers);
+    // Reported sessions first, in the model's order.
+    study.cases.sort_by_key(|c| c.carrier);
     Ok(study)
 }
 
