@@ -14,7 +14,8 @@ pub struct BrowserStudy {
     pub browser: String,
     pub user_agent: String,
     /// The origins the cases used, by role (app, API on the same site, API on another site,
-    /// attacker, collector). All of them resolve to 127.0.0.1 for this browser only.
+    /// attacker, collector), as the first group served them: each group has a port of its
+    /// own (a case's `from` has its group's). They resolve to 127.0.0.1 for this browser only.
     pub sites: Vec<SiteRole>,
     /// The token server's access-token lifetime in this experiment, seconds.
     pub access_token_ttl_s: u64,

@@ -259,7 +259,9 @@ impl Shared {
             leeway_s: plan::LEEWAY_S,
             admin: self.admin.clone(),
         };
-        let study = browser::run(self, &settings).await;
+        let study = browser::run(self, &settings)
+            .await
+            .map_err(|e| e.context("failed"));
         // Pages, certificate and browser profiles are this run's only.
         let _ = std::fs::remove_dir_all(&settings.dir);
         Some(study)

@@ -228,6 +228,32 @@ impl Attacks {
     }
 }
 
+/// Which defence decided how many cases, counted from the outcomes.
+fn defences(b: &BrowserStudy) -> String {
+    let count = |f: &dyn Fn(&BrowserCase) -> bool| b.cases.iter().filter(|c| f(c)).count();
+    let withheld = count(&|c| c.outcome == Outcome::CookieWithheld);
+    let origin = count(&|c| c.outcome == Outcome::OriginRefused);
+    let preflight = count(&|c| c.outcome == Outcome::PreflightRefused);
+    let http_only = count(&|c| c.carrier.is_session() && c.outcome == Outcome::NothingReadable);
+    let csp = count(&|c| c.outcome == Outcome::ScriptBlocked);
+    let longest = b
+        .cases
+        .iter()
+        .filter_map(|c| c.stolen_usable_s)
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+    format!(
+        "The defences that decided these cases: the browser withholding a cookie ({withheld} cases: \
+         SameSite, or its third-party cookie blocking), the session server's origin check ({origin}), \
+         the CORS preflight ({preflight}), HttpOnly keeping the session cookie from the injected script \
+         ({http_only}), the Content-Security-Policy keeping the script from running ({csp}), and the \
+         access token's lifetime, which bounded every stolen access token ({}).",
+        longest.map_or("none was stolen".into(), |s| format!(
+            "the longest worked {} s",
+            fmt_num(s)
+        ))
+    )
+}
+
 /// One request as the table shows it: what it carried, where from, and the answer.
 fn sent_text(r: &SentRequest) -> String {
     let carried = match (r.cookie, r.authorization) {
@@ -272,6 +298,7 @@ pub fn section(results: &crate::model::Results) -> Option<Section> {
             b.leeway_s
         ));
     }
+    reading.push(defences(b));
     let rows = b
         .cases
         .iter()
@@ -315,7 +342,8 @@ pub fn section(results: &crate::model::Results) -> Option<Section> {
             "{} ({}), headless, driven over the DevTools protocol. Each kind of credential got its own server \
              (one replica; COOKIE_SECURE=true, COOKIE_SAMESITE as shown, CORS_ALLOWED_ORIGINS = the app's origin, \
              ACCESS_TOKEN_TTL={} s), its own nginx terminating TLS with a certificate made for this run (the browser \
-             trusted that key only, for this run only) and a fresh browser profile. Sites: {}; the browser resolved \
+             trusted that key only, for this run only) and a fresh browser profile. Sites (each group on a port \
+             of its own): {}; the browser resolved \
              these names, and nothing else, to 127.0.0.1, so same-site and cross-site are its own decisions. The \
              pages are the project's own small app (with one deliberate injection point, served only here), an \
              attacker's page, and a collector. What was sent comes from nginx's log (whether a cookie or \
