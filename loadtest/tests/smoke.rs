@@ -500,6 +500,19 @@ fn a_real_browser_decides_cookies_csrf_and_xss() {
         assert_eq!(o(c, ApiSameSite), Worked, "{c:?}");
     }
     assert_eq!(o(TokenLocalStorage, ApiCrossSite), Worked);
+    // What CORS said: the app's origin, with credentials for the cookie only.
+    let me = |c, a| {
+        let x = case(c, a);
+        let r = x.sent.iter().rfind(|r| r.path == "/api/me").cloned();
+        (x.from.clone(), r.unwrap_or_else(|| panic!("{x:?}")))
+    };
+    let (from, r) = me(SessionLax, ApiSameSite);
+    assert!(
+        r.cookie && r.allow_origin.as_ref() == Some(&from) && r.allow_credentials,
+        "{r:?}"
+    );
+    let (from, r) = me(TokenLocalStorage, ApiCrossSite);
+    assert!(r.authorization && r.allow_origin.as_ref() == Some(&from) && !r.allow_credentials);
     for c in [SessionLax, SessionStrict] {
         assert_eq!(o(c, ApiCrossSite), CookieWithheld, "{c:?}");
     }
@@ -514,7 +527,12 @@ fn a_real_browser_decides_cookies_csrf_and_xss() {
     for c in [SessionLax, SessionStrict, SessionNone, TokenLocalStorage] {
         let x = case(c, CsrfFetchRoles);
         assert_eq!(x.outcome, PreflightRefused, "{c:?}");
-        assert!(x.sent.iter().all(|r| r.method == "OPTIONS"), "{x:?}");
+        assert!(
+            x.sent
+                .iter()
+                .all(|r| r.method == "OPTIONS" && r.allow_origin.is_none()),
+            "{x:?}"
+        );
         assert_eq!(x.victim_logged_in_after, Some(true));
     }
     for c in [SessionLax, SessionStrict] {

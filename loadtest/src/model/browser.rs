@@ -133,6 +133,12 @@ pub struct SentRequest {
     pub origin: Option<String>,
     /// `Sec-Fetch-Site` as sent.
     pub sec_fetch_site: Option<String>,
+    /// What CORS said in the answer: `Access-Control-Allow-Origin`, when there was one.
+    #[serde(default)]
+    pub allow_origin: Option<String>,
+    /// `Access-Control-Allow-Credentials: true` in the answer.
+    #[serde(default)]
+    pub allow_credentials: bool,
 }
 
 /// What came of a case, read from what was sent, answered and received.

@@ -266,8 +266,21 @@ fn sent_text(r: &SentRequest) -> String {
         .sec_fetch_site
         .as_deref()
         .map_or(String::new(), |s| format!(", {s}"));
+    // What CORS said, for a request from another origin.
+    let cors = match (&r.allow_origin, r.allow_credentials) {
+        (Some(o), true) => format!(" (CORS: allows {o}, with credentials)"),
+        (Some(o), false) => format!(" (CORS: allows {o})"),
+        (None, _)
+            if r.sec_fetch_site
+                .as_deref()
+                .is_some_and(|s| s != "same-origin" && s != "none") =>
+        {
+            " (no CORS header)".to_string()
+        }
+        (None, _) => String::new(),
+    };
     format!(
-        "{} {}{} [{carried}{site}] → {}",
+        "{} {}{} [{carried}{site}] → {}{cors}",
         r.method, r.host, r.path, r.status
     )
 }

@@ -971,6 +971,8 @@ mod tests {
             authorization,
             origin: None,
             sec_fetch_site: None,
+            allow_origin: None,
+            allow_credentials: false,
         }
     }
 

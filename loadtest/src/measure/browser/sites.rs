@@ -139,7 +139,9 @@ http {{
     log_format cases escape=json '{{"method":"$request_method","host":"$host",'
         '"uri":"$request_uri","status":$status,"cookie":$carried_cookie,'
         '"authorization":$carried_authorization,"origin":"$http_origin",'
-        '"sec_fetch_site":"$http_sec_fetch_site"}}';
+        '"sec_fetch_site":"$http_sec_fetch_site",'
+        '"allow_origin":"$sent_http_access_control_allow_origin",'
+        '"allow_credentials":"$sent_http_access_control_allow_credentials"}}';
     access_log {w}/sites-{port}.log cases;
     ssl_certificate {cert_path};
     ssl_certificate_key {key_path};
@@ -243,6 +245,10 @@ struct LogLine {
     authorization: bool,
     origin: String,
     sec_fetch_site: String,
+    #[serde(default)]
+    allow_origin: String,
+    #[serde(default)]
+    allow_credentials: String,
 }
 
 fn parse_log(text: &str, case: &str) -> Vec<SentRequest> {
@@ -263,6 +269,8 @@ fn parse_log(text: &str, case: &str) -> Vec<SentRequest> {
             authorization: l.authorization,
             origin: Some(l.origin).filter(|o| !o.is_empty()),
             sec_fetch_site: Some(l.sec_fetch_site).filter(|o| !o.is_empty()),
+            allow_origin: Some(l.allow_origin).filter(|o| !o.is_empty()),
+            allow_credentials: l.allow_credentials == "true",
         })
         .collect()
 }
@@ -276,7 +284,7 @@ mod tests {
         let log = concat!(
             r#"{"method":"OPTIONS","host":"api.example.test","uri":"/api/me?case=a1","status":204,"cookie":false,"authorization":false,"origin":"https://app.example.test:9","sec_fetch_site":"same-site"}"#,
             "\n",
-            r#"{"method":"GET","host":"api.example.test","uri":"/api/me?case=a1","status":200,"cookie":false,"authorization":true,"origin":"https://app.example.test:9","sec_fetch_site":"same-site"}"#,
+            r#"{"method":"GET","host":"api.example.test","uri":"/api/me?case=a1","status":200,"cookie":false,"authorization":true,"origin":"https://app.example.test:9","sec_fetch_site":"same-site","allow_origin":"https://app.example.test:9","allow_credentials":"true"}"#,
             "\n",
             r#"{"method":"GET","host":"api.example.test","uri":"/api/me?case=a10","status":401,"cookie":true,"authorization":false,"origin":"","sec_fetch_site":""}"#,
             "\n"
@@ -286,6 +294,11 @@ mod tests {
         assert_eq!(sent[0].method, "OPTIONS");
         assert_eq!(sent[1].path, "/api/me");
         assert!(sent[1].authorization && !sent[1].cookie);
+        assert_eq!(
+            sent[1].allow_origin.as_deref(),
+            Some("https://app.example.test:9")
+        );
+        assert!(sent[1].allow_credentials && !sent[0].allow_credentials);
         let other = parse_log(log, "a10");
         assert_eq!(
             (

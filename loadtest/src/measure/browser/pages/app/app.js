@@ -57,6 +57,8 @@
         if (r.status === 200) accessToken = JSON.parse(r.body).access_token;
         return r;
       }
+      // A login never carries the previous credential.
+      localStorage.clear();
       const r = await call('POST', api + '/auth/login', { username, password }, kase);
       if (carrier === 'token' && r.status === 200) {
         const t = JSON.parse(r.body);
