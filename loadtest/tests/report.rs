@@ -426,15 +426,9 @@ fn the_report_fetches_nothing() {
 }
 
 fn chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    panic!("this test needs a browser: install Debian's `chromium` package (.ci/run does)");
+    // The same search as experiment `browser` (PATH, then Debian's sbin folders).
+    loadtest::measure::browser::find_chromium(None)
+        .unwrap_or_else(|e| panic!("this test needs a browser (.ci/run installs it): {e:#}"))
 }
 
 fn browser(dir: &Path, args: &[&str]) -> std::process::Output {

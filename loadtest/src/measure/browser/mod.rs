@@ -571,10 +571,10 @@ impl<'a> GroupRig<'a> {
                 let found = stolen(&got);
                 case.outcome = Outcome::NothingReadable;
                 if let Some(access) = &found.access {
-                    if self.works(Credential::Bearer(access)).await {
+                    if self.works(&Credential::Bearer(access.clone())).await {
                         case.outcome = Outcome::CredentialStolen;
                         watch = Some(self.watch(
-                            Credential::Bearer(access),
+                            Credential::Bearer(access.clone()),
                             found.at.unwrap_or_else(Instant::now),
                         ));
                     }
@@ -592,7 +592,7 @@ impl<'a> GroupRig<'a> {
                     }
                 }
                 if let Some(cookie) = &found.cookie {
-                    if self.works(Credential::Cookie(cookie)).await {
+                    if self.works(&Credential::Cookie(cookie.clone())).await {
                         case.outcome = Outcome::CredentialStolen;
                     }
                 }
@@ -602,8 +602,9 @@ impl<'a> GroupRig<'a> {
                     case.outcome = Outcome::ActedAsUser;
                 }
                 if let Some(minted) = got.iter().find(|c| c.what == "minted") {
-                    if self.works(Credential::Bearer(&minted.value)).await {
-                        watch = Some(self.watch(Credential::Bearer(&minted.value), minted.at));
+                    if self.works(&Credential::Bearer(minted.value.clone())).await {
+                        watch =
+                            Some(self.watch(Credential::Bearer(minted.value.clone()), minted.at));
                         if case.outcome != Outcome::ActedAsUser {
                             case.outcome = Outcome::CredentialStolen;
                         }
@@ -634,7 +635,7 @@ impl<'a> GroupRig<'a> {
         }
     }
 
-    async fn works(&self, credential: Credential<'_>) -> bool {
+    async fn works(&self, credential: &Credential) -> bool {
         answers(&self.http, &self.direct, credential).await == Some(200)
     }
 
@@ -642,15 +643,14 @@ impl<'a> GroupRig<'a> {
     /// it is refused; seconds from when the collector received it.
     fn watch(
         &self,
-        credential: Credential<'_>,
+        credential: Credential,
         since: Instant,
     ) -> tokio::task::JoinHandle<Option<f64>> {
         let (http, base) = (self.http.clone(), self.direct.clone());
-        let owned = credential.owned();
         let limit = Duration::from_secs(self.settings.ttl_s + self.settings.leeway_s + 15);
         tokio::spawn(async move {
             while since.elapsed() < limit {
-                match answers(&http, &base, owned.borrow()).await {
+                match answers(&http, &base, &credential).await {
                     Some(200) => tokio::time::sleep(Duration::from_millis(250)).await,
                     Some(_) => return Some(since.elapsed().as_secs_f64()),
                     None => return None,
@@ -661,37 +661,15 @@ impl<'a> GroupRig<'a> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Credential<'a> {
-    Bearer(&'a str),
-    Cookie(&'a str),
-}
-
-enum OwnedCredential {
+/// A stolen credential, as the attacker presents it.
+#[derive(Clone)]
+enum Credential {
     Bearer(String),
     Cookie(String),
 }
 
-impl Credential<'_> {
-    fn owned(self) -> OwnedCredential {
-        match self {
-            Credential::Bearer(t) => OwnedCredential::Bearer(t.into()),
-            Credential::Cookie(c) => OwnedCredential::Cookie(c.into()),
-        }
-    }
-}
-
-impl OwnedCredential {
-    fn borrow(&self) -> Credential<'_> {
-        match self {
-            OwnedCredential::Bearer(t) => Credential::Bearer(t),
-            OwnedCredential::Cookie(c) => Credential::Cookie(c),
-        }
-    }
-}
-
 /// `GET /api/me` with `credential`: the status, or None when the server did not answer.
-async fn answers(http: &reqwest::Client, base: &str, credential: Credential<'_>) -> Option<u16> {
+async fn answers(http: &reqwest::Client, base: &str, credential: &Credential) -> Option<u16> {
     let req = http.get(format!("{base}/api/me"));
     let req = match credential {
         Credential::Bearer(t) => req.bearer_auth(t),
