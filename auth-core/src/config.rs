@@ -151,14 +151,89 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
+/// Where the store is: one Redis (`REDIS_URL`) or a Redis Cluster (`REDIS_CLUSTER_NODES`,
+/// some or all of its nodes; the client learns the rest and the slot map from them).
+#[derive(Clone)]
+pub enum RedisTarget {
+    Single(RedisUrl),
+    Cluster(Vec<RedisUrl>),
+}
+
+impl RedisTarget {
+    /// `REDIS_CLUSTER_NODES` (comma-separated `host:port` or `redis://[user:password@]host:port`)
+    /// when set, else `REDIS_URL` (default `redis://127.0.0.1:6379`). Both set is an error: a
+    /// deployment that meant one and got the other would run without saying so.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let nodes = env_list("REDIS_CLUSTER_NODES");
+        if nodes.is_empty() {
+            return Ok(Self::Single(env_or(
+                "REDIS_URL",
+                RedisUrl::new("redis://127.0.0.1:6379"),
+            )?));
+        }
+        if std::env::var("REDIS_URL").is_ok_and(|v| !v.trim().is_empty()) {
+            return Err(ConfigError(
+                "REDIS_URL and REDIS_CLUSTER_NODES are both set; set only one".into(),
+            ));
+        }
+        Ok(Self::cluster(nodes))
+    }
+
+    /// A cluster from node addresses; a bare `host:port` gets the `redis://` scheme.
+    pub fn cluster<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        Self::Cluster(
+            nodes
+                .into_iter()
+                .map(|n| {
+                    let n = n.as_ref();
+                    if n.contains("://") {
+                        RedisUrl::new(n)
+                    } else {
+                        RedisUrl::new(format!("redis://{n}"))
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<String> for RedisTarget {
+    fn from(url: String) -> Self {
+        Self::Single(RedisUrl::new(url))
+    }
+}
+
+impl std::fmt::Display for RedisTarget {
+    /// Passwords hidden, as `RedisUrl` shows them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Single(url) => write!(f, "{url}"),
+            Self::Cluster(nodes) => {
+                f.write_str("cluster [")?;
+                for (i, n) in nodes.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{n}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisTarget({self})")
+    }
+}
+
 /// What both servers need, whatever their auth model.
 #[derive(Debug, Clone)]
 pub struct CommonSettings {
     /// `LISTEN_ADDR`: where to listen; port 0 picks a free port (tests).
     pub listen_addr: SocketAddr,
-    /// `REDIS_URL`: the Redis holding users (and sessions or refresh tokens); its password
-    /// is never shown.
-    pub redis_url: RedisUrl,
+    /// `REDIS_URL` or `REDIS_CLUSTER_NODES`: the Redis (or Redis Cluster) holding users
+    /// (and sessions or refresh tokens); passwords are never shown.
+    pub redis: RedisTarget,
     /// `WORKERS`: actix worker threads; default the CPUs this process may use.
     pub workers: usize,
     /// `BOOTSTRAP_ADMIN`: `username:password` of an admin created at start if missing.
@@ -232,7 +307,7 @@ impl CommonSettings {
             .map_err(|e| ConfigError(format!("CORS_ALLOWED_ORIGINS: {e}")))?;
         Ok(Self {
             listen_addr: env_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            redis_url: env_or("REDIS_URL", RedisUrl::new("redis://127.0.0.1:6379"))?,
+            redis: RedisTarget::from_env()?,
             workers,
             bootstrap_admin,
             login_max_failures,
@@ -245,10 +320,10 @@ impl CommonSettings {
     }
 
     /// Settings for tests: port 0 on loopback, one worker.
-    pub fn for_tests(redis_url: String) -> Self {
+    pub fn for_tests(redis: impl Into<RedisTarget>) -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            redis_url: RedisUrl::new(redis_url),
+            redis: redis.into(),
             workers: 1,
             bootstrap_admin: None,
             login_max_failures: 10,
@@ -278,6 +353,20 @@ mod tests {
             assert!(!format!("{url:?}").contains("hunter2"));
             assert_eq!(url.expose(), raw);
         }
+    }
+
+    #[test]
+    fn cluster_nodes_get_a_scheme_and_hide_their_passwords() {
+        let target = RedisTarget::cluster(["127.0.0.1:7000", "redis://:hunter2@10.0.0.2:7001"]);
+        assert_eq!(
+            target.to_string(),
+            "cluster [redis://127.0.0.1:7000, redis://:***@10.0.0.2:7001]"
+        );
+        assert!(!format!("{target:?}").contains("hunter2"));
+        let RedisTarget::Cluster(nodes) = target else {
+            panic!("a cluster")
+        };
+        assert_eq!(nodes[0].expose(), "redis://127.0.0.1:7000");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod hash_slot;
 pub mod http;
 pub mod layer;
 pub mod login_index;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use redis::Script;
 
 use crate::error::ApiError;
+use crate::hash_slot::THROTTLE_PREFIX;
 use crate::redis_conn::Redis;
 
 /// KEYS: pair, user, client counters. ARGV: their limits, then the window in seconds.
@@ -57,11 +58,15 @@ pub struct LoginLimiter {
 
 /// The three counters of one attempt. The username is length-prefixed: login accepts any
 /// name (not only signup's alphabet), so `a:b` + `c` must not collide with `a` + `b:c`.
+/// All three share one hash slot (`THROTTLE_PREFIX`), as one script counts them together.
 fn keys(username: &str, client: &str) -> [String; 3] {
     [
-        format!("loginfail:pair:{}:{username}:{client}", username.len()),
-        format!("loginfail:user:{username}"),
-        format!("loginfail:client:{client}"),
+        format!(
+            "{THROTTLE_PREFIX}pair:{}:{username}:{client}",
+            username.len()
+        ),
+        format!("{THROTTLE_PREFIX}user:{username}"),
+        format!("{THROTTLE_PREFIX}client:{client}"),
     ]
 }
 

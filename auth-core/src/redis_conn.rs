@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Pipeline};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture};
 
-use crate::config::RedisUrl;
+use crate::config::{RedisTarget, RedisUrl};
 
 /// Every Redis call fails within this time, so a request never waits on a dead Redis
 /// for longer than the contract's 2 s (the reconnect back-off alone could exceed it).
@@ -21,18 +23,62 @@ pub enum RedisError {
     Timeout,
 }
 
+/// The connection: to one Redis, or to a cluster (which routes each command, and each
+/// script, to the primary holding its keys' slot, and follows the slot map as it changes).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipe, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipe, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// A cheap-to-clone handle: the connection is multiplexed, the counter shared.
 #[derive(Clone)]
 pub struct Redis {
-    conn: ConnectionManager,
+    conn: Conn,
     commands: IntCounter,
 }
 
 impl Redis {
     /// Connects once (failing fast with a clear error if Redis is not there at start-up);
-    /// afterwards the manager reconnects by itself when Redis comes back.
+    /// afterwards the connection reconnects by itself when Redis comes back.
     /// Every message names the URL with its password hidden (`RedisUrl`'s `Display`).
-    pub async fn connect(url: &RedisUrl, commands: IntCounter) -> anyhow::Result<Self> {
+    pub async fn connect(target: &RedisTarget, commands: IntCounter) -> anyhow::Result<Self> {
+        let conn = match target {
+            RedisTarget::Single(url) => Conn::Single(Self::single(url).await?),
+            RedisTarget::Cluster(nodes) => Conn::Cluster(Self::cluster(target, nodes).await?),
+        };
+        Ok(Self { conn, commands })
+    }
+
+    async fn single(url: &RedisUrl) -> anyhow::Result<ConnectionManager> {
         // The parse error is not shown: it could quote the URL, password included.
         let client = redis::Client::open(url.expose())
             .map_err(|_| anyhow::anyhow!("REDIS_URL `{url}` is not a valid Redis URL"))?;
@@ -41,14 +87,41 @@ impl Redis {
             .set_response_timeout(Duration::from_secs(1))
             .set_number_of_retries(1)
             .set_max_delay(200);
-        let conn = tokio::time::timeout(
+        tokio::time::timeout(
             Duration::from_secs(5),
             client.get_connection_manager_with_config(config),
         )
         .await
         .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))?
-        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))?;
-        Ok(Self { conn, commands })
+        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))
+    }
+
+    async fn cluster(
+        target: &RedisTarget,
+        nodes: &[RedisUrl],
+    ) -> anyhow::Result<ClusterConnection> {
+        let mut infos = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            infos.push(n.expose().into_connection_info().map_err(|_| {
+                anyhow::anyhow!("REDIS_CLUSTER_NODES: `{n}` is not a valid Redis address")
+            })?);
+        }
+        // Within CALL_TIMEOUT a command may be retried on the new primary after a
+        // failover (a MOVED answer, or a connection that broke): few retries, short waits.
+        let client = ClusterClientBuilder::new(infos)
+            .connection_timeout(Duration::from_millis(500))
+            .response_timeout(Duration::from_secs(1))
+            .retries(2)
+            .min_retry_wait(50)
+            .max_retry_wait(200)
+            .build()
+            .map_err(|e| anyhow::anyhow!("REDIS_CLUSTER_NODES: {e}"))?;
+        tokio::time::timeout(Duration::from_secs(5), client.get_async_connection())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("the Redis Cluster at {target} did not answer within 5 s")
+            })?
+            .map_err(|e| anyhow::anyhow!("cannot connect to the Redis Cluster at {target}: {e}"))
     }
 
     /// Runs one command.
@@ -84,7 +157,7 @@ impl Redis {
         }
     }
 
-    /// `PING`, for `/readyz`.
+    /// `PING`, for `/readyz` (on a cluster, every primary must answer).
     pub async fn ping(&self) -> Result<(), RedisError> {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }

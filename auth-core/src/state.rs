@@ -32,7 +32,7 @@ impl Core {
         server_name: &'static str,
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(server_name);
-        let redis = Redis::connect(&settings.redis_url, metrics.redis_commands.clone()).await?;
+        let redis = Redis::connect(&settings.redis, metrics.redis_commands.clone()).await?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let core = Self {
             server_name,

@@ -1,5 +1,6 @@
-//! The user directory in Redis: one JSON value per user under `user:<username>`, written
-//! and read the same way by both servers, so a signup on one replica is seen by all.
+//! The user directory in Redis: one JSON value per user under `user:{<slot tag>}<username>`
+//! (`hash_slot::user_key`), written and read the same way by both servers, so a signup on
+//! one replica is seen by all.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +44,7 @@ return out
 "#;
 
 fn key(username: &str) -> String {
-    format!("user:{username}")
+    crate::hash_slot::user_key(username)
 }
 
 impl UserDirectory {

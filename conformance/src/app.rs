@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use auth_core::config::RedisTarget;
 use auth_core::http::Application;
 use reqwest::header::{HeaderMap, AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::Method;
@@ -38,13 +39,39 @@ pub struct Options {
     pub cors_origins: Vec<String>,
 }
 
+/// Which store a test's server gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// One `redis-server`.
+    Single,
+    /// A 3-primary Redis Cluster (`REDIS_CLUSTER_NODES`).
+    Cluster,
+}
+
 /// What a server crate implements to run the suite against itself.
 pub trait Server {
     const KIND: Kind;
+    /// The store `TestApp::spawn` starts; `OnCluster<S>` runs the same server on a cluster.
+    const STORE: Store = Store::Single;
     fn build(
-        redis_url: String,
+        redis: RedisTarget,
         options: Options,
     ) -> impl Future<Output = anyhow::Result<Application>>;
+}
+
+/// `S` with its store on a Redis Cluster: `suite!(conformance::OnCluster<MyServer>)` runs
+/// the whole contract again there.
+pub struct OnCluster<S>(std::marker::PhantomData<S>);
+
+impl<S: Server> Server for OnCluster<S> {
+    const KIND: Kind = S::KIND;
+    const STORE: Store = Store::Cluster;
+    fn build(
+        redis: RedisTarget,
+        options: Options,
+    ) -> impl Future<Output = anyhow::Result<Application>> {
+        S::build(redis, options)
+    }
 }
 
 /// What a client holds after login.
@@ -126,13 +153,18 @@ pub fn client() -> reqwest::Client {
 
 impl TestApp {
     pub async fn spawn<S: Server>(options: Options) -> Self {
-        let redis = Arc::new(RedisProcess::start().await);
+        let redis = Arc::new(match S::STORE {
+            Store::Single => RedisProcess::start().await,
+            Store::Cluster => RedisProcess::start_cluster().await,
+        });
         Self::spawn_on::<S>(redis, options).await
     }
 
     /// A server over an existing Redis (the replica tests give several servers one Redis).
     pub async fn spawn_on<S: Server>(redis: Arc<RedisProcess>, options: Options) -> Self {
-        let app = S::build(redis.url(), options).await.expect("server builds");
+        let app = S::build(redis.target(), options)
+            .await
+            .expect("server builds");
         let port = app.port();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

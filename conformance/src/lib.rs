@@ -1,4 +1,4 @@
-//! The contract suite: `TestApp` and a private Redis, and the tests of `API.md` written
+//! The contract suite: `TestApp` and a private Redis (or Redis Cluster), and the tests of `API.md` written
 //! once. Each server's `tests/api/main.rs` runs them with `conformance::suite!(Server)`.
 
 pub mod app;
@@ -8,6 +8,7 @@ pub mod suite;
 pub mod suite_v2;
 
 pub use app::{
-    random_username, session_cookie, Credential, Kind, Options, Reply, Server, TestApp, PASSWORD,
+    random_username, session_cookie, Credential, Kind, OnCluster, Options, Reply, Server, Store,
+    TestApp, PASSWORD,
 };
 pub use redis_process::RedisProcess;

@@ -4,7 +4,10 @@
 //! - [`free_port`]: a loopback port nobody listens on;
 //! - [`wait_until`] / [`wait_until_blocking`]: poll a check until it passes, fails for
 //!   good, or a time limit runs out (readiness checks, never bare sleeps);
-//! - [`signal`]: send a signal to a process by PID (no `kill` child process, no shell).
+//! - [`signal`]: send a signal to a process by PID (no `kill` child process, no shell);
+//! - [`redis_cluster`]: join `redis-server` nodes into a Redis Cluster and wait until it serves.
+
+pub mod redis_cluster;
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -11,6 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use auth_core::contract::{Scopes, UserView};
+use auth_core::hash_slot::UserSlot;
 use auth_core::layer::cookie_values;
 use auth_core::ApiError;
 
@@ -143,12 +144,12 @@ impl SessionPolicy {
             // A retry with the replaced id: served as the session it was replaced by.
             return Ok(successor.clone());
         }
-        let new = SessionId::generate();
+        let new = SessionId::generate(UserSlot::of(&caller.data.user.username));
         let now = now_ms();
         let ttl = self.ttl(caller.data.created_ms, now);
         match self
             .store
-            .rotate(&caller.id, &new, &caller.data.user.id, now, ttl)
+            .rotate(&caller.id, &new, &caller.data.user, now, ttl)
             .await?
         {
             Rotation::Rotated => Ok(new),

@@ -63,7 +63,7 @@ async fn logout(policy: Policy, req: HttpRequest) -> Result<HttpResponse, ApiErr
 
 /// Every session of the caller, through the user's session index.
 async fn logout_all(policy: Policy, caller: AuthUser) -> Result<HttpResponse, ApiError> {
-    let ended = policy.store.delete_all_of(&caller.data.user.id).await?;
+    let ended = policy.store.delete_all_of(&caller.data.user).await?;
     tracing::info!(user = %caller.data.user.username, ended, "logged out everywhere");
     let mut res = HttpResponse::NoContent().finish();
     policy.clear_cookie(&mut res);
@@ -100,7 +100,7 @@ async fn set_roles(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let user = core.change_roles(&username, &body).await?;
-    let sessions = policy.store.set_roles(&user.id, &user.roles).await?;
+    let sessions = policy.store.set_roles(&user.view(), &user.roles).await?;
     tracing::info!(username = %user.username, sessions, "live sessions see the new roles");
     Ok(caller.reply(&policy, HttpResponse::Ok().json(user.view())))
 }

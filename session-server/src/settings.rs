@@ -107,9 +107,9 @@ impl Settings {
     }
 
     /// Plain-HTTP settings on a free loopback port, for tests.
-    pub fn for_tests(redis_url: String) -> Self {
+    pub fn for_tests(redis: impl Into<auth_core::config::RedisTarget>) -> Self {
         Self {
-            common: CommonSettings::for_tests(redis_url),
+            common: CommonSettings::for_tests(redis),
             cookie_secure: false,
             cookie_samesite: SameSite::Lax,
             session_key: vec![b'k'; SESSION_KEY_MIN_BYTES],

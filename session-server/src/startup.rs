@@ -50,7 +50,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .with_context(|| format!("cannot listen on {}", settings.common.listen_addr))?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        redis = %settings.common.redis_url,
+        redis = %settings.common.redis,
         store = ?settings.store,
         cookie = cookie_name,
         same_site = settings.cookie_samesite.as_str(),

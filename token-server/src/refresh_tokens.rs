@@ -2,17 +2,19 @@
 //! atomic step, revoked whole on reuse, logout or "logout everywhere". This is where a
 //! refresh token is rotated.
 //!
-//! Keys, bounded whatever the traffic:
-//! - `rtf:<family>`: a hash `uid`, `name`, `scope`, `cur` (the live token's jti), `prev` and
+//! Keys, bounded whatever the traffic, each in its user's hash slot (`auth_core::hash_slot`;
+//! a family id starts with its user's slot tag, so a Redis Cluster runs these scripts too):
+//! - `rtf:{<tag>}<rest of the family id>`: a hash `uid`, `name`, `scope`, `cur` (the live token's jti), `prev` and
 //!   `prev_at` (the token it replaced, and when), `succ` (the live token itself, handed again
 //!   to a retry). It expires with its live token, and never later than
 //!   `REFRESH_FAMILY_MAX_AGE` after the login. One key per login, however often rotated.
-//! - `ufam:<user id>`: the set of the user's families (the token model's answer to "end every
+//! - `ufam:{<tag>}<user id>`: the set of the user's families (the token model's answer to "end every
 //!   login of this user"; the session model's is its session index).
 
 use std::sync::Arc;
 
 use auth_core::contract::Scopes;
+use auth_core::hash_slot::UserSlot;
 use auth_core::login_index::LoginIndex;
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
@@ -20,7 +22,7 @@ use redis::Script;
 
 use crate::tokens::RefreshClaims;
 
-/// The family index: `ufam:<user id>` holds the ids of `rtf:<family>`.
+/// The family index: `ufam:{<tag>}<user id>` holds the ids of `rtf:{<tag>}<rest>`.
 pub const FAMILIES: LoginIndex = LoginIndex {
     index_prefix: "ufam:",
     login_prefix: "rtf:",
@@ -35,7 +37,11 @@ redis.call('EXPIREAT', KEYS[1], ARGV[6])
 "#;
 
 fn start_script() -> String {
-    format!("{START}{}return 1\n", FAMILIES.add_lua(2, 1, 7))
+    format!(
+        "{}{START}{}return 1\n",
+        FAMILIES.lua_keys(),
+        FAMILIES.add_lua(2, 1, 7)
+    )
 }
 
 /// KEYS: family. ARGV: presented jti, new jti, new token, now, grace (s), new expiry.
@@ -100,8 +106,16 @@ pub fn family_key(family: &str) -> String {
     FAMILIES.login_key(family)
 }
 
-fn index_key(user_id: &str) -> String {
-    FAMILIES.index_key(user_id)
+fn index_key(username: &str, user_id: &str) -> String {
+    FAMILIES.index_key(UserSlot::of(username), user_id)
+}
+
+/// A new family id for a login of `username`: its slot tag, then a random UUID.
+pub fn new_family(username: &str) -> String {
+    LoginIndex::new_id(
+        UserSlot::of(username),
+        &uuid::Uuid::new_v4().simple().to_string(),
+    )
 }
 
 fn owner(fields: &[String]) -> Result<FamilyOwner, ApiError> {
@@ -141,7 +155,7 @@ impl RefreshTokens {
     ) -> Result<(), ApiError> {
         let mut inv = self.scripts.start.prepare_invoke();
         inv.key(family_key(&first.fam))
-            .key(index_key(&owner.user_id))
+            .key(index_key(&owner.username, &owner.user_id))
             .arg(&first.fam)
             .arg(&owner.user_id)
             .arg(&owner.username)
@@ -192,9 +206,9 @@ impl RefreshTokens {
     }
 
     /// Logout everywhere: every family of the user, at once.
-    pub async fn revoke_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+    pub async fn revoke_all_of(&self, username: &str, user_id: &str) -> Result<u64, ApiError> {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
-        inv.key(index_key(user_id));
+        inv.key(index_key(username, user_id));
         Ok(self.redis.script(&inv).await?)
     }
 }

@@ -11,7 +11,7 @@ use auth_core::http::{admin_stats, get, post, put};
 use auth_core::{ApiError, Core, Json};
 
 use crate::auth::AuthUser;
-use crate::refresh_tokens::{FamilyOwner, RefreshTokens, Rotation};
+use crate::refresh_tokens::{new_family, FamilyOwner, RefreshTokens, Rotation};
 use crate::tokens::{now_s, TokenCodec};
 
 type Codec = web::Data<Arc<TokenCodec>>;
@@ -63,7 +63,7 @@ async fn login(
         .await?
         .view();
     let scope = Scopes::grant(scope.as_deref(), &user.roles)?;
-    let family = uuid::Uuid::new_v4().to_string();
+    let family = new_family(&user.username);
     let (refresh_token, claims) = codec
         .issue_refresh(&family, now_s())
         .map_err(ApiError::Internal)?
@@ -135,7 +135,9 @@ async fn logout_all(
     refresh_tokens: web::Data<RefreshTokens>,
     caller: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let ended = refresh_tokens.revoke_all_of(&caller.claims.sub).await?;
+    let ended = refresh_tokens
+        .revoke_all_of(&caller.claims.preferred_username, &caller.claims.sub)
+        .await?;
     tracing::info!(user = %caller.claims.preferred_username, ended, "logged out everywhere");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -96,9 +96,9 @@ impl Settings {
     }
 
     /// HS256 with a fixed test secret on a free loopback port.
-    pub fn for_tests(redis_url: String) -> Self {
+    pub fn for_tests(redis: impl Into<auth_core::config::RedisTarget>) -> Self {
         Self {
-            common: CommonSettings::for_tests(redis_url),
+            common: CommonSettings::for_tests(redis),
             alg: SigningAlg::Hs256,
             key: KeySource::Secret(b"test-only-secret-test-only-secret!".to_vec()),
             access_ttl: Duration::from_secs(15 * 60),

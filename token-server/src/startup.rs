@@ -39,7 +39,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .with_context(|| format!("cannot listen on {}", settings.common.listen_addr))?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        redis = %settings.common.redis_url,
+        redis = %settings.common.redis,
         alg = ?settings.alg,
         kid = %codec.keys().kid,
         denylist = settings.access_denylist,

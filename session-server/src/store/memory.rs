@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use auth_core::contract::UserView;
+use auth_core::hash_slot::UserSlot;
 use auth_core::ApiError;
 
 use super::{Lookup, Rotation, SessionData, SessionId, Ttl};
@@ -81,7 +83,7 @@ impl MemoryStore {
     }
 
     pub async fn create(&self, data: &SessionData, ttl: Ttl) -> Result<SessionId, ApiError> {
-        let id = SessionId::generate();
+        let id = SessionId::generate(UserSlot::of(&data.user.username));
         self.with(|s| {
             s.entries.insert(
                 id.clone(),
@@ -130,7 +132,7 @@ impl MemoryStore {
         &self,
         old: &SessionId,
         new: &SessionId,
-        user_id: &str,
+        user: &UserView,
         now_ms: u64,
         ttl: Ttl,
     ) -> Result<Rotation, ApiError> {
@@ -158,7 +160,7 @@ impl MemoryStore {
                 s.entries
                     .insert(old.clone(), (Entry::Moved(new.clone()), after(ttl.grace_s)));
             }
-            let ids = s.index.entry(user_id.to_owned()).or_default();
+            let ids = s.index.entry(user.id.clone()).or_default();
             ids.remove(old);
             ids.insert(new.clone());
             s.wrote();
@@ -184,18 +186,18 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn delete_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+    pub async fn delete_all_of(&self, user: &UserView) -> Result<u64, ApiError> {
         Ok(self.with(|s| {
-            let ids = s.index.remove(user_id).unwrap_or_default();
+            let ids = s.index.remove(&user.id).unwrap_or_default();
             ids.iter()
                 .filter(|id| s.entries.remove(*id).is_some())
                 .count() as u64
         }))
     }
 
-    pub async fn set_roles(&self, user_id: &str, roles: &[String]) -> Result<u64, ApiError> {
+    pub async fn set_roles(&self, user: &UserView, roles: &[String]) -> Result<u64, ApiError> {
         Ok(self.with(|s| {
-            let Some(ids) = s.index.get(user_id) else {
+            let Some(ids) = s.index.get(&user.id) else {
                 return 0;
             };
             let mut n = 0;

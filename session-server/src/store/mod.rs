@@ -14,6 +14,8 @@ mod memory;
 mod redis;
 
 use auth_core::contract::{Scopes, UserView};
+use auth_core::hash_slot::UserSlot;
+use auth_core::login_index::LoginIndex;
 use auth_core::ApiError;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -21,22 +23,22 @@ use rand::Rng;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
-/// An opaque session id: 64 characters from a CSPRNG (about 380 bits), never derived from
-/// what a client sent.
+/// An opaque session id: its user's hash-slot tag (4 hex digits, `auth_core::hash_slot`:
+/// the session lives beside its user on a Redis Cluster), then 60 characters from a CSPRNG
+/// (about 357 bits), never derived from what a client sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(String);
 
 impl SessionId {
     pub const LEN: usize = 64;
 
-    pub fn generate() -> Self {
-        Self(
-            rand::thread_rng()
-                .sample_iter(&Alphanumeric)
-                .take(Self::LEN)
-                .map(char::from)
-                .collect(),
-        )
+    pub fn generate(slot: UserSlot) -> Self {
+        let random: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(Self::LEN - UserSlot::LEN)
+            .map(char::from)
+            .collect();
+        Self(LoginIndex::new_id(slot, &random))
     }
 
     /// An id from a (decrypted) cookie: only the shape a generated id has.
@@ -137,11 +139,11 @@ impl Store {
         &self,
         old: &SessionId,
         new: &SessionId,
-        user_id: &str,
+        user: &UserView,
         now_ms: u64,
         ttl: Ttl,
     ) -> Result<Rotation, ApiError> {
-        dispatch!(self, s => s.rotate(old, new, user_id, now_ms, ttl).await)
+        dispatch!(self, s => s.rotate(old, new, user, now_ms, ttl).await)
     }
 
     /// Logout: the session `id` leads to (itself, or its successor within the grace), and
@@ -151,12 +153,12 @@ impl Store {
     }
 
     /// Logout everywhere: every session of the user, at once.
-    pub async fn delete_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
-        dispatch!(self, s => s.delete_all_of(user_id).await)
+    pub async fn delete_all_of(&self, user: &UserView) -> Result<u64, ApiError> {
+        dispatch!(self, s => s.delete_all_of(user).await)
     }
 
     /// A role change reaches every live session of the user at once.
-    pub async fn set_roles(&self, user_id: &str, roles: &[String]) -> Result<u64, ApiError> {
-        dispatch!(self, s => s.set_roles(user_id, roles).await)
+    pub async fn set_roles(&self, user: &UserView, roles: &[String]) -> Result<u64, ApiError> {
+        dispatch!(self, s => s.set_roles(user, roles).await)
     }
 }

@@ -1,21 +1,23 @@
 //! Sessions in Redis, through the process's shared connection (so its time limits and
 //! command counter apply).
 //!
-//! Keys:
-//! - `session:<id>`: the session as one JSON string `{"id", "name", "r" (roles), "s" (scope),
+//! Keys (each in its user's hash slot: `auth_core::hash_slot`; a session id starts with its
+//! user's slot tag):
+//! - `session:{<tag>}<rest of the id>`: the session as one JSON string `{"id", "name", "r" (roles), "s" (scope),
 //!   "c" (created, ms), "e" (extended, ms), "prev" (the id it replaced, if any)}`, expiring
 //!   with the idle timeout. A read is one `GET` of one value: a hash read with `HGETALL`
 //!   cost the server more to parse than any other part of a session read.
 //! - the same key after a rotation: `moved:<successor id>`, for the retry grace only.
-//! - `usess:<user id>`: the set of the user's session ids (the session index).
+//! - `usess:{<tag>}<user id>`: the set of the user's session ids (the session index).
 //!
 //! Every write that must not race is one Lua script. The scripts of logout and "logout
 //! everywhere" reach keys they find on the way (a successor, the sessions of an index):
-//! fine on one Redis; a Redis Cluster would need those keys in one hash slot.
+//! all of them are in the user's slot, so the scripts run on a Redis Cluster as well.
 
 use std::sync::Arc;
 
 use auth_core::contract::{Scopes, UserView};
+use auth_core::hash_slot::{user_key, UserSlot};
 use auth_core::login_index::LoginIndex;
 use auth_core::redis_conn::Redis;
 use auth_core::ApiError;
@@ -23,7 +25,7 @@ use redis::Script;
 
 use super::{Lookup, Rotation, SessionData, SessionId, Ttl};
 
-/// The session index: `usess:<user id>` holds the ids of `session:<id>`.
+/// The session index: `usess:{<tag>}<user id>` holds the ids of `session:{<tag>}<rest>`.
 pub const SESSIONS: LoginIndex = LoginIndex {
     index_prefix: "usess:",
     login_prefix: "session:",
@@ -44,7 +46,16 @@ redis.call('SET', KEYS[1], cjson.encode({id = ARGV[2], name = ARGV[3], r = roles
 "#;
 
 fn create_script() -> String {
-    format!("{CREATE}{}return 1\n", SESSIONS.add_lua(2, 1, 8))
+    format!(
+        "{}{CREATE}{}return 1\n",
+        SESSIONS.lua_keys(),
+        SESSIONS.add_lua(2, 1, 8)
+    )
+}
+
+/// A script that names keys it finds on the way, built with the index's key functions.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}{LIVE}{body}", SESSIONS.lua_keys()))
 }
 
 /// The Lua helper every other script starts with: the live session at `key`, decoded, or
@@ -76,7 +87,7 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return {'missing'} end
 if string.sub(raw, 1, 6) == 'moved:' then return {'moved', string.sub(raw, 7)} end
 local s = cjson.decode(raw)
-if s.prev then redis.call('DEL', 'session:' .. s.prev) end
+if s.prev then redis.call('DEL', login_key(s.prev)) end
 s.e = tonumber(ARGV[3])
 s.prev = ARGV[1]
 redis.call('SET', KEYS[2], cjson.encode(s), 'EX', ARGV[4])
@@ -97,11 +108,11 @@ local target, target_id = KEYS[1], ARGV[1]
 local raw = redis.call('GET', KEYS[1])
 if raw and string.sub(raw, 1, 6) == 'moved:' then
   target_id = string.sub(raw, 7)
-  target = 'session:' .. target_id
+  target = login_key(target_id)
 end
 local s = live(target)
 redis.call('DEL', target, KEYS[1])
-if s then redis.call('SREM', 'usess:' .. s.id, target_id) end
+if s then redis.call('SREM', index_key(target_id, s.id), target_id) end
 return 1
 "#;
 
@@ -111,7 +122,7 @@ const SET_ROLES: &str = r#"
 local roles = cjson.decode(ARGV[1])
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = 'session:' .. sid
+  local key = login_key(sid)
   local s = live(key)
   if s then
     s.r = roles
@@ -154,8 +165,8 @@ fn session_key(id: &SessionId) -> String {
     SESSIONS.login_key(id.as_str())
 }
 
-fn index_key(user_id: &str) -> String {
-    SESSIONS.index_key(user_id)
+fn index_key(user: &UserView) -> String {
+    SESSIONS.index_key(UserSlot::of(&user.username), &user.id)
 }
 
 fn corrupt(what: &str) -> ApiError {
@@ -197,11 +208,11 @@ impl RedisStore {
             redis,
             scripts: Arc::new(Scripts {
                 create: Script::new(&create_script()),
-                touch: Script::new(&format!("{LIVE}{TOUCH}")),
-                rotate: Script::new(ROTATE),
-                delete: Script::new(&format!("{LIVE}{DELETE}")),
+                touch: script(TOUCH),
+                rotate: script(ROTATE),
+                delete: script(DELETE),
                 delete_all: Script::new(&SESSIONS.end_all_script()),
-                set_roles: Script::new(&format!("{LIVE}{SET_ROLES}")),
+                set_roles: script(SET_ROLES),
             }),
         }
     }
@@ -215,11 +226,11 @@ impl RedisStore {
     }
 
     pub async fn create(&self, data: &SessionData, ttl: Ttl) -> Result<SessionId, ApiError> {
-        let id = SessionId::generate();
+        let id = SessionId::generate(UserSlot::of(&data.user.username));
         let mut inv = self.scripts.create.prepare_invoke();
         inv.key(session_key(&id))
-            .key(index_key(&data.user.id))
-            .key(format!("user:{}", data.user.username))
+            .key(index_key(&data.user))
+            .key(user_key(&data.user.username))
             .arg(id.as_str())
             .arg(&data.user.id)
             .arg(&data.user.username)
@@ -257,14 +268,14 @@ impl RedisStore {
         &self,
         old: &SessionId,
         new: &SessionId,
-        user_id: &str,
+        user: &UserView,
         now_ms: u64,
         ttl: Ttl,
     ) -> Result<Rotation, ApiError> {
         let mut inv = self.scripts.rotate.prepare_invoke();
         inv.key(session_key(old))
             .key(session_key(new))
-            .key(index_key(user_id))
+            .key(index_key(user))
             .arg(old.as_str())
             .arg(new.as_str())
             .arg(now_ms)
@@ -289,15 +300,15 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn delete_all_of(&self, user_id: &str) -> Result<u64, ApiError> {
+    pub async fn delete_all_of(&self, user: &UserView) -> Result<u64, ApiError> {
         let mut inv = self.scripts.delete_all.prepare_invoke();
-        inv.key(index_key(user_id));
+        inv.key(index_key(user));
         Ok(self.redis.script(&inv).await?)
     }
 
-    pub async fn set_roles(&self, user_id: &str, roles: &[String]) -> Result<u64, ApiError> {
+    pub async fn set_roles(&self, user: &UserView, roles: &[String]) -> Result<u64, ApiError> {
         let mut inv = self.scripts.set_roles.prepare_invoke();
-        inv.key(index_key(user_id)).arg(json(&roles)?);
+        inv.key(index_key(user)).arg(json(&roles)?);
         Ok(self.redis.script(&inv).await?)
     }
 }

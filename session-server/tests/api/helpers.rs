@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use auth_core::config::RedisTarget;
 use auth_core::http::Application;
 use conformance::{Kind, Options, Server};
 use session_server::settings::{Settings, StoreKind};
@@ -9,8 +10,8 @@ pub struct SessionServer;
 impl Server for SessionServer {
     const KIND: Kind = Kind::Session;
 
-    async fn build(redis_url: String, o: Options) -> anyhow::Result<Application> {
-        let mut s = Settings::for_tests(redis_url);
+    async fn build(redis: RedisTarget, o: Options) -> anyhow::Result<Application> {
+        let mut s = Settings::for_tests(redis);
         if let Some(t) = o.idle_timeout_s {
             s.idle_timeout = Duration::from_secs(t);
         }

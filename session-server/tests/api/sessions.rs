@@ -57,9 +57,13 @@ async fn the_session_id_is_long_random_and_never_reused() {
     let keys = session_keys(&app).await;
     assert_eq!(keys.len(), 2);
     for k in &keys {
-        let id = k.strip_prefix("session:").unwrap();
-        assert_eq!(id.len(), 64, "{id}");
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        // `session:{<slot tag>}<60 random characters>`: the id is the tag and the rest.
+        let rest = k.strip_prefix("session:{").unwrap();
+        let (tag, random) = rest.split_once('}').unwrap();
+        assert_eq!(tag.len(), 4, "{k}");
+        assert!(tag.chars().all(|c| c.is_ascii_hexdigit()), "{k}");
+        assert_eq!(random.len(), 60, "{k}");
+        assert!(random.chars().all(|c| c.is_ascii_alphanumeric()), "{k}");
     }
     assert_ne!(keys[0], keys[1]);
 }

@@ -95,3 +95,12 @@ async fn cookie_samesite_is_what_the_setting_says() {
         assert_eq!(attrs.contains(&"Secure"), secure == "true", "{attrs:?}");
     }
 }
+
+#[tokio::test]
+async fn the_binary_runs_on_a_redis_cluster() {
+    conformance::process::the_binary_runs_on_a_redis_cluster(
+        BIN,
+        &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))],
+    )
+    .await;
+}

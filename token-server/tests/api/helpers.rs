@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use auth_core::config::RedisTarget;
 use auth_core::http::Application;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,8 +18,8 @@ pub const TEST_SECRET: &[u8] = b"test-only-secret-test-only-secret!";
 impl Server for TokenServer {
     const KIND: Kind = Kind::Token;
 
-    async fn build(redis_url: String, o: Options) -> anyhow::Result<Application> {
-        let mut s = Settings::for_tests(redis_url);
+    async fn build(redis: RedisTarget, o: Options) -> anyhow::Result<Application> {
+        let mut s = Settings::for_tests(redis);
         assert!(
             matches!(&s.key, KeySource::Secret(k) if k == TEST_SECRET),
             "TEST_SECRET must match Settings::for_tests"

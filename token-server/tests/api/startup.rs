@@ -57,3 +57,12 @@ async fn sigterm_does_not_wait_for_a_stalled_body() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_binary_runs_on_a_redis_cluster() {
+    conformance::process::the_binary_runs_on_a_redis_cluster(
+        BIN,
+        &[("JWT_SECRET", &"s".repeat(32))],
+    )
+    .await;
+}

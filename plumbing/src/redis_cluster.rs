@@ -1,0 +1,120 @@
+//! A Redis Cluster of real `redis-server` processes on loopback, made the way an operator
+//! makes one (`redis-cli --cluster create`), for the contract suite and the load tester.
+//! Whoever starts the nodes starts them with [`node_args`]; this module joins them and
+//! waits until every node serves every slot.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::{wait_until_blocking, Check};
+
+/// How long a primary may be unreachable before its replica is promoted. Short, so that a
+/// failover in a test or experiment happens within seconds (Redis's default is 15 s).
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// The arguments that make a `redis-server` a cluster node; its `nodes.conf` lives in the
+/// node's working directory (`--dir`), so a restarted node rejoins with its identity.
+pub fn node_args() -> Vec<String> {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        &NODE_TIMEOUT_MS.to_string(),
+        // A replica promotes itself however long it was cut off: these clusters live for
+        // seconds, and losing every write since the last sync is what the experiment counts.
+        "--cluster-replica-validity-factor",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot run `redis-cli` ({0}); install it (Debian: `apt-get install -y redis-tools`)")]
+    NoCli(std::io::Error),
+    #[error("`redis-cli --cluster create` failed: {0}")]
+    Create(String),
+    #[error(transparent)]
+    NotReady(#[from] crate::WaitError),
+}
+
+/// Joins the nodes listening on `ports` (all on 127.0.0.1) into one cluster: the first
+/// `ports.len() / (replicas + 1)` become primaries with the 16384 slots split between them,
+/// each with `replicas` replicas. Returns once every node says `cluster_state:ok` and sees
+/// every node.
+pub fn create(ports: &[u16], replicas: usize) -> Result<(), ClusterError> {
+    let mut cmd = Command::new("redis-cli");
+    cmd.arg("--cluster").arg("create");
+    for p in ports {
+        cmd.arg(format!("127.0.0.1:{p}"));
+    }
+    let out = cmd
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(ClusterError::NoCli)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("[OK] All 16384 slots covered") {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = text.lines().chain(err.lines()).rev().take(4).collect();
+        return Err(ClusterError::Create(
+            last.into_iter().rev().collect::<Vec<_>>().join(" | "),
+        ));
+    }
+    wait_ok(ports, Duration::from_secs(20))
+}
+
+/// Waits until every node in `ports` says the cluster is ok and knows `ports.len()` nodes.
+pub fn wait_ok(ports: &[u16], limit: Duration) -> Result<(), ClusterError> {
+    wait_until_blocking(
+        "every Redis Cluster node says cluster_state:ok",
+        limit,
+        Duration::from_millis(50),
+        || {
+            for p in ports {
+                let info = cli(*p, &["cluster", "info"]).unwrap_or_default();
+                let field = |name: &str| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or("?")
+                        .to_owned()
+                };
+                if field("cluster_state:") != "ok"
+                    || field("cluster_known_nodes:") != ports.len().to_string()
+                {
+                    return Check::Waiting(format!(
+                        "node {p}: state {}, {} nodes known",
+                        field("cluster_state:"),
+                        field("cluster_known_nodes:")
+                    ));
+                }
+            }
+            Check::Done(())
+        },
+    )?;
+    Ok(())
+}
+
+/// One `redis-cli` command against the node on `port`, its output as text.
+pub fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The role a node says it has now (`master` or `slave`), from `ROLE`.
+pub fn role(port: u16) -> Option<String> {
+    cli(port, &["role"]).and_then(|r| r.lines().next().map(str::to_owned))
+}
