@@ -183,11 +183,14 @@ pub struct CompareArgs {
     /// swept), `server-memory` (memory per logged-in user), `authority` (a demoted admin,
     /// logout-all, read-only credentials), `access-token-lifetime` (refreshes against the
     /// revocation window at several token lifetimes), `browser` (a real Chromium over TLS:
-    /// cross-origin use, CSRF and XSS against both models; needs `chromium`).
+    /// cross-origin use, CSRF and XSS against both models; needs `chromium`),
+    /// `store-cluster` (the store-bound sweep on a 3-primary Redis Cluster, then a primary
+    /// killed: seconds of failure and logins lost; needs `redis-cli`), `store-latency` (the
+    /// store behind a delaying proxy, 0, 0.5 and 2 ms each way).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser"
+        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser,store-cluster,store-latency"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.
@@ -372,7 +375,7 @@ mod tests {
         assert_eq!(m.scenarios.len(), 4);
         assert_eq!(c.cpus_per_replica, BudgetChoice::Auto);
         assert_eq!(c.rounds(), 3);
-        assert_eq!(c.experiments.len(), 11);
+        assert_eq!(c.experiments.len(), 13);
         let Command::Compare(t) = parse(&["compare", "--thorough"]).unwrap().command else {
             panic!()
         };

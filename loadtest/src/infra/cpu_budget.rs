@@ -75,6 +75,14 @@ impl CpuBudget {
         Ok(budget)
     }
 
+    /// A budget for each primary of a Redis Cluster, in cgroups of their own (apart from
+    /// the single Redis's).
+    pub fn for_cluster(cpus: f64) -> anyhow::Result<Self> {
+        let mut budget = Self::new(Some(cpus))?;
+        budget.label = "cluster";
+        Ok(budget)
+    }
+
     pub fn describe(&self) -> String {
         match &self.method {
             Method::None => "none".into(),
@@ -219,7 +227,7 @@ impl CpuBudget {
 
     /// Whether this is the store's (Redis's) budget.
     pub fn is_store(&self) -> bool {
-        self.label == "redis"
+        matches!(self.label, "redis" | "cluster")
     }
 
     /// Quota periods so far, and of those the ones in which the processes ran out of their

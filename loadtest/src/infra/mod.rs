@@ -3,6 +3,7 @@
 //! Prometheus text). Nothing here knows about scenarios, plans or reports.
 
 pub mod cpu_budget;
+pub mod delay_proxy;
 pub mod env_info;
 pub mod procfs;
 pub mod prometheus_text;

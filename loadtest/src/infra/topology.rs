@@ -1,5 +1,6 @@
-//! The processes a measurement runs against: one Redis, N replicas of a server, and nginx
-//! in front of them. Every process is started here and stopped here, by PID.
+//! The processes a measurement runs against: one Redis (or a Redis Cluster), N replicas of a
+//! server, and nginx in front of them. Every process is started here and stopped here, by
+//! PID.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,12 +168,134 @@ impl Redis {
     }
 }
 
+/// One node of a Redis Cluster, and what it was when the cluster was made.
+pub struct ClusterNode {
+    pub proc_: Proc,
+    pub port: u16,
+    /// The primary this node replicates, by port; `None` for a primary.
+    pub replica_of: Option<u16>,
+}
+
+impl ClusterNode {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A Redis Cluster of real `redis-server` processes on loopback, made as an operator makes
+/// one (`redis-cli --cluster create`, see `plumbing::redis_cluster`).
+pub struct RedisCluster {
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl RedisCluster {
+    /// `primaries` primaries, each with `replicas_each` replicas; returns once every node
+    /// says the cluster is ok.
+    pub async fn start(
+        work: &Path,
+        primaries: usize,
+        replicas_each: usize,
+    ) -> anyhow::Result<Self> {
+        use plumbing::redis_cluster;
+        let bin = find_tool("redis-server", "redis-server")?;
+        find_tool("redis-cli", "redis-tools")?;
+        let mut started = Vec::new();
+        for _ in 0..primaries * (1 + replicas_each) {
+            let port = free_port()?;
+            let dir = work.join(format!("cluster-{port}"));
+            std::fs::create_dir_all(&dir)?;
+            let mut cmd = Command::new(&bin);
+            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(redis_cluster::node_args())
+                .arg("--dir")
+                .arg(&dir);
+            let proc_ = Proc::spawn(
+                &format!("redis-server:{port}"),
+                cmd,
+                work.join(format!("redis-cluster-{port}.log")),
+            )?;
+            started.push((proc_, port));
+        }
+        let ports: Vec<u16> = started.iter().map(|(_, p)| *p).collect();
+        // Every node must be listening before they are joined.
+        for &port in &ports {
+            let url = format!("redis://127.0.0.1:{port}");
+            wait_until(
+                "a cluster node answers INFO",
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+                || {
+                    let url = &url;
+                    async move {
+                        match super::redis_info::query(url, "server").await {
+                            Ok(_) => Check::Done(()),
+                            Err(e) => Check::Waiting(e.to_string()),
+                        }
+                    }
+                },
+            )
+            .await?;
+        }
+        let join = ports.clone();
+        tokio::task::spawn_blocking(move || redis_cluster::create(&join, replicas_each)).await??;
+        let nodes = started
+            .into_iter()
+            .map(|(proc_, port)| {
+                // `ROLE` of a replica: `slave`, then its primary's host and port.
+                let role = redis_cluster::cli(port, &["role"]).unwrap_or_default();
+                let mut lines = role.lines();
+                let replica_of = match lines.next() {
+                    Some("slave") => lines.nth(1).and_then(|p| p.trim().parse().ok()),
+                    _ => None,
+                };
+                ClusterNode {
+                    proc_,
+                    port,
+                    replica_of,
+                }
+            })
+            .collect();
+        Ok(Self { nodes })
+    }
+
+    pub fn primaries(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.nodes.iter().filter(|n| n.replica_of.is_none())
+    }
+
+    /// `REDIS_CLUSTER_NODES` for the replicas: every node.
+    pub fn nodes_env(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The replica of the primary on `port`, by port.
+    pub fn replica_of(&self, port: u16) -> Option<u16> {
+        self.nodes
+            .iter()
+            .find(|n| n.replica_of == Some(port))
+            .map(|n| n.port)
+    }
+}
+
+/// Where the replicas find their store: the variable and its value.
+#[derive(Debug, Clone)]
+pub enum StoreAddr {
+    /// `REDIS_URL`.
+    Url(String),
+    /// `REDIS_CLUSTER_NODES`.
+    ClusterNodes(String),
+}
+
 /// What the replicas of one group share.
 pub struct GroupSpec<'a> {
     pub kind: ServerKind,
     pub replicas: u32,
     pub bin_dir: &'a Path,
-    pub redis_url: &'a str,
+    pub store: StoreAddr,
     pub session_key: &'a str,
     pub jwt_secret: &'a str,
     pub lb_workers: u32,
@@ -217,7 +340,15 @@ impl Group {
             cmd.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-                .env("REDIS_URL", spec.redis_url)
+                .env(
+                    match &spec.store {
+                        StoreAddr::Url(_) => "REDIS_URL",
+                        StoreAddr::ClusterNodes(_) => "REDIS_CLUSTER_NODES",
+                    },
+                    match &spec.store {
+                        StoreAddr::Url(u) | StoreAddr::ClusterNodes(u) => u,
+                    },
+                )
                 .env("WORKERS", spec.workers_per_replica.to_string())
                 .env("COOKIE_SECURE", "false")
                 .env("SESSION_KEY", spec.session_key)

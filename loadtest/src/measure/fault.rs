@@ -21,19 +21,39 @@ pub struct FaultPlan {
 pub struct Injector {
     plan: FaultPlan,
     pid: u32,
+    /// For a killed Redis primary: the port of its replica, watched until it says it is
+    /// the primary now.
+    successor: Option<u16>,
     began: Option<f64>,
     ended: Option<f64>,
 }
 
 impl Injector {
-    /// `pid` is the process the fault hits: Redis for a freeze, replica 1 for a kill.
-    pub fn new(plan: FaultPlan, pid: u32) -> Self {
+    /// `pid` is the process the fault hits: Redis for a freeze, replica 1 for a kill, the
+    /// first primary for a failover (whose replica listens on `successor`).
+    pub fn new(plan: FaultPlan, pid: u32, successor: Option<u16>) -> Self {
         Self {
             plan,
             pid,
+            successor,
             began: None,
             ended: None,
         }
+    }
+
+    /// Whether the fault has been injected.
+    pub fn began(&self) -> bool {
+        self.began.is_some()
+    }
+
+    /// Whether the fault is due at `t` after the window opened and not injected yet.
+    pub fn due(&self, t: std::time::Duration) -> bool {
+        self.began.is_none() && t >= self.plan.at
+    }
+
+    /// For a failover: whether the replica has taken over (then the fault has ended).
+    pub fn failed_over(&self) -> bool {
+        self.plan.kind == FaultKind::KillPrimary && self.ended.is_some()
     }
 
     /// Injects or lifts the fault when its time has come; `opened` is when the window
@@ -43,11 +63,20 @@ impl Injector {
         if self.began.is_none() && t >= self.plan.at {
             let sig = match self.plan.kind {
                 FaultKind::FreezeRedis => Signal::Stop,
-                FaultKind::KillReplica => Signal::Kill,
+                FaultKind::KillReplica | FaultKind::KillPrimary => Signal::Kill,
             };
             plumbing::signal(self.pid, sig)
                 .map_err(|e| anyhow::anyhow!("{sig:?} to process {}: {e}", self.pid))?;
             self.began = Some(opened.elapsed().as_secs_f64());
+        }
+        // The time the replica said it had taken over, as seen (every step, 50 ms apart).
+        if let (FaultKind::KillPrimary, Some(_), None, Some(port)) =
+            (self.plan.kind, self.began, self.ended, self.successor)
+        {
+            if plumbing::redis_cluster::role(port).as_deref() == Some("master") {
+                self.ended = Some(opened.elapsed().as_secs_f64());
+            }
+            return Ok(());
         }
         if t >= self.plan.at + self.plan.lasts {
             self.lift(opened)?;
@@ -103,7 +132,7 @@ mod tests {
             at: Duration::from_millis(30),
             lasts: Duration::from_millis(30),
         };
-        let mut inj = Injector::new(plan, child.id());
+        let mut inj = Injector::new(plan, child.id(), None);
         let opened = Instant::now();
         inj.step(opened).unwrap();
         assert!(inj.recorded().is_none(), "not yet");

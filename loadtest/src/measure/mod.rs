@@ -3,6 +3,7 @@
 //! comes out is a [`Run`] of the results model.
 
 pub mod browser;
+pub mod failover;
 pub mod fault;
 pub mod probes;
 pub mod recorder;
@@ -18,7 +19,7 @@ use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
 use crate::infra::cpu_budget::CpuBudget;
-use crate::infra::{procfs, redis_info};
+use crate::infra::procfs;
 use crate::model::{
     Bottleneck, CpuPerRequest, Experiment, FaultKind, PeakMemory, Run, Scenario, ServerKind,
     Variant,
@@ -33,12 +34,25 @@ pub struct Target {
     pub url: String,
     pub server: ServerKind,
     pub pids: Pids,
-    pub redis_url: Option<String>,
+    /// Redis (every primary of a cluster), for `INFO`; empty when it cannot be reached.
+    pub redis_urls: Vec<String>,
     pub replica_urls: Vec<String>,
+    /// A store behind the delaying proxy: a `PING` round trip through it, measured.
+    pub store_rtt_ms: Option<f64>,
+    /// A Redis Cluster whose first primary a `kill-primary` fault kills.
+    pub failover: Option<FailoverTarget>,
     pub lb_workers: u32,
     /// Whether the replicas', Redis's and the balancer's CPU can be read here (not from
     /// outside a deployment); without it no bottleneck can be named.
     pub cpu_visible: bool,
+}
+
+/// The primary a failover kills, and its replica.
+#[derive(Debug, Clone, Copy)]
+pub struct FailoverTarget {
+    pub victim_pid: u32,
+    pub victim_port: u16,
+    pub replica_port: u16,
 }
 
 /// One run: a scenario against a target, for a time, maybe with a fault.
@@ -62,6 +76,10 @@ pub struct RunPlan {
     pub redis_cpus: Option<f64>,
     /// The access tokens' lifetime, when the run set one.
     pub access_token_ttl_s: Option<u64>,
+    /// Primaries of the Redis Cluster, when the store is one.
+    pub redis_primaries: Option<u32>,
+    /// The delay the proxy to Redis adds each way, when there is one.
+    pub store_delay_ms: Option<f64>,
     pub oversubscribed: bool,
     /// Something to break during the window.
     pub fault: Option<FaultPlan>,
@@ -125,6 +143,7 @@ struct Window {
     /// Share of its quota periods in which Redis ran out of its budget, when it had one.
     store_throttled: Option<f64>,
     fault: Option<crate::model::Fault>,
+    failover: Option<crate::model::Failover>,
     note: Option<String>,
 }
 
@@ -188,6 +207,7 @@ async fn window(
     target: &Target,
     budgets: &[&CpuBudget],
     plan: &RunPlan,
+    mut marks: Option<failover::Marks>,
     recorder: &Recorder,
     http: &reqwest::Client,
     goose_ends: Instant,
@@ -222,29 +242,33 @@ async fn window(
     let throttled_at_open = store.and_then(|b| b.throttling());
     let mut injector = match plan.fault {
         Some(f) => {
-            let pid = match f.kind {
-                FaultKind::FreezeRedis => target.pids.redis,
-                FaultKind::KillReplica => target.pids.replicas.first().copied(),
+            let (pid, successor) = match f.kind {
+                FaultKind::FreezeRedis => (target.pids.redis.first().copied(), None),
+                FaultKind::KillReplica => (target.pids.replicas.first().copied(), None),
+                FaultKind::KillPrimary => match target.failover {
+                    Some(t) => (Some(t.victim_pid), Some(t.replica_port)),
+                    None => (None, None),
+                },
             };
             let pid = pid.ok_or_else(|| {
                 anyhow::anyhow!("{:?}: no process of this run to inject it into", f.kind)
             })?;
-            Some(Injector::new(f, pid))
+            Some(Injector::new(f, pid, successor))
         }
         None => None,
     };
-    let start = snapshot(
-        http,
-        &target.pids,
-        target.redis_url.as_deref(),
-        &target.replica_urls,
-    )
-    .await;
+    let start = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
     recorder.open(true, plan.fault.is_some());
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
     let mut fault_error = None;
+    let mut write_before_kill_ms = 0;
     while Instant::now() < until {
         if let Some(inj) = injector.as_mut() {
+            // The watched logins are written just before the primary dies.
+            if let Some(m) = marks.as_mut().filter(|_| inj.due(start.at.elapsed())) {
+                m.write().await;
+                write_before_kill_ms = m.since_write_ms();
+            }
             if let Err(e) = inj.step(start.at) {
                 fault_error = Some(e);
                 break;
@@ -262,19 +286,28 @@ async fn window(
         fault_error.get_or_insert(e);
     }
     recorder.open(false, false);
+    let mut notes = Vec::new();
+    let failover = match (&marks, injector.as_ref()) {
+        (Some(m), Some(inj)) if inj.began() => {
+            if !inj.failed_over() {
+                // Checked anyway: a login the surviving primaries hold still works.
+                notes.push(
+                    "the killed primary's replica had not taken over when the window closed"
+                        .to_string(),
+                );
+            }
+            Some(m.check(write_before_kill_ms).await)
+        }
+        _ => None,
+    };
     let store_throttled = match (throttled_at_open, store.and_then(|b| b.throttling())) {
         (Some((p0, t0)), Some((p1, t1))) if p1 > p0 => {
             Some(t1.saturating_sub(t0) as f64 / (p1 - p0) as f64)
         }
         _ => None,
     };
-    let end = snapshot(
-        http,
-        &target.pids,
-        target.redis_url.as_deref(),
-        &target.replica_urls,
-    )
-    .await;
+    // A killed primary's counters are gone: the end reading counts the nodes alive.
+    let end = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
     // The next run's set-up (sign-ups and logins) is not measured: it gets the whole machine.
     for b in budgets {
         b.limit(false)?;
@@ -283,16 +316,18 @@ async fn window(
     if let Some(e) = fault_error {
         return Err(e);
     }
-    let note = (late > Duration::from_millis(500)).then(|| {
-        format!(
+    if late > Duration::from_millis(500) {
+        notes.push(format!(
             "set-up outlasted the warm-up by {late:.1?}; the window was shortened to fit the run"
-        )
-    });
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(Window {
         start,
         end,
         store_throttled,
         fault: injector.and_then(|i| i.recorded()),
+        failover,
         note,
     })
 }
@@ -321,18 +356,20 @@ pub async fn measure(
     )?;
     // Goose stops on whole seconds; leave a second of load after the window closes.
     let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 1;
+    // A failover's watched logins are made before the load starts (password hashing is
+    // slow, and goose's run time is fixed).
+    let marks = match (plan.fault, target.failover) {
+        (Some(f), Some(t)) if f.kind == FaultKind::KillPrimary => {
+            Some(failover::Marks::log_in(target.server, &target.url, t.victim_port).await?)
+        }
+        _ => None,
+    };
     let attack = goose_attack(target, plan, run_time_s, &ctx)?;
     let goose_ends = Instant::now() + Duration::from_secs(run_time_s);
-    let start_memory = match &target.redis_url {
-        Some(url) => redis_info::query(url, "memory")
-            .await
-            .ok()
-            .and_then(|m| redis_info::field(&m, "used_memory")),
-        None => None,
-    };
+    let start_memory = snapshot::used_memory(&target.redis_urls).await;
     let (goose_result, window) = tokio::join!(
         attack.execute(),
-        window(target, budgets, plan, &recorder, &http, goose_ends)
+        window(target, budgets, plan, marks, &recorder, &http, goose_ends)
     );
     goose_result.map_err(|e| anyhow::anyhow!("goose: {e}"))?;
     let window = window?;
@@ -429,7 +466,7 @@ pub async fn measure(
         cpu_cores_used: cpu_cores,
         peak_memory_bytes: PeakMemory {
             replica_max: peak(&target.pids.replicas),
-            redis: target.pids.redis.map(|p| peak(&[p])).unwrap_or(0),
+            redis: peak(&target.pids.redis),
             lb: lb_mem,
             loadgen: peak(&[target.pids.loadgen]),
         },
@@ -440,6 +477,10 @@ pub async fn measure(
         redis_throttled: window.store_throttled,
         access_token_ttl_s: plan.access_token_ttl_s,
         oversubscribed: plan.oversubscribed,
+        redis_primaries: plan.redis_primaries,
+        store_delay_ms: plan.store_delay_ms,
+        store_rtt_ms: target.store_rtt_ms,
+        failover: window.failover,
     };
     Ok((run, window.note))
 }
@@ -467,9 +508,11 @@ pub fn bottleneck(
     // A Redis on a budget is what its experiment is about: named first when saturated,
     // which is also when it was held back in most of its quota periods (small quotas have
     // long periods, and keep its measured CPU under 85% of the budget even then).
+    // Each Redis (each primary of a cluster) runs its commands on one thread.
+    let redis_nodes = plan.redis_primaries.unwrap_or(1) as f64;
     if let Some(r) = plan.redis_cpus {
         let held_back = store_throttled.is_some_and(|share| share >= STORE_THROTTLED);
-        if held_back || cores.redis >= 0.85 * r.min(1.0) {
+        if held_back || cores.redis >= 0.85 * r.min(1.0) * redis_nodes {
             return Some(Bottleneck::Redis);
         }
     }
@@ -480,7 +523,7 @@ pub fn bottleneck(
         }
     }
     // Redis is single-threaded: one core is all it can use.
-    if cores.redis >= 0.85 {
+    if cores.redis >= 0.85 * redis_nodes {
         return Some(Bottleneck::Redis);
     }
     if cores.lb >= 0.85 * lb_workers as f64 {
@@ -545,6 +588,8 @@ mod tests {
             cpus_per_replica,
             redis_cpus: None,
             access_token_ttl_s: None,
+            redis_primaries: None,
+            store_delay_ms: None,
             oversubscribed: false,
             fault: None,
         }

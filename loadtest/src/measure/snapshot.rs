@@ -19,7 +19,8 @@ pub async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String
 #[derive(Debug, Clone, Default)]
 pub struct Pids {
     pub replicas: Vec<u32>,
-    pub redis: Option<u32>,
+    /// Redis, or every node of a Redis Cluster.
+    pub redis: Vec<u32>,
     pub lb: Vec<u32>,
     pub loadgen: u32,
 }
@@ -44,23 +45,37 @@ fn cpu_sum(pids: &[u32]) -> f64 {
         .sum()
 }
 
+/// Redis's `used_memory`, summed over `urls` (every primary of a cluster); `None` when
+/// there are none or one does not answer.
+pub async fn used_memory(urls: &[String]) -> Option<u64> {
+    let mut sum = None;
+    for url in urls {
+        let m = redis_info::query(url, "memory").await.ok()?;
+        *sum.get_or_insert(0) += redis_info::field(&m, "used_memory")?;
+    }
+    sum
+}
+
+/// Workload commands Redis executed so far, summed over `urls`; `None` as above.
+async fn workload_calls(urls: &[String]) -> Option<u64> {
+    let mut sum = None;
+    for url in urls {
+        let s = redis_info::query(url, "commandstats").await.ok()?;
+        *sum.get_or_insert(0) += redis_info::workload_calls(&redis_info::parse_commandstats(&s));
+    }
+    sum
+}
+
 pub async fn snapshot(
     http: &reqwest::Client,
     pids: &Pids,
-    redis_url: Option<&str>,
+    redis_urls: &[String],
     replica_urls: &[String],
 ) -> Snapshot {
-    let (redis_calls, redis_used_memory) = match redis_url {
-        Some(url) => {
-            let stats = redis_info::query(url, "commandstats").await.ok();
-            let memory = redis_info::query(url, "memory").await.ok();
-            (
-                stats.map(|s| redis_info::workload_calls(&redis_info::parse_commandstats(&s))),
-                memory.and_then(|m| redis_info::field(&m, "used_memory")),
-            )
-        }
-        None => (None, None),
-    };
+    let (redis_calls, redis_used_memory) = (
+        workload_calls(redis_urls).await,
+        used_memory(redis_urls).await,
+    );
     let mut replica_requests = Vec::new();
     for url in replica_urls {
         match scrape(http, url).await {
@@ -71,7 +86,7 @@ pub async fn snapshot(
     Snapshot {
         at: Instant::now(),
         cpu_replicas: cpu_sum(&pids.replicas),
-        cpu_redis: pids.redis.map(|p| cpu_sum(&[p])).unwrap_or(0.0),
+        cpu_redis: cpu_sum(&pids.redis),
         cpu_lb: cpu_sum(&pids.lb),
         cpu_loadgen: cpu_sum(&[pids.loadgen]),
         redis_calls,

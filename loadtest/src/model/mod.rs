@@ -160,6 +160,12 @@ pub enum Experiment {
     AccessTokenLifetime,
     /// A real Chromium over TLS: cross-origin use, CSRF and XSS against both models.
     Browser,
+    /// The store-bound sweep again with a 3-primary Redis Cluster (each primary on the same
+    /// budget), then a primary killed with a replica behind it.
+    StoreCluster,
+    /// The store behind a delaying proxy (a stand-in for a network): what a round trip to
+    /// the store costs each model.
+    StoreLatency,
 }
 
 impl Experiment {
@@ -176,6 +182,8 @@ impl Experiment {
             Experiment::Authority => "authority",
             Experiment::AccessTokenLifetime => "access-token-lifetime",
             Experiment::Browser => "browser",
+            Experiment::StoreCluster => "store-cluster",
+            Experiment::StoreLatency => "store-latency",
         }
     }
 }
@@ -204,6 +212,12 @@ pub enum Variant {
     StoreBound,
     /// Access tokens of `Run::access_token_ttl_s` seconds, refreshed just before they expire.
     AccessTtl,
+    /// The store is a Redis Cluster of `Run::redis_primaries` primaries
+    /// (`REDIS_CLUSTER_NODES`), each held to `Run::redis_cpus` where that is set.
+    Cluster,
+    /// The replicas reach Redis through a proxy that holds every byte `Run::store_delay_ms`
+    /// in each direction.
+    StoreDelay,
 }
 
 impl Variant {
@@ -221,6 +235,8 @@ impl Variant {
             (Variant::NoRetryGrace, _) => "no retry grace",
             (Variant::StoreBound, _) => "Redis on a CPU budget",
             (Variant::AccessTtl, _) => "short access tokens",
+            (Variant::Cluster, _) => "Redis Cluster",
+            (Variant::StoreDelay, _) => "store behind a delay",
         }
     }
 }
@@ -294,6 +310,9 @@ pub enum FaultKind {
     FreezeRedis,
     /// The first replica killed (SIGKILL); it stays dead.
     KillReplica,
+    /// The first Redis Cluster primary killed (SIGKILL); its replica takes over. `lasts_s`
+    /// is until the replica said it was the primary.
+    KillPrimary,
 }
 
 /// A fault as it happened: the times the signals were sent, in seconds from the opening of
@@ -351,6 +370,14 @@ impl Fault {
                 format!("Redis frozen from {:.2} s to the end", self.at_s)
             }
             (FaultKind::KillReplica, _) => format!("replica 1 killed at {:.2} s", self.at_s),
+            (FaultKind::KillPrimary, Some(l)) => format!(
+                "a Redis primary killed at {:.2} s; its replica took over {:.2} s later",
+                self.at_s, l
+            ),
+            (FaultKind::KillPrimary, None) => format!(
+                "a Redis primary killed at {:.2} s; its replica had not taken over by the end",
+                self.at_s
+            ),
         }
     }
 }
@@ -545,6 +572,21 @@ pub struct TimelinePoint {
     pub refused: u64,
 }
 
+/// What a failover lost: logins written (a refresh of each, all at once) just before a
+/// Redis primary was killed, checked again once its replica had taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    /// Logins refreshed just before the kill (each answered 200).
+    pub written: u32,
+    /// Of those, how many lived on the killed primary.
+    pub on_killed_primary: u32,
+    /// Of those written, how many no longer worked after the failover (the credential the
+    /// refresh had just handed out was refused).
+    pub lost: u32,
+    /// Milliseconds from the last of those writes' answers to the kill.
+    pub last_write_before_kill_ms: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub p50: f64,
@@ -636,6 +678,21 @@ pub struct Run {
     pub access_token_ttl_s: Option<u64>,
     /// Whether this replica count asked for more CPUs than the machine has.
     pub oversubscribed: bool,
+    /// Primaries of the Redis Cluster the run's store was (variant `cluster`).
+    #[serde(default)]
+    pub redis_primaries: Option<u32>,
+    /// The delay the proxy between the replicas and Redis added in each direction (variant
+    /// `store-delay`), as planned.
+    #[serde(default)]
+    pub store_delay_ms: Option<f64>,
+    /// A `PING` round trip from this machine to Redis through that proxy, as measured
+    /// before the run (median of 50).
+    #[serde(default)]
+    pub store_rtt_ms: Option<f64>,
+    /// Sessions or refresh-token families written just before a Redis primary was killed,
+    /// and how many of them were gone after its replica took over (fault `kill-primary`).
+    #[serde(default)]
+    pub failover: Option<Failover>,
     /// The fault injected during the window, as it happened.
     #[serde(default)]
     pub fault: Option<Fault>,
@@ -690,6 +747,10 @@ impl Run {
             redis_throttled: None,
             access_token_ttl_s: None,
             oversubscribed: false,
+            redis_primaries: None,
+            store_delay_ms: None,
+            store_rtt_ms: None,
+            failover: None,
             fault: None,
             timeline: Vec::new(),
             timeline_step_s: 1.0,
@@ -735,6 +796,22 @@ impl Run {
             .filter(|p| route.is_none_or(|r| p.route == r))
             .map(|p| p.refused)
             .sum()
+    }
+
+    /// Seconds of failure a fault caused: from the fault to the end of the last timeline
+    /// step sent after it in which a request failed (0 when none did). `None` without a
+    /// fault.
+    pub fn failing_s(&self) -> Option<f64> {
+        let f = self.fault?;
+        let last_failing_end = self
+            .timeline
+            .iter()
+            .filter(|p| p.failed > 0 && p.t_s + self.timeline_step_s > f.at_s)
+            .map(|p| p.t_s + self.timeline_step_s)
+            .fold(None, |acc: Option<f64>, t| {
+                Some(acc.map_or(t, |a| a.max(t)))
+            });
+        Some(last_failing_end.map_or(0.0, |end| (end - f.at_s).max(0.0)))
     }
 
     /// Whether the run was bound by something other than the replicas it measures.

@@ -342,11 +342,13 @@ impl Deployment for Services {
             server: job.server,
             pids: Pids {
                 replicas: replica_pids,
-                redis: redis_pid,
+                redis: redis_pid.into_iter().collect(),
                 lb: lb.clone(),
                 loadgen: std::process::id(),
             },
-            redis_url,
+            redis_urls: redis_url.into_iter().collect(),
+            store_rtt_ms: None,
+            failover: None,
             replica_urls: addresses(&ids)?
                 .into_iter()
                 .map(|ip| format!("http://{ip}:8080"))

@@ -102,7 +102,9 @@ impl Deployment for Existing {
                     loadgen: std::process::id(),
                     ..Pids::default()
                 },
-                redis_url: self.redis_url.clone(),
+                redis_urls: self.redis_url.iter().cloned().collect(),
+                store_rtt_ms: None,
+                failover: None,
                 replica_urls: replica_urls.clone(),
                 lb_workers: 1,
                 // Only this process is visible: no replica, Redis or balancer CPU.

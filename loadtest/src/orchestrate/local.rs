@@ -1,6 +1,7 @@
 //! `loadtest compare`: the whole topology on this machine. One private Redis for the whole
 //! sweep; for each job, its replicas and an nginx in front of them, started here and
-//! stopped here by PID.
+//! stopped here by PID. A job whose store is elsewhere gets its own: a Redis Cluster
+//! (`store-cluster`) or the shared Redis behind a delaying proxy (`store-latency`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,10 +15,13 @@ use super::plan::{self, Job, Probe};
 use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
 use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
-use crate::infra::topology::{find_tool, Balance, Group, GroupSpec, Redis};
+use crate::infra::delay_proxy::DelayProxy;
+use crate::infra::topology::{
+    find_tool, Balance, Group, GroupSpec, Redis, RedisCluster, StoreAddr,
+};
 use crate::infra::{env_info, procfs};
 use crate::measure::snapshot::Pids;
-use crate::measure::{browser, measure, probes, Target};
+use crate::measure::{browser, measure, probes, FailoverTarget, Target};
 use crate::model::{self, CalibrationRun, Mode, ServerKind, Variant};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
@@ -61,6 +65,22 @@ struct Local {
     budget: CpuBudget,
     /// Redis's budget in experiment `store-bound`, made when first needed.
     store_budget: Option<CpuBudget>,
+    /// The store of the job staged now, when it has its own.
+    private: Option<PrivateStore>,
+}
+
+/// A job's own store, stopped when the next job is staged (its replicas are stopped by
+/// then). Fields drop in order: the processes before their budget's cgroups.
+enum PrivateStore {
+    Cluster {
+        cluster: RedisCluster,
+        budget: CpuBudget,
+    },
+    Delayed {
+        /// Forwards until dropped.
+        _proxy: DelayProxy,
+        rtt_ms: f64,
+    },
 }
 
 /// What every group of a run shares.
@@ -91,7 +111,7 @@ impl Shared {
             kind,
             replicas,
             bin_dir: &self.bins,
-            redis_url: &self.redis.url,
+            store: StoreAddr::Url(self.redis.url.clone()),
             session_key: &self.session_key,
             jwt_secret: &self.jwt_secret,
             lb_workers: self.lb_workers,
@@ -108,11 +128,13 @@ impl Shared {
             server,
             pids: Pids {
                 replicas: group.replicas.iter().map(|r| r.proc_.pid()).collect(),
-                redis: Some(self.redis.proc_.pid()),
+                redis: vec![self.redis.proc_.pid()],
                 lb: group.lb_pids(),
                 loadgen: std::process::id(),
             },
-            redis_url: Some(self.redis.url.clone()),
+            redis_urls: vec![self.redis.url.clone()],
+            store_rtt_ms: None,
+            failover: None,
             replica_urls: group
                 .replicas
                 .iter()
@@ -389,9 +411,44 @@ impl Deployment for Local {
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
         let (mut extra_env, balance) = plan::setup(job.variant, &self.shared.ed25519_pem);
         extra_env.extend(job.extra_env());
-        let spec = self
+        let mut spec = self
             .shared
             .spec(job.server, job.replicas, extra_env, balance);
+        // The previous job's own store goes first: its replicas are gone.
+        self.private = None;
+        if let Some(shape) = job.cluster {
+            let cluster = RedisCluster::start(
+                &self.shared.logs,
+                shape.primaries as usize,
+                shape.replicas_each as usize,
+            )
+            .await?;
+            let mut budget = CpuBudget::for_cluster(job.redis_cpus.unwrap_or(1.0))?;
+            if job.redis_cpus.is_some() {
+                for (i, p) in cluster.primaries().enumerate() {
+                    budget
+                        .assign(i, p.proc_.pid())
+                        .map_err(|e| anyhow::anyhow!("CPU budget for a Redis primary: {e}"))?;
+                }
+            }
+            spec.store = StoreAddr::ClusterNodes(cluster.nodes_env());
+            self.private = Some(PrivateStore::Cluster { cluster, budget });
+        } else if let Some(d) = job.store_delay_ms {
+            let upstream = self
+                .shared
+                .redis
+                .url
+                .trim_start_matches("redis://")
+                .parse()?;
+            let proxy = DelayProxy::start(upstream, Duration::from_secs_f64(d / 1000.0))?;
+            let via = format!("redis://127.0.0.1:{}", proxy.port());
+            let rtt_ms = ping_rtt_ms(&via).await?;
+            spec.store = StoreAddr::Url(via);
+            self.private = Some(PrivateStore::Delayed {
+                _proxy: proxy,
+                rtt_ms,
+            });
+        }
         let group = Group::start(&spec, &mut self.budget, &self.shared.logs).await?;
         let cpus = procfs::available_cpus();
         let n = job.replicas;
@@ -399,7 +456,7 @@ impl Deployment for Local {
             Some(c) => c * n as f64 > cpus as f64,
             None => n as usize * self.shared.workers_per_replica as usize > cpus,
         };
-        if let Some(c) = job.redis_cpus {
+        if let (Some(c), None) = (job.redis_cpus, job.cluster) {
             if self.store_budget.as_ref().and_then(|b| b.cpus_per_replica) != Some(c) {
                 let mut b = CpuBudget::for_store(c)?;
                 b.assign(0, self.shared.redis.proc_.pid())
@@ -408,17 +465,57 @@ impl Deployment for Local {
             }
         }
         let mut budgets = vec![&self.budget];
-        if job.redis_cpus.is_some() {
-            budgets.extend(self.store_budget.as_ref());
+        let mut target = self.shared.target(&group, job.server);
+        match &self.private {
+            Some(PrivateStore::Cluster { cluster, budget }) => {
+                budgets.extend(job.redis_cpus.map(|_| budget));
+                let primaries: Vec<_> = cluster.primaries().collect();
+                target.pids.redis = cluster.nodes.iter().map(|n| n.proc_.pid()).collect();
+                target.redis_urls = primaries.iter().map(|n| n.url()).collect();
+                if job.fault == Some(model::FaultKind::KillPrimary) {
+                    let victim = primaries
+                        .first()
+                        .ok_or_else(|| anyhow::anyhow!("the cluster has no primary"))?;
+                    let replica_port = cluster.replica_of(victim.port).ok_or_else(|| {
+                        anyhow::anyhow!("the cluster's first primary has no replica to take over")
+                    })?;
+                    target.failover = Some(FailoverTarget {
+                        victim_pid: victim.proc_.pid(),
+                        victim_port: victim.port,
+                        replica_port,
+                    });
+                }
+            }
+            Some(PrivateStore::Delayed { rtt_ms, .. }) => target.store_rtt_ms = Some(*rtt_ms),
+            None => {
+                if job.redis_cpus.is_some() {
+                    budgets.extend(self.store_budget.as_ref());
+                }
+            }
         }
         Ok(Stage {
-            target: self.shared.target(&group, job.server),
+            target,
             budgets,
             cpus_per_replica: self.cpus_per_replica,
             oversubscribed,
             group: Some(group),
         })
     }
+}
+
+/// The median of 50 `PING` round trips to `url` (through the delaying proxy), in ms: what
+/// the replicas really pay per store call, proxy included.
+async fn ping_rtt_ms(url: &str) -> anyhow::Result<f64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut rtts = Vec::new();
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        rtts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    rtts.sort_by(f64::total_cmp);
+    Ok(rtts[rtts.len() / 2])
 }
 
 /// Redis's CPU per request against the replica's, for session reads: from the calibration,
@@ -558,6 +655,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             cpus_per_replica,
             budget,
             store_budget: None,
+            private: None,
         };
         local.shared.workers_per_replica = workers_per_replica;
         let sweep = plan::sweep(&args.servers, &replicas, &m.scenarios, args.rounds());

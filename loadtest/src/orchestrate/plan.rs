@@ -49,7 +49,34 @@ pub struct Job {
     pub redis_cpus: Option<f64>,
     /// `ACCESS_TOKEN_TTL` for the replicas (`access-token-lifetime`).
     pub access_ttl_s: Option<u64>,
+    /// The store as a Redis Cluster (`store-cluster`): how many primaries, and how many
+    /// replicas each has.
+    pub cluster: Option<ClusterShape>,
+    /// The store behind the delaying proxy (`store-latency`): the delay each way, in ms.
+    pub store_delay_ms: Option<f64>,
+    /// Simulated users, where the job sets its own (else `--users`).
+    pub users: Option<u32>,
 }
+
+/// The Redis Cluster a job's store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterShape {
+    pub primaries: u32,
+    pub replicas_each: u32,
+}
+
+/// Experiment `store-cluster`: three primaries (the smallest cluster Redis makes); the
+/// failover run gives each a replica.
+pub const CLUSTER_PRIMARIES: u32 = 3;
+
+/// Experiment `store-latency`: the delay the proxy adds each way, in ms. 0 is the proxy
+/// alone (its own cost is in every arm); 0.5 ms is a round trip within a data centre's
+/// zone, 2 ms one between zones.
+pub const STORE_DELAYS_MS: [f64; 3] = [0.0, 0.5, 2.0];
+
+/// Experiment `store-latency`'s users: few, so the replica is not saturated and a request's
+/// time is its work plus its round trips (with a queue, the wait would hide them).
+pub const STORE_LATENCY_USERS: u32 = 4;
 
 /// Experiments that need no load, only a few careful requests against fresh servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +111,9 @@ impl Job {
             round,
             redis_cpus: None,
             access_ttl_s: None,
+            cluster: None,
+            store_delay_ms: None,
+            users: None,
         }
     }
 
@@ -98,6 +128,9 @@ impl Job {
             round: 1,
             redis_cpus: None,
             access_ttl_s: None,
+            cluster: None,
+            store_delay_ms: None,
+            users: None,
         }
     }
 
@@ -126,6 +159,9 @@ impl Job {
             }
             if let Some(c) = self.redis_cpus {
                 s.push_str(&format!(", Redis {c:.2} CPU"));
+            }
+            if let Some(d) = self.store_delay_ms {
+                s.push_str(&format!(", +{d} ms each way"));
             }
             s.push(']');
         } else if self.round > 1 {
@@ -174,7 +210,7 @@ impl Job {
             scenario,
             experiment: self.experiment,
             variant: self.variant,
-            users: m.users,
+            users: self.users.unwrap_or(m.users),
             user_prefix: m.user_prefix.clone(),
             warmup: m.warmup.0,
             duration,
@@ -187,6 +223,8 @@ impl Job {
             cpus_per_replica,
             redis_cpus: self.redis_cpus,
             access_token_ttl_s: self.access_ttl_s,
+            redis_primaries: self.cluster.map(|c| c.primaries),
+            store_delay_ms: self.store_delay_ms,
             oversubscribed,
             fault: self.fault.map(|kind| FaultPlan {
                 kind,
@@ -310,6 +348,44 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                     }
                 }
             }
+            // The store-bound sweep again, the single Redis replaced by a cluster whose
+            // primaries each get the single Redis's budget; then a primary killed.
+            Experiment::StoreCluster => {
+                let shape = |replicas_each| {
+                    Some(ClusterShape {
+                        primaries: CLUSTER_PRIMARIES,
+                        replicas_each,
+                    })
+                };
+                for &n in replicas {
+                    for server in [session, token] {
+                        plan.jobs.push(Job {
+                            redis_cpus: Some(redis_cpus),
+                            cluster: shape(0),
+                            ..Job::arm(e, server, n, Variant::Cluster)
+                        });
+                    }
+                }
+                for server in [session, token] {
+                    plan.jobs.push(Job {
+                        scenarios: vec![Scenario::Refresh],
+                        fault: Some(FaultKind::KillPrimary),
+                        cluster: shape(1),
+                        ..Job::arm(e, server, smallest, Variant::Cluster)
+                    });
+                }
+            }
+            Experiment::StoreLatency => {
+                for d in STORE_DELAYS_MS {
+                    for server in [session, token] {
+                        plan.jobs.push(Job {
+                            store_delay_ms: Some(d),
+                            users: Some(STORE_LATENCY_USERS),
+                            ..Job::arm(e, server, smallest, Variant::StoreDelay)
+                        });
+                    }
+                }
+            }
             Experiment::ServerMemory => plan.probes.push(Probe::ServerMemory {
                 users: if quick {
                     MEMORY_USERS_QUICK
@@ -379,7 +455,10 @@ pub fn setup(variant: Variant, ed25519_pem: &Path) -> (Vec<(String, String)>, Ba
         ),
         Variant::Denylist => (env(&[("ACCESS_DENYLIST", "true")]), Balance::RoundRobin),
         Variant::NoRetryGrace => (env(&[("REFRESH_REUSE_INTERVAL", "0")]), Balance::RoundRobin),
-        Variant::StoreBound | Variant::AccessTtl => (Vec::new(), Balance::RoundRobin),
+        // Where the store is, the deployment decides (`Local::stage`).
+        Variant::StoreBound | Variant::AccessTtl | Variant::Cluster | Variant::StoreDelay => {
+            (Vec::new(), Balance::RoundRobin)
+        }
     }
 }
 
