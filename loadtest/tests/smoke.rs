@@ -222,6 +222,113 @@ fn a_starved_store_bounds_sessions_not_tokens() {
     assert!(token.rps > session.rps, "{} vs {}", token.rps, session.rps);
 }
 
+/// Experiment `store-cluster`: the store-bound sweep on a 3-primary Redis Cluster with each
+/// primary on the single Redis's budget, then a primary killed with a replica behind it.
+#[test]
+fn a_cluster_spreads_the_store_and_its_failover_is_counted() {
+    let runs = results().experiment(Experiment::StoreCluster);
+    let sweep: Vec<_> = runs.iter().filter(|r| r.fault.is_none()).collect();
+    assert_eq!(sweep.len(), 2, "one run per model at 2 replicas");
+    let single = arm(
+        Experiment::StoreBound,
+        ServerKind::Session,
+        Variant::StoreBound,
+    );
+    for r in &sweep {
+        assert_eq!(r.variant, Variant::Cluster);
+        assert_eq!(r.redis_primaries, Some(3), "{}", name(r));
+        assert_eq!(
+            r.redis_cpus, single.redis_cpus,
+            "each primary on the same budget"
+        );
+        assert_eq!(r.errors, 0, "{}: {:?}", name(r), r.errors_by_status);
+        // Redis CPU is the sum over the primaries: seen, and spent by sessions.
+        assert!(r.cpu_cores_used.redis.is_some(), "{}", name(r));
+        if r.server == ServerKind::Session {
+            assert!(r.redis_commands_per_request.unwrap() >= 1.0, "{r:?}");
+            // Three budgets instead of one: the session plateau moved up.
+            assert!(
+                r.rps > single.rps,
+                "cluster {} vs one Redis {}",
+                r.rps,
+                single.rps
+            );
+        }
+    }
+    let failovers: Vec<_> = runs.iter().filter(|r| r.fault.is_some()).collect();
+    assert_eq!(failovers.len(), 2, "one failover per model");
+    for r in failovers {
+        let f = r.fault.unwrap();
+        assert_eq!(f.kind, loadtest::model::FaultKind::KillPrimary);
+        let took_over = f.lasts_s.expect("the replica took over inside the window");
+        assert!(took_over > 0.5 && took_over < 10.0, "{f:?}");
+        let fo = r
+            .failover
+            .expect("the logins written before the kill were checked");
+        assert_eq!(
+            fo.written, 60,
+            "every refresh before the kill answered: {fo:?}"
+        );
+        // 60 users over 3 primaries: some on the killed one (all elsewhere: 1 in 10^10).
+        assert!(
+            fo.on_killed_primary >= 1 && fo.on_killed_primary < 60,
+            "{fo:?}"
+        );
+        assert!(
+            fo.lost <= fo.written && fo.last_write_before_kill_ms < 1000,
+            "{fo:?}"
+        );
+        assert!(r.failing_s().unwrap() < r.duration_s, "{}", name(r));
+        assert!(r.users_logged_out.is_some());
+        if r.server == ServerKind::Token {
+            // A token read never asks the store: only refreshes can fail.
+            let reads = r.failed_where(Some("/api/me"), |_| true)
+                + r.failed_where(Some("/api/items"), |_| true);
+            assert_eq!(reads, 0, "{}", name(r));
+        }
+    }
+}
+
+/// Experiment `store-latency`: the store behind the delaying proxy. Every session read
+/// pays the round trip; a token read never asks the store.
+#[test]
+fn a_store_across_a_network_slows_session_reads_not_token_reads() {
+    let runs = results().experiment(Experiment::StoreLatency);
+    assert_eq!(runs.len(), 6, "3 delays x 2 models");
+    let at = |server: ServerKind, ms: f64| {
+        runs.iter()
+            .find(|r| r.server == server && r.store_delay_ms == Some(ms))
+            .unwrap_or_else(|| panic!("{server:?} at {ms} ms"))
+    };
+    for server in [ServerKind::Session, ServerKind::Token] {
+        let (near, far) = (at(server, 0.0), at(server, 2.0));
+        let (rtt_near, rtt_far) = (near.store_rtt_ms.unwrap(), far.store_rtt_ms.unwrap());
+        assert!(rtt_near < 1.5, "the proxy alone: {rtt_near} ms");
+        assert!(
+            rtt_far >= 4.0 && rtt_far < 10.0,
+            "2 ms each way: {rtt_far} ms"
+        );
+        assert_eq!(far.errors, 0, "{}", name(far));
+    }
+    let added = |server| at(server, 2.0).latency_ms.p50 - at(server, 0.0).latency_ms.p50;
+    assert!(
+        added(ServerKind::Session) >= 3.0,
+        "session reads: +{} ms",
+        added(ServerKind::Session)
+    );
+    // Token reads wait on no round trip: whatever moved is noise, well under the sessions'.
+    assert!(
+        added(ServerKind::Token) < added(ServerKind::Session) / 2.0,
+        "token reads: +{} ms, session reads +{} ms",
+        added(ServerKind::Token),
+        added(ServerKind::Session)
+    );
+    assert_eq!(
+        at(ServerKind::Token, 2.0).redis_commands_per_request,
+        Some(0.0)
+    );
+}
+
 /// Memory per logged-in user: sessions in the replica's memory or in Redis, token
 /// families in Redis; measured at two user counts.
 #[test]
@@ -469,6 +576,9 @@ fn the_report_is_written() {
         "charts/throughput.svg",
         "charts/shared-store.svg",
         "charts/store-bound.svg",
+        "charts/store-cluster.svg",
+        "charts/store-failover-1.svg",
+        "charts/store-latency.svg",
         "charts/access-token-lifetime.svg",
         "charts/flow-session.svg",
     ] {

@@ -27,7 +27,7 @@ fn error_rate(r: &Run) -> f64 {
 }
 
 /// The arm with the server named.
-fn server_arm(r: &Run) -> String {
+pub(super) fn server_arm(r: &Run) -> String {
     format!("{}, {}", r.server.name(), r.variant.describe(r.server))
 }
 
@@ -53,7 +53,7 @@ pub(super) fn users_kept(r: &Run) -> Option<(u32, u32)> {
         .map(|out| (r.users.saturating_sub(out), r.users))
 }
 
-fn kept_text(r: &Run) -> String {
+pub(super) fn kept_text(r: &Run) -> String {
     users_kept(r).map_or("not counted".into(), |(k, n)| format!("{k} of {n}"))
 }
 
@@ -332,15 +332,15 @@ fn after_success(r: &Run, group: &str) -> Option<f64> {
     (ok + failed > 0).then(|| ok as f64 * 100.0 / (ok + failed) as f64)
 }
 
-fn fault_section(
-    results: &Results,
-    experiment: Experiment,
+/// A section for runs with a fault: a timeline chart per run, and what failed before,
+/// during and after it.
+pub(super) fn fault_section(
+    runs: Vec<&Run>,
     id: &'static str,
     title: &str,
     method: &str,
     read: impl Fn(&Run) -> Option<String>,
 ) -> Option<Section> {
-    let runs = results.experiment(experiment);
     if runs.is_empty() {
         return None;
     }
@@ -413,8 +413,7 @@ fn fault_section(
 
 pub fn redis_outage(results: &Results) -> Option<Section> {
     fault_section(
-        results,
-        Experiment::RedisOutage,
+        results.experiment(Experiment::RedisOutage),
         "redis-outage",
         "When Redis stops answering",
         "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
@@ -467,8 +466,7 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
 
 pub fn replica_loss(results: &Results) -> Option<Section> {
     fault_section(
-        results,
-        Experiment::ReplicaLoss,
+        results.experiment(Experiment::ReplicaLoss),
         "replica-loss",
         "When a replica dies",
         "The refresh scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. \

@@ -4,11 +4,13 @@
 //! numbers support, and says "not visible" (never 0) for what the run could not see.
 //!
 //! It opens with the verdicts on the study note's claims (`verdicts.rs`), then the sweep
-//! (`sweep.rs`), the experiments (`experiments.rs`), and the pages a student needs to read
+//! (`sweep.rs`), the experiments (`experiments.rs`; the store beyond one machine in
+//! `store.rs`), and the pages a student needs to read
 //! them (`student.rs`: flows, security, glossary).
 
 mod browser;
 mod experiments;
+mod store;
 mod student;
 pub mod summary;
 pub mod svg;
@@ -124,6 +126,9 @@ pub fn sections(results: &Results) -> Vec<Section> {
     v.extend(sweep::cpu(results));
     v.extend(sweep::redis_and_bytes(results));
     v.extend(experiments::store_bound(results));
+    v.extend(store::store_cluster(results));
+    v.extend(store::store_failover(results));
+    v.extend(store::store_latency(results));
     v.extend(experiments::shared_store(results));
     v.extend(experiments::redis_outage(results));
     v.extend(experiments::replica_loss(results));

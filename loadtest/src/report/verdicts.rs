@@ -7,6 +7,7 @@ use super::browser;
 use super::experiments::{
     human_bytes, lifetime_runs, memory_slope, refreshes_per_1000, users_kept,
 };
+use super::store;
 use super::svg::fmt_num;
 use super::{us, Section, Table};
 use crate::model::{Bottleneck, Experiment, Outcome, Results, Scenario, ServerKind, Variant};
@@ -183,13 +184,30 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                         fmt_num(1e6 / us)
                     )
                 });
+            // Beyond one Redis: a cluster of them, and the store across a network.
+            let cluster = store::plateau(r, ServerKind::Session).map_or(String::new(), |p| {
+                format!(
+                    "; with {} primaries on that budget each (a Redis Cluster), the best session run went from {} to {} \
+                     req/s",
+                    p.cluster.redis_primaries.unwrap_or(3),
+                    fmt_num(p.single.rps),
+                    fmt_num(p.cluster.rps)
+                )
+            });
+            let far = store::latency_ends(r, ServerKind::Session).map_or(String::new(), |(near, far)| {
+                format!(
+                    "; with the store {} ms away each way, every session read paid it (median {} ms slower)",
+                    fmt_num(far.store_delay_ms.unwrap_or(0.0)),
+                    fmt_num(store::p50_added_ms(near, far))
+                )
+            });
             found(
                 Verdict::Qualified,
                 if hit {
                     format!(
                         "with Redis held to {} CPU, sessions grew only {}x across the replica counts (Redis saturated) \
                          while tokens grew {}x{scale}: every session request loads the store, and it is the store that \
-                         runs out",
+                         runs out{cluster}{far}",
                         fmt_num(budget),
                         fmt_num(sg),
                         fmt_num(tg)
@@ -197,7 +215,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 } else {
                     format!(
                         "every session request is a Redis read, but even held to {} CPU Redis was never the bottleneck \
-                         (sessions {}x, tokens {}x){scale}",
+                         (sessions {}x, tokens {}x){scale}{cluster}{far}",
                         fmt_num(budget),
                         fmt_num(sg),
                         fmt_num(tg)
@@ -230,11 +248,26 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                     fmt_num(n)
                 )
             });
+            // When one Redis is not enough: the distributing system becomes a cluster, and
+            // its failover is what it costs.
+            let cluster = store::failovers(r)
+                .into_iter()
+                .find(|x| x.server == ServerKind::Session)
+                .and_then(|x| Some((x, x.failover?)))
+                .map_or(String::new(), |(x, f)| {
+                    format!(
+                        ". Past one Redis, a Redis Cluster spreads the sessions; when one of its primaries died, session \
+                         requests failed for {} s and {} of {} logins written just before were lost",
+                        fmt_num(x.failing_s().unwrap_or(0.0)),
+                        f.lost,
+                        f.written
+                    )
+                });
             found(
                 Verdict::Qualified,
                 format!(
                     "sessions in each replica's memory behind round robin: {}% of requests failed{sticky_loss}; with \
-                     one shared Redis, {}% failed{scaled}. The distributing system is one Redis",
+                     one shared Redis, {}% failed{scaled}. The distributing system is one Redis{cluster}",
                     fmt_num(rr.error_rate() * 100.0),
                     fmt_num(shared.error_rate() * 100.0)
                 ),
@@ -294,11 +327,23 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 .map_or(String::new(), |(_, b)| {
                     format!(" ({} bytes of Redis per login)", fmt_num(b))
                 });
+            let far = match (
+                store::latency_ends(r, ServerKind::Token),
+                store::latency_ends(r, ServerKind::Session),
+            ) {
+                (Some((tn, tf)), Some((sn, sf))) => format!(
+                    "; with the store {} ms away each way, a token read's median moved {} ms, a session read's {} ms",
+                    fmt_num(tf.store_delay_ms.unwrap_or(0.0)),
+                    fmt_num(store::p50_added_ms(tn, tf)),
+                    fmt_num(store::p50_added_ms(sn, sf))
+                ),
+                _ => String::new(),
+            };
             found(
                 Verdict::Qualified,
                 format!(
-                    "a token read asked Redis {} times per request; but the server keeps every login's refresh family \
-                     in Redis{family}{refresh}",
+                    "a token read asked Redis {} times per request{far}; but the server keeps every login's refresh \
+                     family in Redis{family}{refresh}",
                     fmt_num(reads)
                 ),
                 "server-memory",
