@@ -36,6 +36,19 @@ pub enum Command {
         /// A folder holding results.json (e.g. reports/latest).
         dir: PathBuf,
     },
+    /// Combine the results of several load generators that measured one deployment at
+    /// once (`run --instance I/N`): counts summed, latency from the merged histograms.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The generators' folders (each holding results.json), one per instance 1..N.
+    #[arg(required = true, num_args = 2..)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged results.json and report go (default: reports/<timestamp>-merged).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// A duration such as `20s`, `500ms`, `2m` or a plain number of seconds.
@@ -233,6 +246,13 @@ pub struct RunArgs {
     /// is one replica (docker compose's service names resolve that way).
     #[arg(long = "replicas-of")]
     pub replicas_of: Vec<KindValue>,
+    /// This generator's number of several run at once against one deployment, as I/N
+    /// (e.g. 2/3). Each writes its own folder, `generator-I-of-N` below --out (or below
+    /// reports/<timestamp>); `loadtest merge` combines them. goose has no distributed mode
+    /// since 0.17: this is how to use more than one machine's load.
+    /// Docker Swarm sets it per task (`deploy/swarm/stack.py --generators N`).
+    #[arg(long, env = "LOADTEST_INSTANCE")]
+    pub instance: Option<crate::model::Instance>,
     #[command(flatten)]
     pub measure: Measure,
 }

@@ -35,6 +35,21 @@ pub async fn run(command: cli::Command) -> anyhow::Result<PathBuf> {
     match command {
         cli::Command::Compare(args) => orchestrate::compare(args).await,
         cli::Command::Run(args) => orchestrate::existing::run(args).await,
+        cli::Command::Merge(args) => {
+            let mut inputs = Vec::new();
+            for dir in &args.dirs {
+                inputs.push((
+                    dir.clone(),
+                    model::Results::read(&dir.join("results.json"))?,
+                ));
+            }
+            let merged = measure::merge::merge(&inputs)?;
+            let stamp = format!("{}-merged", infra::env_info::utc_stamp());
+            let out = model::out_dir(args.out.as_deref(), &stamp);
+            merged.write(&out)?;
+            report::write(&merged, &out)?;
+            Ok(out.join("report.html"))
+        }
         cli::Command::Report { dir } => {
             let results = model::Results::read(&dir.join("results.json"))?;
             report::write(&results, &dir)?;

@@ -246,12 +246,12 @@ fn a_cluster_spreads_the_store_and_its_failover_is_counted() {
         assert!(r.cpu_cores_used.redis.is_some(), "{}", name(r));
         if r.server == ServerKind::Session {
             assert!(r.redis_commands_per_request.unwrap() >= 1.0, "{r:?}");
-            // Three budgets instead of one: the session plateau moved up.
-            assert!(
-                r.rps > single.rps,
-                "cluster {} vs one Redis {}",
-                r.rps,
-                single.rps
+            // One Redis on its budget was the session reads' bottleneck (asserted above);
+            // three primaries on that budget each are not: the plateau moved off the store.
+            assert_ne!(
+                r.bottleneck,
+                Some(loadtest::model::Bottleneck::Redis),
+                "{r:?}"
             );
         }
     }
@@ -261,7 +261,7 @@ fn a_cluster_spreads_the_store_and_its_failover_is_counted() {
         let f = r.fault.unwrap();
         assert_eq!(f.kind, loadtest::model::FaultKind::KillPrimary);
         let took_over = f.lasts_s.expect("the replica took over inside the window");
-        assert!(took_over > 0.5 && took_over < 10.0, "{f:?}");
+        assert!((0.5..10.0).contains(&took_over), "{f:?}");
         let fo = r
             .failover
             .expect("the logins written before the kill were checked");
@@ -305,16 +305,24 @@ fn a_store_across_a_network_slows_session_reads_not_token_reads() {
         let (rtt_near, rtt_far) = (near.store_rtt_ms.unwrap(), far.store_rtt_ms.unwrap());
         assert!(rtt_near < 1.5, "the proxy alone: {rtt_near} ms");
         assert!(
-            rtt_far >= 4.0 && rtt_far < 10.0,
+            (4.0..10.0).contains(&rtt_far),
             "2 ms each way: {rtt_far} ms"
         );
         assert_eq!(far.errors, 0, "{}", name(far));
     }
     let added = |server| at(server, 2.0).latency_ms.p50 - at(server, 0.0).latency_ms.p50;
+    let rtt_added =
+        |server| at(server, 2.0).store_rtt_ms.unwrap() - at(server, 0.0).store_rtt_ms.unwrap();
+    // A session read waits for one store round trip: most of the added round trip shows.
     assert!(
-        added(ServerKind::Session) >= 3.0,
-        "session reads: +{} ms",
-        added(ServerKind::Session)
+        added(ServerKind::Session) >= 0.6 * rtt_added(ServerKind::Session),
+        "session reads: +{} ms for a round trip {} ms longer",
+        added(ServerKind::Session),
+        rtt_added(ServerKind::Session)
+    );
+    assert!(
+        at(ServerKind::Session, 2.0).cpus_per_replica.is_none(),
+        "no budget"
     );
     // Token reads wait on no round trip: whatever moved is noise, well under the sessions'.
     assert!(

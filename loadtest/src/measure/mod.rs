@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod failover;
 pub mod fault;
+pub mod merge;
 pub mod probes;
 pub mod recorder;
 pub mod scenarios;
@@ -83,6 +84,9 @@ pub struct RunPlan {
     pub oversubscribed: bool,
     /// Something to break during the window.
     pub fault: Option<FaultPlan>,
+    /// Keep the latency histograms in the run (`loadtest run`, whose results `merge`
+    /// combines).
+    pub keep_histograms: bool,
 }
 
 /// The share of its quota periods in which a budgeted Redis must have been held back for it
@@ -481,6 +485,11 @@ pub async fn measure(
         store_delay_ms: plan.store_delay_ms,
         store_rtt_ms: target.store_rtt_ms,
         failover: window.failover,
+        histograms: if plan.keep_histograms {
+            Some(taken.histograms()?)
+        } else {
+            None
+        },
     };
     Ok((run, window.note))
 }
@@ -592,6 +601,7 @@ mod tests {
             store_delay_ms: None,
             oversubscribed: false,
             fault: None,
+            keep_histograms: false,
         }
     }
 

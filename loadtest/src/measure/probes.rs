@@ -409,7 +409,14 @@ async fn logout_all(
         .header(h, &second)
         .send()
         .await?;
-    anyhow::ensure!(r.status() == 204, "logout-all answered {}", r.status());
+    if r.status() != 204 {
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        anyhow::bail!(
+            "logout-all answered {status}: {}",
+            body.chars().take(300).collect::<String>()
+        );
+    }
     until_logged_out(http, base, h, &first, limit).await
 }
 

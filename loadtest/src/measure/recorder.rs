@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::model::{Latency, TimelinePoint};
+use crate::model::{Histograms, Latency, TimelinePoint};
 
 #[derive(Default)]
 pub struct Recorder {
@@ -145,6 +145,20 @@ impl Window {
         latency_of(&all)
     }
 
+    /// Every histogram, serialized for results.json (`loadtest run`, for `merge`).
+    pub fn histograms(&self) -> anyhow::Result<Histograms> {
+        let mut all = histogram();
+        let mut by_route = BTreeMap::new();
+        for (r, h) in &self.by_route {
+            let _ = all.add(h);
+            by_route.insert(r.to_string(), encode(h)?);
+        }
+        Ok(Histograms {
+            all: encode(&all)?,
+            by_route,
+        })
+    }
+
     pub fn latency_by_route(&self) -> BTreeMap<String, Latency> {
         self.by_route
             .iter()
@@ -182,7 +196,36 @@ impl Window {
     }
 }
 
-fn latency_of(h: &Histogram<u64>) -> Latency {
+/// A histogram as results.json keeps it: V2, deflated, base64.
+pub fn encode(h: &Histogram<u64>) -> anyhow::Result<String> {
+    use base64::Engine;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot serialize a latency histogram: {e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The inverse of [`encode`]; an error names what was wrong, never panics.
+pub fn decode(text: &str) -> anyhow::Result<Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| anyhow::anyhow!("a latency histogram is not base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("a latency histogram cannot be read: {e:?}"))
+}
+
+/// Adds `from` into `into`, whatever their bounds (a histogram read back may auto-resize).
+pub fn add_into(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Result<()> {
+    into.add(from)
+        .map_err(|e| anyhow::anyhow!("latency histograms cannot be added: {e:?}"))
+}
+
+/// p50, p90, p99 and max of a histogram, in ms.
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
     if h.is_empty() {
         return Latency::default();
     }
@@ -252,6 +295,24 @@ mod tests {
             "only inside the window, once per user"
         );
         assert_eq!(w.timeline()[0].refused, 1);
+    }
+
+    #[test]
+    fn histograms_survive_results_json_and_add_up() {
+        let r = Recorder::default();
+        r.open(true, false);
+        for ms in 1..=100 {
+            r.record("/api/me", 200, Duration::from_millis(ms));
+        }
+        let h = r.take().histograms().unwrap();
+        let me = decode(&h.by_route["/api/me"]).unwrap();
+        assert_eq!(me.len(), 100);
+        let mut twice = decode(&h.all).unwrap();
+        add_into(&mut twice, &me).unwrap();
+        assert_eq!(twice.len(), 200);
+        assert!((latency_of(&twice).p50 - 50.0).abs() < 0.5);
+        assert!(decode("not base64!").is_err());
+        assert!(decode("aGVsbG8=").is_err(), "base64, but no histogram");
     }
 
     #[test]

@@ -557,6 +557,53 @@ pub struct Environment {
     /// Notes a reader needs (e.g. replica counts above what the machine can give, a run
     /// that failed, an interrupted sweep).
     pub notes: Vec<String>,
+    /// Which of several load generators measured this (`loadtest run --instance I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Instance>,
+    /// The generators' results this file was merged from (`loadtest merge`), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+}
+
+/// One of several load generators run at once against one deployment: number `index` of
+/// `of`, written `I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Instance {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl std::str::FromStr for Instance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("`{s}` is not I/N (this generator's number and how many there are, e.g. 1/2)")
+        };
+        let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (index, of): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if of == 0 || index == 0 || index > of || of > 1000 {
+            return Err(format!("`{s}`: I must be 1 to N, and N 1 to 1000"));
+        }
+        Ok(Self { index, of })
+    }
+}
+
+impl std::fmt::Display for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.of)
+    }
+}
+
+/// Every measured request's latency as HDR histograms (microseconds; V2 serialization,
+/// deflated, base64), so that the runs of several generators can be merged exactly
+/// (`loadtest merge`): percentiles are never averaged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Histograms {
+    pub all: String,
+    pub by_route: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -693,6 +740,9 @@ pub struct Run {
     /// and how many of them were gone after its replica took over (fault `kill-primary`).
     #[serde(default)]
     pub failover: Option<Failover>,
+    /// The latency histograms behind `latency_ms` (kept by `loadtest run`, for `merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Histograms>,
     /// The fault injected during the window, as it happened.
     #[serde(default)]
     pub fault: Option<Fault>,
@@ -751,6 +801,7 @@ impl Run {
             store_delay_ms: None,
             store_rtt_ms: None,
             failover: None,
+            histograms: None,
             fault: None,
             timeline: Vec::new(),
             timeline_step_s: 1.0,

@@ -88,6 +88,10 @@ struct Existing {
 }
 
 impl Deployment for Existing {
+    fn keeps_histograms(&self) -> bool {
+        true
+    }
+
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
         let (_, url, replica_urls) = self
             .targets
@@ -132,8 +136,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         targets.push((t.server, url, replica_urls));
     }
     let stamp = env_info::utc_stamp();
-    let out = model::out_dir(m.out.as_deref(), &stamp);
+    // Generators started together must not share a folder: each gets its own below --out
+    // (or below reports/<timestamp>), so all of them can be given the same --out.
+    let out = match args.instance {
+        Some(i) => model::out_dir(m.out.as_deref(), &stamp)
+            .join(format!("generator-{}-of-{}", i.index, i.of)),
+        None => model::out_dir(m.out.as_deref(), &stamp),
+    };
     let mut env = env_info::collect(Mode::Existing, &stamp);
+    env.instance = args.instance;
     env.cpu_budget_method = "unknown (existing deployment)".into();
     env.config = measurement_config(&m);
     for (server, url, replicas) in &targets {
@@ -150,7 +161,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     }
     env.config
         .insert("loadgen".into(), crate::measure::loadgen_description());
-    let mut journal = Journal::new(env, out, m.out.is_none())?;
+    let mut journal = Journal::new(env, out, m.out.is_none() && args.instance.is_none())?;
     journal.note(
         "CPU of the replicas, Redis and the balancer is not visible from here: those figures are \
          recorded as not visible, and no bottleneck can be named"

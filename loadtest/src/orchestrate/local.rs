@@ -449,7 +449,13 @@ impl Deployment for Local {
                 rtt_ms,
             });
         }
-        let group = Group::start(&spec, &mut self.budget, &self.shared.logs).await?;
+        let mut unlimited = CpuBudget::new(None)?;
+        let replica_budget = if job.unbudgeted {
+            &mut unlimited
+        } else {
+            &mut self.budget
+        };
+        let group = Group::start(&spec, replica_budget, &self.shared.logs).await?;
         let cpus = procfs::available_cpus();
         let n = job.replicas;
         let oversubscribed = match self.cpus_per_replica {
@@ -464,7 +470,10 @@ impl Deployment for Local {
                 self.store_budget = Some(b);
             }
         }
-        let mut budgets = vec![&self.budget];
+        let mut budgets = Vec::new();
+        if !job.unbudgeted {
+            budgets.push(&self.budget);
+        }
         let mut target = self.shared.target(&group, job.server);
         match &self.private {
             Some(PrivateStore::Cluster { cluster, budget }) => {
@@ -496,7 +505,7 @@ impl Deployment for Local {
         Ok(Stage {
             target,
             budgets,
-            cpus_per_replica: self.cpus_per_replica,
+            cpus_per_replica: self.cpus_per_replica.filter(|_| !job.unbudgeted),
             oversubscribed,
             group: Some(group),
         })

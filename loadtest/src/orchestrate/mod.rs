@@ -38,6 +38,12 @@ pub struct Stage<'a> {
 pub(crate) trait Deployment {
     /// Gets `job`'s group ready and says where to send the load.
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>>;
+
+    /// Whether its runs keep their latency histograms: `loadtest run`'s do, since several
+    /// generators' results are merged from them.
+    fn keeps_histograms(&self) -> bool {
+        false
+    }
 }
 
 /// Every scenario of every job, measured and kept in `journal`.
@@ -69,6 +75,7 @@ pub(crate) async fn execute_announced(
     journal: &mut Journal,
 ) -> anyhow::Result<()> {
     let cpus = procfs::available_cpus();
+    let keeps_histograms = deployment.keeps_histograms();
     for job in jobs {
         let stage = deployment.stage(job).await?;
         if stage.oversubscribed {
@@ -80,13 +87,14 @@ pub(crate) async fn execute_announced(
         }
         for &scenario in &job.scenarios {
             let label = journal.begin(&job.describe(scenario));
-            let plan = job.run_plan(
+            let mut plan = job.run_plan(
                 scenario,
                 m,
                 label,
                 stage.cpus_per_replica,
                 stage.oversubscribed,
             );
+            plan.keep_histograms = keeps_histograms;
             let outcome = measure(&stage.target, &stage.budgets, &plan).await;
             journal.record(&plan.label, job.planned_run_time(m), outcome)?;
         }

@@ -56,6 +56,9 @@ pub struct Job {
     pub store_delay_ms: Option<f64>,
     /// Simulated users, where the job sets its own (else `--users`).
     pub users: Option<u32>,
+    /// The replicas run without the CPU budget (`store-latency`: under a quota, a request
+    /// that waits for the next quota period hides part of the round trip it also waits for).
+    pub unbudgeted: bool,
 }
 
 /// The Redis Cluster a job's store is.
@@ -114,6 +117,7 @@ impl Job {
             cluster: None,
             store_delay_ms: None,
             users: None,
+            unbudgeted: false,
         }
     }
 
@@ -131,6 +135,7 @@ impl Job {
             cluster: None,
             store_delay_ms: None,
             users: None,
+            unbudgeted: false,
         }
     }
 
@@ -226,6 +231,7 @@ impl Job {
             redis_primaries: self.cluster.map(|c| c.primaries),
             store_delay_ms: self.store_delay_ms,
             oversubscribed,
+            keep_histograms: false,
             fault: self.fault.map(|kind| FaultPlan {
                 kind,
                 at: duration / 3,
@@ -381,6 +387,7 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                         plan.jobs.push(Job {
                             store_delay_ms: Some(d),
                             users: Some(STORE_LATENCY_USERS),
+                            unbudgeted: true,
                             ..Job::arm(e, server, smallest, Variant::StoreDelay)
                         });
                     }

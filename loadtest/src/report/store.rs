@@ -167,6 +167,20 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
                 fmt_num(c.rps)
             ),
         };
+        // The cluster client is not free for the replicas either.
+        let replica_cost = match (s.cpu_us_per_request.replicas, c.cpu_us_per_request.replicas) {
+            (Some(a), Some(b)) if a > 0.0 => format!(
+                " The replicas spent {} per request with one Redis and {} with the cluster{}.",
+                us(Some(a)),
+                us(Some(b)),
+                if b > 1.1 * a {
+                    ": the cluster's client, which routes every command by its key's hash slot, costs them more"
+                } else {
+                    ""
+                }
+            ),
+            _ => String::new(),
+        };
         let cost = match (s.cpu_us_per_request.redis, c.cpu_us_per_request.redis) {
             (Some(a), Some(b)) if a > 0.0 => format!(
                 " Per request, the store spent {} of CPU with one Redis and {} summed over the cluster's primaries \
@@ -178,7 +192,8 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
             _ => String::new(),
         };
         reading.push(format!(
-            "{} reads: best {} req/s at {} replicas with one Redis, {} at {} replicas with the cluster. {verdict}{cost}",
+            "{} reads: best {} req/s at {} replicas with one Redis, {} at {} replicas with the cluster. \
+             {verdict}{cost}{replica_cost}",
             server.name(),
             fmt_num(s.rps),
             s.replicas,
@@ -336,8 +351,9 @@ pub fn store_latency(results: &Results) -> Option<Section> {
     }
     Some(Section {
         reading,
-        method: "The read scenario of both models with one replica and few users (so that a request's time is its \
-                 work and its round trips, not a queue), the replicas reaching Redis through a TCP proxy of this \
+        method: "The read scenario of both models at the sweep's smallest replica count with few users and no CPU \
+                 budget (so that a request's time is its work and its round trips, not a queue or a quota period), \
+                 the replicas reaching Redis through a TCP proxy of this \
                  project's own that holds every chunk of bytes for the given time in each direction. It stands in for \
                  a network: this machine's kernel has no netem, and all processes run on one machine. The proxy loses \
                  and reorders nothing, and its own cost is in every arm (0 ms is the proxy alone). The round trip is a \

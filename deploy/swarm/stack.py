@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""docker-compose.yml as a Docker Swarm stack file, on standard output.
+
+    python3 deploy/swarm/stack.py [--generators N] [--loadtest-replicas K] | \\
+        docker stack deploy --resolve-image never -c - svt
+
+The services, images, commands, environment, health checks, replica counts and CPU limits
+are docker-compose.yml's own (read through `docker-compose config`, so .env and the
+environment apply as for `docker compose up`). What Swarm does differently is changed, and
+only that:
+
+- depends_on is dropped: Swarm starts every service at once (and refuses the form with
+  health conditions). nginx retries until the replicas resolve; loadtest waits for the
+  balancer's /healthz.
+- the server services get `endpoint_mode: dnsrr`: their name resolves to every replica, as
+  under compose, instead of one virtual IP (nginx balances, and `--replicas-of` sees each).
+- nginx's configuration files become Swarm configs (a bind mount would need the file on
+  every node).
+- ports are published through the routing mesh, on every node and every interface (Swarm
+  has no host address for a published port); Redis's port is not published at all.
+- `build`, `restart` and `container_name` are dropped (Swarm ignores them or refuses them);
+  restarts follow `deploy.restart_policy`, and the load test runs once (`condition: none`).
+- with --generators N, the loadtest service runs N tasks at once, each told which it is
+  (`--instance {{.Task.Slot}}/N`): `loadtest merge` combines their folders.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+try:
+    import yaml
+except ImportError:  # PyYAML: `pip install pyyaml`
+    sys.exit("stack.py needs PyYAML (pip install pyyaml)")
+
+SERVERS = ("session-server", "token-server")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compose-file", default="docker-compose.yml")
+    ap.add_argument("--generators", type=int, default=1, help="load generators run at once")
+    ap.add_argument(
+        "--loadtest-replicas",
+        type=int,
+        default=None,
+        help="tasks of the loadtest service at deploy time (default: --generators; 0 to start it later)",
+    )
+    a = ap.parse_args()
+    if a.generators < 1:
+        sys.exit("--generators must be at least 1")
+    cfg = subprocess.run(
+        ["docker-compose", "-f", a.compose_file, "config"], check=True, capture_output=True, text=True
+    ).stdout
+    compose = yaml.safe_load(cfg)
+    out = {"version": "3.8", "services": {}, "configs": {}}
+    for name, svc in compose["services"].items():
+        for key in ("build", "restart", "container_name", "depends_on"):
+            svc.pop(key, None)
+        deploy = svc.setdefault("deploy", {})
+        for kind in ("limits", "reservations"):
+            res = deploy.get("resources", {}).get(kind, {})
+            if "cpus" in res:  # compose prints a number; the stack schema wants a string
+                res["cpus"] = str(res["cpus"])
+        if name in SERVERS:
+            deploy["endpoint_mode"] = "dnsrr"
+        if name == "redis":
+            svc.pop("ports", None)
+        if "ports" in svc:
+            svc["ports"] = [long_port(p) for p in svc["ports"]]
+        if name == "balancer":
+            mounts = svc.pop("volumes", [])
+            svc["configs"] = []
+            for m in mounts:
+                src, target = m.split(":")[:2]
+                key = target.rsplit("/", 1)[-1].replace(".", "_")
+                out["configs"][key] = {"file": src}
+                svc["configs"].append({"source": key, "target": target})
+        if name == "loadtest":
+            deploy["restart_policy"] = {"condition": "none"}
+            deploy["replicas"] = a.generators if a.loadtest_replicas is None else a.loadtest_replicas
+            if a.generators > 1:
+                svc.setdefault("environment", {})["LOADTEST_INSTANCE"] = "{{.Task.Slot}}/%d" % a.generators
+        else:
+            deploy.setdefault("restart_policy", {"condition": "any", "delay": "1s"})
+        out["services"][name] = svc
+    if not out["configs"]:
+        del out["configs"]
+    # Numbers and strings exactly as compose gave them (JSON is YAML).
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+def long_port(p):
+    """`127.0.0.1:8081:8081/tcp` -> published 8081, target 8081 (no host address in Swarm)."""
+    if isinstance(p, dict):
+        p.pop("host_ip", None)
+        return p
+    spec, _, proto = str(p).partition("/")
+    parts = spec.split(":")
+    published, target = parts[-2], parts[-1]
+    return {"target": int(target), "published": int(published), "protocol": proto or "tcp", "mode": "ingress"}
+
+
+if __name__ == "__main__":
+    main()
