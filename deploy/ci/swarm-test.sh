@@ -39,20 +39,28 @@ cargo build -q "${flag[@]}" -p session-server -p token-server -p loadtest
 bins=$(mktemp -d)
 work=$(mktemp -d)
 stack=svt-swarm-$$
+had_gwbridge=true   # until known: never remove a bridge that may not be ours
 reports=reports/swarm-$$
 cleanup() {
   docker stack rm "$stack" >/dev/null 2>&1 || true
   for _ in $(seq 120); do
-    [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$stack")" ] && break
+    [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$stack")" ] \
+      && [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] && break
     sleep 0.5
   done
+  # Task containers that exited on their own (the load generators) are ours to remove.
+  docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker swarm leave --force >/dev/null 2>&1 || true
+  # `swarm init` makes this bridge; `swarm leave` keeps it.
+  $had_gwbridge || docker network rm docker_gwbridge >/dev/null 2>&1 || true
   rm -rf "$bins" "$work" "$reports"
 }
 trap cleanup EXIT
 cp "target/$PROFILE/session-server" "target/$PROFILE/token-server" "target/$PROFILE/loadtest" "$bins/"
 docker build -q -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null
 
+had_gwbridge=false
+docker network inspect docker_gwbridge >/dev/null 2>&1 && had_gwbridge=true
 step "docker swarm init (a single-node swarm for this test)"
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 
@@ -63,7 +71,10 @@ export SESSION_PORT=$((21000 + $$ % 9000)) TOKEN_PORT=$((31000 + $$ % 9000))
 mkdir -p "$reports"
 
 step "docker stack deploy: 2 replicas per server, the load test held back"
-python3 deploy/swarm/stack.py --generators 2 --loadtest-replicas 0 >"$work/stack.json"
+# Swarm's virtual IPs and routing mesh need the kernel's IPVS; a kernel without it (this
+# machine's) gets DNS round robin and ports published on the balancer's node.
+ipvs=(); [ -e /proc/net/ip_vs ] || { ipvs=(--no-ipvs); step "no IPVS in this kernel: --no-ipvs"; }
+python3 deploy/swarm/stack.py --generators 2 --loadtest-replicas 0 "${ipvs[@]}" >"$work/stack.json"
 docker stack deploy --resolve-image never -c "$work/stack.json" "$stack" >/dev/null
 
 # Every task of the service running, and its container healthy where it has a check.
@@ -90,7 +101,7 @@ step "every replica healthy; nginx reloads to resolve all of them"
 balancer=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_balancer" | head -n 1)
 docker exec "$balancer" nginx -s reload
 curl -fsS -o /dev/null "http://127.0.0.1:$TOKEN_PORT/healthz" \
-  || { echo "swarm test: FAILED: the routing mesh does not reach the balancer on $TOKEN_PORT"; exit 1; }
+  || { echo "swarm test: FAILED: the published port $TOKEN_PORT does not reach the balancer"; exit 1; }
 
 step "2 load generators at once (docker service scale loadtest=2)"
 docker service scale -d "${stack}_loadtest=2" >/dev/null
@@ -143,4 +154,6 @@ left+=$(docker network ls -q --filter "label=com.docker.stack.namespace=$stack")
 left+=$(docker config ls -q --filter "label=com.docker.stack.namespace=$stack" 2>/dev/null || true)
 [ -z "$left" ] || { echo "swarm test: FAILED: left behind: $left"; exit 1; }
 [ "$(docker info -f '{{.Swarm.LocalNodeState}}')" = inactive ] || { echo "swarm test: FAILED: the engine is still in a swarm"; exit 1; }
+$had_gwbridge || ! docker network inspect docker_gwbridge >/dev/null 2>&1 \
+  || { echo "swarm test: FAILED: docker_gwbridge was left behind"; exit 1; }
 step "passed"

@@ -22,6 +22,9 @@ only that:
   restarts follow `deploy.restart_policy`, and the load test runs once (`condition: none`).
 - with --generators N, the loadtest service runs N tasks at once, each told which it is
   (`--instance {{.Task.Slot}}/N`): `loadtest merge` combines their folders.
+- with --no-ipvs, for kernels without IPVS (Swarm's virtual IPs and its routing mesh need
+  it): every service is reached by DNS round robin, and the balancer's ports are published in
+  host mode, on the node that runs it.
 """
 import argparse
 import json
@@ -40,6 +43,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compose-file", default="docker-compose.yml")
     ap.add_argument("--generators", type=int, default=1, help="load generators run at once")
+    ap.add_argument(
+        "--no-ipvs",
+        action="store_true",
+        help="no virtual IPs, no routing mesh: DNS round robin, ports published on the balancer's node",
+    )
     ap.add_argument(
         "--loadtest-replicas",
         type=int,
@@ -62,12 +70,12 @@ def main():
             res = deploy.get("resources", {}).get(kind, {})
             if "cpus" in res:  # compose prints a number; the stack schema wants a string
                 res["cpus"] = str(res["cpus"])
-        if name in SERVERS:
+        if name in SERVERS or a.no_ipvs:
             deploy["endpoint_mode"] = "dnsrr"
         if name == "redis":
             svc.pop("ports", None)
         if "ports" in svc:
-            svc["ports"] = [long_port(p) for p in svc["ports"]]
+            svc["ports"] = [long_port(p, "host" if a.no_ipvs else "ingress") for p in svc["ports"]]
         if name == "balancer":
             mounts = svc.pop("volumes", [])
             svc["configs"] = []
@@ -91,15 +99,16 @@ def main():
     print()
 
 
-def long_port(p):
+def long_port(p, mode):
     """`127.0.0.1:8081:8081/tcp` -> published 8081, target 8081 (no host address in Swarm)."""
     if isinstance(p, dict):
         p.pop("host_ip", None)
+        p["mode"] = mode
         return p
     spec, _, proto = str(p).partition("/")
     parts = spec.split(":")
     published, target = parts[-2], parts[-1]
-    return {"target": int(target), "published": int(published), "protocol": proto or "tcp", "mode": "ingress"}
+    return {"target": int(target), "published": int(published), "protocol": proto or "tcp", "mode": mode}
 
 
 if __name__ == "__main__":
