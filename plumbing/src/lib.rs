@@ -13,9 +13,24 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-/// A port on 127.0.0.1 that was free a moment ago (the OS picks it).
+/// A port on 127.0.0.1 that was free a moment ago (the OS picks it), and never handed out
+/// before by this process: between this call and the caller's bind, the OS could pick the
+/// same port again for another caller (two balancers with `reuseport` would then share
+/// it), and a port that comes back later can meet state left by its earlier user.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no loopback port left that this process has not used already",
+    ))
 }
 
 /// The signals this project sends.
@@ -185,6 +200,15 @@ mod tests {
         let port = free_port().unwrap();
         assert!(port > 0);
         TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    }
+
+    #[test]
+    fn a_free_port_is_handed_out_once() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
     }
 
     #[tokio::test]

@@ -199,10 +199,14 @@ impl RedisCluster {
         use plumbing::redis_cluster;
         let bin = find_tool("redis-server", "redis-server")?;
         find_tool("redis-cli", "redis-tools")?;
+        // Each cluster its own folders: a port can come back in a later cluster, and a node
+        // that finds an old nodes.conf rejoins the old cluster.
+        static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut started = Vec::new();
         for _ in 0..primaries * (1 + replicas_each) {
             let port = free_port()?;
-            let dir = work.join(format!("cluster-{port}"));
+            let dir = work.join(format!("cluster{n}-{port}"));
             std::fs::create_dir_all(&dir)?;
             let mut cmd = Command::new(&bin);
             cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -213,7 +217,7 @@ impl RedisCluster {
             let proc_ = Proc::spawn(
                 &format!("redis-server:{port}"),
                 cmd,
-                work.join(format!("redis-cluster-{port}.log")),
+                work.join(format!("redis-cluster{n}-{port}.log")),
             )?;
             started.push((proc_, port));
         }

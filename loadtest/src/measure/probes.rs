@@ -231,8 +231,7 @@ async fn refused_after(base: &str, session: bool, limit: Duration) -> anyhow::Re
         status_with(http, base, (h, &credential)).await? == 200,
         "the fresh credential works"
     );
-    let r = logout.send().await?;
-    anyhow::ensure!(r.status() == 204, "logout answered {}", r.status());
+    expect(logout.send().await?, 204, "logout", session).await?;
     until_logged_out(http, base, h, &credential, limit).await
 }
 
@@ -308,6 +307,21 @@ fn header_name(session: bool) -> &'static str {
     } else {
         "Authorization"
     }
+}
+
+/// `r` answered `want`, or an error naming the request, the model and the answer with the
+/// start of its body (the contract's error says what was wrong).
+async fn expect(r: reqwest::Response, want: u16, what: &str, session: bool) -> anyhow::Result<()> {
+    if r.status() == want {
+        return Ok(());
+    }
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    anyhow::bail!(
+        "{} {what} answered {status}: {}",
+        if session { "session" } else { "token" },
+        body.chars().take(300).collect::<String>()
+    )
 }
 
 /// An admin's handle on one server: who the admin is and a full-scope credential.
@@ -409,14 +423,7 @@ async fn logout_all(
         .header(h, &second)
         .send()
         .await?;
-    if r.status() != 204 {
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        anyhow::bail!(
-            "logout-all answered {status}: {}",
-            body.chars().take(300).collect::<String>()
-        );
-    }
+    expect(r, 204, "logout-all", session).await?;
     until_logged_out(http, base, h, &first, limit).await
 }
 

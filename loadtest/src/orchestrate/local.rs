@@ -689,6 +689,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             }
         }
         super::execute_announced(&mut local, &experiments.jobs, &m, &mut journal).await?;
+        // The last job's own store (a cluster, the delaying proxy) goes before the probes.
+        local.private = None;
         local
             .shared
             .probes(&experiments.probes, args.chromium.as_deref(), &mut journal)
