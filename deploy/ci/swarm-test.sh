@@ -29,7 +29,8 @@ if [ "$state" != inactive ]; then
   echo "swarm test: SKIPPED: this engine is already in a swarm ($state); the test makes its own and leaves it"
   exit 0
 fi
-command -v docker-compose >/dev/null 2>&1 || { echo "swarm test: FAILED: stack.py reads the compose file through docker-compose"; exit 1; }
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 \
+  || { echo "swarm test: FAILED: stack.py reads the compose file through docker-compose or docker compose"; exit 1; }
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 
 step "stand-in base images, application image ($PROFILE)"

@@ -6,7 +6,7 @@
 
 The services, images, commands, environment, health checks, replica counts and CPU limits
 are docker-compose.yml's own (read through `docker-compose config`, so .env and the
-environment apply as for `docker compose up`). What Swarm does differently is changed, and
+environment apply as for `docker compose up`; or `docker compose config`). What Swarm does differently is changed, and
 only that:
 
 - depends_on is dropped: Swarm starts every service at once (and refuses the form with
@@ -28,6 +28,7 @@ only that:
 """
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 
@@ -57,9 +58,12 @@ def main():
     a = ap.parse_args()
     if a.generators < 1:
         sys.exit("--generators must be at least 1")
-    cfg = subprocess.run(
-        ["docker-compose", "-f", a.compose_file, "config"], check=True, capture_output=True, text=True
-    ).stdout
+    # Compose v1 (`docker-compose`) or v2 (`docker compose`), whichever is installed.
+    compose_cmd = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+    done = subprocess.run(compose_cmd + ["-f", a.compose_file, "config"], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(compose_cmd)} config failed: {done.stderr.strip()}")
+    cfg = done.stdout
     compose = yaml.safe_load(cfg)
     out = {"version": "3.8", "services": {}, "configs": {}}
     for name, svc in compose["services"].items():

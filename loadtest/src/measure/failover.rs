@@ -4,7 +4,7 @@
 //! their session or refresh-token family) all at once just before the primary is killed, and
 //! checked again once the replica has taken over.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -102,20 +102,45 @@ impl Marks {
             .map_or(0, |t| t.elapsed().as_millis() as u64)
     }
 
-    /// After the failover: every credential written is used once more; those refused are
-    /// what the failover lost.
+    /// After the failover: every credential written is used once more. Refused (401) is
+    /// lost; a store still settling after the takeover (503, no answer) is asked again until
+    /// `SETTLE` has passed, then counted as unanswered.
     pub async fn check(&self, last_write_before_kill_ms: u64) -> Failover {
         let answers = join_all(
             self.marks
                 .iter()
-                .map(|m| still_works(&self.http, &self.base, self.server, &m.credential)),
+                .map(|m| settled(&self.http, &self.base, self.server, &m.credential)),
         )
         .await;
+        let count = |want: Kept| answers.iter().filter(|a| **a == want).count() as u32;
         Failover {
             written: self.written,
             on_killed_primary: self.marks.iter().filter(|m| m.on_victim).count() as u32,
-            lost: answers.iter().filter(|ok| !**ok).count() as u32,
+            lost: count(Kept::Refused),
+            unanswered: count(Kept::Unanswered),
             last_write_before_kill_ms,
+        }
+    }
+}
+
+/// How long a watched login may keep getting "unavailable" after the takeover.
+const SETTLE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Yes,
+    Refused,
+    Unanswered,
+}
+
+async fn settled(http: &reqwest::Client, base: &str, server: ServerKind, credential: &str) -> Kept {
+    let until = Instant::now() + SETTLE;
+    loop {
+        match still_works(http, base, server, credential).await {
+            Some(200) => return Kept::Yes,
+            Some(401) => return Kept::Refused,
+            _ if Instant::now() >= until => return Kept::Unanswered,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
@@ -155,21 +180,21 @@ async fn refresh(
     credential_of(server, r).await
 }
 
-/// Whether the store still knows the login: a session is read (`/api/me`); a refresh token
-/// is refreshed, which only the family's current token can do.
+/// Whether the store still knows the login, as the status of one request (`None`: no
+/// answer): a session is read (`/api/me`); a refresh token is refreshed, which only the
+/// family's current token can do.
 async fn still_works(
     http: &reqwest::Client,
     base: &str,
     server: ServerKind,
     credential: &str,
-) -> bool {
-    if server == ServerKind::Session {
+) -> Option<u16> {
+    let req = if server == ServerKind::Session {
         http.get(format!("{base}/api/me"))
             .header("Cookie", credential)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
     } else {
-        refresh(http, base, server, credential).await.is_ok()
-    }
+        http.post(format!("{base}/auth/refresh"))
+            .json(&json!({ "refresh_token": credential }))
+    };
+    req.send().await.ok().map(|r| r.status().as_u16())
 }

@@ -628,8 +628,12 @@ pub struct Failover {
     /// Of those, how many lived on the killed primary.
     pub on_killed_primary: u32,
     /// Of those written, how many no longer worked after the failover (the credential the
-    /// refresh had just handed out was refused).
+    /// refresh had just handed out was refused, 401).
     pub lost: u32,
+    /// Of those written, how many still got no answer but "unavailable" 10 s after the
+    /// replica took over (neither kept nor lost, as far as could be seen).
+    #[serde(default)]
+    pub unanswered: u32,
     /// Milliseconds from the last of those writes' answers to the kill.
     pub last_write_before_kill_ms: u64,
 }

@@ -254,8 +254,9 @@ pub fn store_failover(results: &Results) -> Option<Section> {
          for the cluster's node timeout (1 s here), takes over its slots; the time it said it was a primary is \
          recorded as it happened (asked every 50 ms). Just before the kill, 60 logins made for this purpose are \
          refreshed all at once, each a write of its session or refresh-token family; once the replica has taken \
-         over, each new credential is used again. Redis replicates asynchronously: a write the primary acknowledged \
-         but had not yet passed on is gone.",
+         over, each new credential is used again (asked again while the store still answers \"unavailable\", for \
+         up to 10 s): refused means lost. Redis replicates asynchronously: a write the primary acknowledged but \
+         had not yet passed on is gone.",
         |r| {
             let f = r.fault?;
             let mut text = format!(
@@ -267,12 +268,18 @@ pub fn store_failover(results: &Results) -> Option<Section> {
             );
             if let Some(fo) = r.failover {
                 text.push_str(&format!(
-                    " Of {} logins written {} ms before the kill ({} of them on the killed primary), {} {} lost.",
+                    " Of {} logins written {} ms before the kill ({} of them on the killed primary), {} {} lost \
+                     (refused once the replica had taken over){}.",
                     fo.written,
                     fo.last_write_before_kill_ms,
                     fo.on_killed_primary,
                     fo.lost,
-                    if fo.lost == 1 { "was" } else { "were" }
+                    if fo.lost == 1 { "was" } else { "were" },
+                    if fo.unanswered > 0 {
+                        format!("; {} still got no answer 10 s after the takeover", fo.unanswered)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             Some(text)
