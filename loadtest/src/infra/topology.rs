@@ -337,6 +337,8 @@ impl Group {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
+        static GROUPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let group = GROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut replicas = Vec::new();
         for i in 0..spec.replicas as usize {
             let port = free_port()?;
@@ -361,12 +363,19 @@ impl Group {
                 // servers' failed-login throttling (which counts attempts before checking
                 // them) would turn the benchmark's own logins into 429s.
                 .env("LOGIN_MAX_FAILURES", LOADTEST_LOGIN_LIMIT)
-                .env("RUST_LOG", "warn");
+                // `LOADTEST_REPLICA_LOG` (a RUST_LOG filter) to see more of the replicas when
+                // looking into a problem; their logs are in the run's logs/ folder.
+                .env(
+                    "RUST_LOG",
+                    std::env::var("LOADTEST_REPLICA_LOG").unwrap_or_else(|_| "warn".into()),
+                );
             for (k, v) in &spec.extra_env {
                 cmd.env(k, v);
             }
             let name = format!("{}-{}", spec.kind.binary(), i + 1);
-            let mut proc_ = Proc::spawn(&name, cmd, work.join(format!("{name}.log")))?;
+            // One log per group and replica: a later group must not overwrite an earlier one's.
+            let log = work.join(format!("{name}-group{group}.log"));
+            let mut proc_ = Proc::spawn(&name, cmd, log)?;
             budget
                 .assign(i, proc_.pid())
                 .map_err(|e| anyhow::anyhow!("CPU budget for {name}: {e}"))?;
