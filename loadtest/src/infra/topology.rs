@@ -390,7 +390,12 @@ impl Group {
         }
         let lb_port = free_port()?;
         let conf = nginx_conf(work, lb_port, &replicas, spec.lb_workers, spec.balance);
-        std::fs::write(work.join("proxy.conf"), PROXY_CONF)?;
+        // Written whole and renamed into place: groups start at once (the probes), and an
+        // nginx that read a file another group had just truncated proxied with nginx's
+        // defaults (HTTP/1.0, so a bodyless POST had no length: the replica answered 400).
+        let tmp = work.join(format!("proxy.conf.{lb_port}.tmp"));
+        std::fs::write(&tmp, PROXY_CONF)?;
+        std::fs::rename(&tmp, work.join("proxy.conf"))?;
         // One file per balancer: groups started at once (the probes) must not share one.
         let conf_path = work.join(format!("nginx-{}-{lb_port}.conf", spec.kind.name()));
         std::fs::write(&conf_path, conf)?;
