@@ -74,7 +74,8 @@ struct Local {
 enum PrivateStore {
     Cluster {
         cluster: RedisCluster,
-        budget: CpuBudget,
+        /// Each primary's budget, when the job sets one.
+        budget: Option<CpuBudget>,
     },
     Delayed {
         /// Forwards until dropped.
@@ -423,14 +424,17 @@ impl Deployment for Local {
                 shape.replicas_each as usize,
             )
             .await?;
-            let mut budget = CpuBudget::for_cluster(job.redis_cpus.unwrap_or(1.0))?;
-            if job.redis_cpus.is_some() {
-                for (i, p) in cluster.primaries().enumerate() {
-                    budget
-                        .assign(i, p.proc_.pid())
-                        .map_err(|e| anyhow::anyhow!("CPU budget for a Redis primary: {e}"))?;
+            let budget = match job.redis_cpus {
+                Some(c) => {
+                    let mut b = CpuBudget::for_cluster(c)?;
+                    for (i, p) in cluster.primaries().enumerate() {
+                        b.assign(i, p.proc_.pid())
+                            .map_err(|e| anyhow::anyhow!("CPU budget for a Redis primary: {e}"))?;
+                    }
+                    Some(b)
                 }
-            }
+                None => None,
+            };
             spec.store = StoreAddr::ClusterNodes(cluster.nodes_env());
             self.private = Some(PrivateStore::Cluster { cluster, budget });
         } else if let Some(d) = job.store_delay_ms {
@@ -477,7 +481,7 @@ impl Deployment for Local {
         let mut target = self.shared.target(&group, job.server);
         match &self.private {
             Some(PrivateStore::Cluster { cluster, budget }) => {
-                budgets.extend(job.redis_cpus.map(|_| budget));
+                budgets.extend(budget.as_ref());
                 let primaries: Vec<_> = cluster.primaries().collect();
                 target.pids.redis = cluster.nodes.iter().map(|n| n.proc_.pid()).collect();
                 target.redis_urls = primaries.iter().map(|n| n.url()).collect();
