@@ -3,7 +3,8 @@
 #
 # Substituted (no registry can be reached): the base images, built from Debian's packages
 # by stand-in-images.sh, and the application image, built by Dockerfile.prebuilt from
-# binaries compiled on the host (PROFILE=debug reuses the test build; default release).
+# binaries compiled on the host (both by app-image.sh; PROFILE=debug reuses the test build;
+# default release).
 # Unchanged: docker-compose.yml, deploy/nginx/nginx.conf, the service wiring, the health
 # checks and the application binaries.
 #
@@ -27,24 +28,17 @@ elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose)
 else echo "compose test: FAILED: Docker Engine answers but there is no docker compose / docker-compose"; exit 1
 fi
 
-step "stand-in base images"
-bash deploy/ci/stand-in-images.sh
-
-step "application binaries ($PROFILE)"
-flag=(); [ "$PROFILE" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p session-server -p token-server -p loadtest
-bins=$(mktemp -d)
+step "stand-in base images, application image ($PROFILE)"
+PROFILE=$PROFILE bash deploy/ci/app-image.sh
 work=$(mktemp -d)
 export COMPOSE_PROJECT_NAME=svt-ci-$$
 cleanup() {
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   # Earlier application images that this build's tag replaced.
   docker image prune -f --filter label=svt.stand-in >/dev/null 2>&1 || true
-  rm -rf "$bins" "$work"
+  rm -rf "$work"
 }
 trap cleanup EXIT
-cp "target/$PROFILE/session-server" "target/$PROFILE/token-server" "target/$PROFILE/loadtest" "$bins/"
-docker build -q -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null
 
 # The settings a user would put in .env.
 export REPLICAS=2 REPLICA_CPUS=0.5 LOADTEST_ARGS=--quick

@@ -34,10 +34,7 @@ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 
 step "stand-in base images, application image ($PROFILE)"
-bash deploy/ci/stand-in-images.sh
-flag=(); [ "$PROFILE" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p session-server -p token-server -p loadtest
-bins=$(mktemp -d)
+PROFILE=$PROFILE bash deploy/ci/app-image.sh
 work=$(mktemp -d)
 stack=svt-swarm-$$
 had_gwbridge=true   # until known: never remove a bridge that may not be ours
@@ -54,11 +51,9 @@ cleanup() {
   docker swarm leave --force >/dev/null 2>&1 || true
   # `swarm init` makes this bridge; `swarm leave` keeps it.
   $had_gwbridge || docker network rm docker_gwbridge >/dev/null 2>&1 || true
-  rm -rf "$bins" "$work" "$reports"
+  rm -rf "$work" "$reports"
 }
 trap cleanup EXIT
-cp "target/$PROFILE/session-server" "target/$PROFILE/token-server" "target/$PROFILE/loadtest" "$bins/"
-docker build -q -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null
 
 had_gwbridge=false
 docker network inspect docker_gwbridge >/dev/null 2>&1 && had_gwbridge=true

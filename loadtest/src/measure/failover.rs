@@ -169,11 +169,11 @@ async fn refresh(
     server: ServerKind,
     credential: &str,
 ) -> anyhow::Result<String> {
-    let req = http.post(format!("{base}/auth/refresh"));
     let req = if server == ServerKind::Session {
-        req.header("Cookie", credential)
+        http.post(format!("{base}/auth/refresh"))
+            .header("Cookie", credential)
     } else {
-        req.json(&json!({ "refresh_token": credential }))
+        token_refresh(http, base, credential)
     };
     let r = req.send().await?;
     anyhow::ensure!(r.status() == 200, "refresh answered {}", r.status());
@@ -193,8 +193,17 @@ async fn still_works(
         http.get(format!("{base}/api/me"))
             .header("Cookie", credential)
     } else {
-        http.post(format!("{base}/auth/refresh"))
-            .json(&json!({ "refresh_token": credential }))
+        token_refresh(http, base, credential)
     };
     req.send().await.ok().map(|r| r.status().as_u16())
+}
+
+/// The token model's refresh: the refresh token in the body (API.md, `POST /auth/refresh`).
+fn token_refresh(
+    http: &reqwest::Client,
+    base: &str,
+    refresh_token: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh_token }))
 }
