@@ -84,7 +84,12 @@ impl RedisProcess {
                 std::fs::create_dir_all(&dir).expect("temp dir is writable");
                 Node {
                     child: Mutex::new(None),
-                    port: plumbing::free_port().expect("the OS hands out a free loopback port"),
+                    port: if cluster {
+                        plumbing::redis_cluster::free_node_port()
+                    } else {
+                        plumbing::free_port()
+                    }
+                    .expect("the OS hands out a free loopback port"),
                     dir,
                 }
             })

@@ -32,6 +32,29 @@ pub fn node_args() -> Vec<String> {
     .collect()
 }
 
+/// The highest port a cluster node can listen on: each node also listens on its port plus
+/// 10000 for the cluster bus, and `redis-server` refuses to start when that is past 65535.
+const HIGHEST_NODE_PORT: u16 = u16::MAX - BUS_PORT_OFFSET;
+const BUS_PORT_OFFSET: u16 = 10000;
+
+/// A free loopback port for a cluster node whose bus port (the port plus 10000) is free as
+/// well. The OS hands out ports up to 60999 here, and a node given one above 55535 would not
+/// start, so [`crate::free_port`] alone is not enough.
+pub fn free_node_port() -> std::io::Result<u16> {
+    for _ in 0..1000 {
+        let port = crate::free_port()?;
+        if port <= HIGHEST_NODE_PORT
+            && std::net::TcpListener::bind(("127.0.0.1", port + BUS_PORT_OFFSET)).is_ok()
+        {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no loopback port left for a Redis Cluster node (it needs the port and the port + 10000)",
+    ))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cannot run `redis-cli` ({0}); install it (Debian: `apt-get install -y redis-tools`)")]
@@ -117,4 +140,17 @@ pub fn cli(port: u16, args: &[&str]) -> Option<String> {
 /// The role a node says it has now (`master` or `slave`), from `ROLE`.
 pub fn role(port: u16) -> Option<String> {
     cli(port, &["role"]).and_then(|r| r.lines().next().map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_port_leaves_room_for_its_bus_port() {
+        for _ in 0..200 {
+            let port = free_node_port().unwrap();
+            assert!(port <= 55535, "{port} + 10000 is past the last port");
+        }
+    }
 }

@@ -205,7 +205,7 @@ impl RedisCluster {
         let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut started = Vec::new();
         for _ in 0..primaries * (1 + replicas_each) {
-            let port = free_port()?;
+            let port = redis_cluster::free_node_port()?;
             let dir = work.join(format!("cluster{n}-{port}"));
             std::fs::create_dir_all(&dir)?;
             let mut cmd = Command::new(&bin);
