@@ -1,11 +1,13 @@
 //! The one Redis connection each replica shares, with the time limits and the command
 //! counter both servers need.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture};
 
@@ -22,6 +24,15 @@ pub enum RedisError {
     #[error("redis did not answer within {CALL_TIMEOUT:?}")]
     Timeout,
 }
+
+/// How long every call to a cluster may fail before the connection is replaced. redis-rs's
+/// cluster client (1.8) can stall for good while it recovers from a primary's death under
+/// load: a slot refresh waits for a lock that a request it no longer polls was granted, and
+/// every later call times out until the process restarts. A new connection, made from the
+/// nodes in REDIS_CLUSTER_NODES, learns the slot map afresh. While a primary fails over,
+/// calls to the other primaries still succeed, so only a stall (or a store down as a whole,
+/// which then costs one reconnection attempt per period) sets this off.
+const CLUSTER_STALL: Duration = Duration::from_secs(2);
 
 /// The connection: to one Redis, or to a cluster (which routes each command, and each
 /// script, to the primary holding its keys' slot, and follows the slot map as it changes).
@@ -59,11 +70,67 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The cluster connection in use, and what replaces it when it stalls ([`CLUSTER_STALL`]).
+struct ClusterHandle {
+    client: ClusterClient,
+    conn: RwLock<ClusterConnection>,
+    /// Since when every call has failed; `None` while calls succeed.
+    failing_since: Mutex<Option<Instant>>,
+    replacing: AtomicBool,
+}
+
+impl ClusterHandle {
+    fn conn(&self) -> ClusterConnection {
+        self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Notes how a call ended; after `CLUSTER_STALL` of nothing but failures, a new
+    /// connection is made in the background (one at a time) and takes over if it connects.
+    fn outcome(self: &Arc<Self>, ok: bool) {
+        let mut since = self.failing_since.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            *since = None;
+            return;
+        }
+        let began = *since.get_or_insert_with(Instant::now);
+        if began.elapsed() < CLUSTER_STALL || self.replacing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        drop(since);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), me.client.get_async_connection())
+                .await
+            {
+                Ok(Ok(fresh)) => {
+                    *me.conn.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    tracing::warn!(
+                        "every Redis Cluster call failed for {:?}: replaced the connection",
+                        began.elapsed()
+                    );
+                }
+                // Still down: the next failure after another period tries again.
+                _ => tracing::warn!(
+                    "the Redis Cluster is still unreachable; a new connection failed"
+                ),
+            }
+            *me.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            me.replacing.store(false, Ordering::SeqCst);
+        });
+    }
+}
+
 /// A cheap-to-clone handle: the connection is multiplexed, the counter shared.
 #[derive(Clone)]
 pub struct Redis {
-    conn: Conn,
+    store: Store,
     commands: IntCounter,
+}
+
+#[derive(Clone)]
+enum Store {
+    Single(ConnectionManager),
+    Cluster(Arc<ClusterHandle>),
 }
 
 impl Redis {
@@ -71,11 +138,30 @@ impl Redis {
     /// afterwards the connection reconnects by itself when Redis comes back.
     /// Every message names the URL with its password hidden (`RedisUrl`'s `Display`).
     pub async fn connect(target: &RedisTarget, commands: IntCounter) -> anyhow::Result<Self> {
-        let conn = match target {
-            RedisTarget::Single(url) => Conn::Single(Self::single(url).await?),
-            RedisTarget::Cluster(nodes) => Conn::Cluster(Self::cluster(target, nodes).await?),
+        let store = match target {
+            RedisTarget::Single(url) => Store::Single(Self::single(url).await?),
+            RedisTarget::Cluster(nodes) => {
+                let client = Self::cluster_client(nodes)?;
+                let conn =
+                    tokio::time::timeout(Duration::from_secs(5), client.get_async_connection())
+                        .await
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "the Redis Cluster at {target} did not answer within 5 s"
+                            )
+                        })?
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot connect to the Redis Cluster at {target}: {e}")
+                        })?;
+                Store::Cluster(Arc::new(ClusterHandle {
+                    client,
+                    conn: RwLock::new(conn),
+                    failing_since: Mutex::new(None),
+                    replacing: AtomicBool::new(false),
+                }))
+            }
         };
-        Ok(Self { conn, commands })
+        Ok(Self { store, commands })
     }
 
     async fn single(url: &RedisUrl) -> anyhow::Result<ConnectionManager> {
@@ -96,10 +182,7 @@ impl Redis {
         .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))
     }
 
-    async fn cluster(
-        target: &RedisTarget,
-        nodes: &[RedisUrl],
-    ) -> anyhow::Result<ClusterConnection> {
+    fn cluster_client(nodes: &[RedisUrl]) -> anyhow::Result<ClusterClient> {
         let mut infos = Vec::with_capacity(nodes.len());
         for n in nodes {
             infos.push(n.expose().into_connection_info().map_err(|_| {
@@ -108,40 +191,51 @@ impl Redis {
         }
         // Within CALL_TIMEOUT a command may be retried on the new primary after a
         // failover (a MOVED answer, or a connection that broke): few retries, short waits.
-        let client = ClusterClientBuilder::new(infos)
+        ClusterClientBuilder::new(infos)
             .connection_timeout(Duration::from_millis(500))
             .response_timeout(Duration::from_secs(1))
             .retries(2)
             .min_retry_wait(50)
             .max_retry_wait(200)
             .build()
-            .map_err(|e| anyhow::anyhow!("REDIS_CLUSTER_NODES: {e}"))?;
-        tokio::time::timeout(Duration::from_secs(5), client.get_async_connection())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("the Redis Cluster at {target} did not answer within 5 s")
-            })?
-            .map_err(|e| anyhow::anyhow!("cannot connect to the Redis Cluster at {target}: {e}"))
+            .map_err(|e| anyhow::anyhow!("REDIS_CLUSTER_NODES: {e}"))
+    }
+
+    /// The connection for one call.
+    fn conn(&self) -> Conn {
+        match &self.store {
+            Store::Single(c) => Conn::Single(c.clone()),
+            Store::Cluster(h) => Conn::Cluster(h.conn()),
+        }
+    }
+
+    /// One call with the time limit; a cluster learns how it ended.
+    async fn call<T, F>(&self, run: impl FnOnce(Conn) -> F) -> Result<T, RedisError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let r = match tokio::time::timeout(CALL_TIMEOUT, run(self.conn())).await {
+            Ok(r) => r.map_err(RedisError::from),
+            Err(_) => Err(RedisError::Timeout),
+        };
+        if let Store::Cluster(h) = &self.store {
+            h.outcome(r.is_ok());
+        }
+        r
     }
 
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
         self.commands.inc();
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError::Timeout),
-        }
+        self.call(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// Runs a pipeline in one round trip; each command in it counts.
     pub async fn pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, RedisError> {
         self.commands.inc_by(pipe.len() as u64);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async(&mut conn)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError::Timeout),
-        }
+        self.call(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
     }
 
     /// Runs a Lua script (EVALSHA, falling back to EVAL once): counted as one command.
@@ -150,11 +244,8 @@ impl Redis {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         self.commands.inc();
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async(&mut conn)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError::Timeout),
-        }
+        self.call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
     }
 
     /// `PING`, for `/readyz` (on a cluster, every primary must answer).

@@ -268,3 +268,170 @@ pub async fn the_binary_runs_on_a_redis_cluster(bin: &str, extra: &[(&str, &str)
         .count();
     assert!(holding >= 2, "only {holding} primary holds keys");
 }
+
+/// A primary of a Redis Cluster dies under load (SIGKILL) and its replica takes over: the
+/// server serves every user again within seconds, without a restart. The load keeps the
+/// connection to the store busy while it recovers: redis-rs's cluster client can stall for
+/// good in exactly this case (`auth_core::redis_conn`, `CLUSTER_STALL`). The server is told
+/// of every node, as README asks. `extra` must make `GET /api/me` read the store (the
+/// token server: its denylist).
+pub async fn the_binary_outlives_a_primary_failover(bin: &str, extra: &[(&str, &str)]) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let redis = crate::RedisProcess::start_cluster_with_replicas(1).await;
+    let victim = redis.ports()[0];
+    // The victim's replica, from its ROLE (`master`, offset, then ip, port, offset each)
+    // once the replica has connected to it.
+    let successor: u16 = wait_until(
+        "the first primary lists its replica",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async move {
+            let role = tokio::task::spawn_blocking(move || {
+                plumbing::redis_cluster::cli(victim, &["role"])
+            })
+            .await
+            .ok()
+            .flatten();
+            match role.and_then(|r| r.lines().nth(3).and_then(|p| p.trim().parse().ok())) {
+                Some(port) => Check::Done(port),
+                None => Check::Waiting("no replica yet".into()),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let named = redis
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut vars = vec![("REDIS_CLUSTER_NODES", named.as_str())];
+    vars.extend_from_slice(extra);
+    let server = ServerProcess::start(bin, &vars).await;
+
+    // 16 users: about a third of them live on the primary that dies.
+    let mut credentials = Vec::new();
+    for name in (0..16).map(|_| crate::random_username()) {
+        let creds = serde_json::json!({"username": name, "password": crate::PASSWORD});
+        let signup = server.post_json("/auth/signup", creds.clone()).await;
+        assert_eq!(signup.status, 201, "{}", signup.text);
+        let login = server.post_json("/auth/login", creds).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        credentials.push(match login.headers.get("set-cookie") {
+            Some(c) => (
+                "cookie",
+                c.to_str().unwrap().split(';').next().unwrap().to_owned(),
+            ),
+            None => (
+                "authorization",
+                format!("Bearer {}", login.json()["access_token"].as_str().unwrap()),
+            ),
+        });
+    }
+    let credentials = Arc::new(credentials);
+    let me = format!("{}/api/me", server.address);
+
+    // 64 request loops, until told to stop or 40 s have passed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let loops: Vec<_> = (0..64)
+        .map(|i| {
+            let (stop, answered, credentials, me, http) = (
+                Arc::clone(&stop),
+                Arc::clone(&answered),
+                Arc::clone(&credentials),
+                me.clone(),
+                client(),
+            );
+            tokio::spawn(async move {
+                let credential = &credentials[i % credentials.len()];
+                while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+                    if me_status(&http, &me, credential).await == 200 {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until(
+        "the load is being served",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let n = answered.load(Ordering::Relaxed);
+            async move {
+                if n >= 500 {
+                    Check::Done(())
+                } else {
+                    Check::Waiting(format!("{n} answered"))
+                }
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    redis.kill(victim);
+    let took_over = wait_until(
+        "the dead primary's replica takes over",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async move {
+            let role =
+                tokio::task::spawn_blocking(move || plumbing::redis_cluster::role(successor))
+                    .await
+                    .ok()
+                    .flatten();
+            match role.as_deref() {
+                Some("master") => Check::Done(()),
+                other => Check::Waiting(format!("ROLE says {other:?}")),
+            }
+        },
+    )
+    .await;
+    // Every user again, while the load goes on: a client that recovered serves them all.
+    let recovered = match took_over {
+        Ok(()) => {
+            wait_until(
+                "every user is served again after the failover",
+                Duration::from_secs(15),
+                Duration::from_millis(100),
+                || {
+                    let (credentials, me) = (Arc::clone(&credentials), me.clone());
+                    async move {
+                        let http = client();
+                        let mut statuses = Vec::new();
+                        for credential in credentials.iter() {
+                            statuses.push(me_status(&http, &me, credential).await);
+                        }
+                        if statuses.iter().all(|s| *s == 200) {
+                            Check::Done(())
+                        } else {
+                            Check::Waiting(format!("answers {statuses:?}"))
+                        }
+                    }
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        let _ = l.await;
+    }
+    recovered.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The status of `GET /api/me` with one credential (a header); 0 for no answer.
+async fn me_status(http: &reqwest::Client, me: &str, (name, value): &(&str, String)) -> u16 {
+    http.get(me)
+        .header(*name, value)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}

@@ -68,9 +68,15 @@ impl RedisProcess {
 
     /// A cluster of `CLUSTER_PRIMARIES` primaries (no replicas), once every node serves.
     pub async fn start_cluster() -> Self {
-        let me = Self::launch_all(CLUSTER_PRIMARIES, true).await;
+        Self::start_cluster_with_replicas(0).await
+    }
+
+    /// A cluster of `CLUSTER_PRIMARIES` primaries with `replicas` replicas behind each, once
+    /// every node serves. The primaries are the first nodes (`ports()` order).
+    pub async fn start_cluster_with_replicas(replicas: usize) -> Self {
+        let me = Self::launch_all(CLUSTER_PRIMARIES * (1 + replicas), true).await;
         let ports: Vec<u16> = me.nodes.iter().map(|n| n.port).collect();
-        tokio::task::spawn_blocking(move || redis_cluster::create(&ports, 0))
+        tokio::task::spawn_blocking(move || redis_cluster::create(&ports, replicas))
             .await
             .expect("the cluster set-up does not panic")
             .unwrap_or_else(|e| panic!("{e}"));
@@ -237,6 +243,21 @@ impl RedisProcess {
             .await
             .expect("the wait does not panic")
             .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// SIGKILL to the node on `port`: a crash, nothing saved. Its replica, if it has one,
+    /// takes over once the cluster's node timeout has passed.
+    pub fn kill(&self, port: u16) {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node of this store");
+        if let Some(mut child) = node.child.lock().unwrap().take() {
+            plumbing::signal(child.id(), Signal::Kill)
+                .unwrap_or_else(|e| panic!("SIGKILL to redis-server: {e}"));
+            let _ = child.wait();
         }
     }
 

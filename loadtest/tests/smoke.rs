@@ -287,6 +287,10 @@ fn a_cluster_spreads_the_store_and_its_failover_is_counted() {
             "{fo:?}"
         );
         assert!(fo.last_write_before_kill_ms < 1000, "{fo:?}");
+        // The servers' store client came back: every watched login answered, and requests
+        // succeeded again before the window closed.
+        assert_eq!(fo.unanswered, 0, "{fo:?}");
+        assert!(!r.failing_at_end(), "{}: still failing at the end", name(r));
         assert!(r.failing_s().unwrap() < r.duration_s, "{}", name(r));
         assert!(r.users_logged_out.is_some());
         if r.server == ServerKind::Token {

@@ -869,6 +869,31 @@ impl Run {
         Some(last_failing_end.map_or(0.0, |end| (end - f.at_s).max(0.0)))
     }
 
+    /// Whether requests were still failing when the window closed: after a fault, the last
+    /// timeline step with a failure is followed by no step in which a request succeeded.
+    /// (Requests still waiting when the window closed are in no step: a store that never
+    /// came back shows as failures that stop, not as a recovery.)
+    pub fn failing_at_end(&self) -> bool {
+        let Some(f) = self.fault else {
+            return false;
+        };
+        let after = |p: &&TimelinePoint| p.t_s + self.timeline_step_s > f.at_s;
+        let Some(last_failed) = self
+            .timeline
+            .iter()
+            .filter(after)
+            .filter(|p| p.failed > 0)
+            .map(|p| p.t_s)
+            .reduce(f64::max)
+        else {
+            return false;
+        };
+        !self
+            .timeline
+            .iter()
+            .any(|p| p.t_s > last_failed && p.ok > 0)
+    }
+
     /// Whether the run was bound by something other than the replicas it measures.
     pub fn bound_elsewhere(&self) -> Option<Bottleneck> {
         self.bottleneck.filter(|b| *b != Bottleneck::Replicas)

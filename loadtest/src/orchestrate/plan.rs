@@ -17,6 +17,10 @@ pub const LEEWAY_S: u64 = 30;
 /// Fault experiments need time on both sides of the fault.
 pub const FAULT_WINDOW_MIN: Duration = Duration::from_secs(7);
 
+/// A primary's death needs more: the replica takes over 2-3 s after the kill, and the
+/// servers' store client takes a moment more; the window must show whether they recover.
+pub const FAILOVER_WINDOW_MIN: Duration = Duration::from_secs(15);
+
 /// Access-token lifetimes (seconds) of experiment `access-token-lifetime`; each run's
 /// window lasts at least two of the longest, so every user refreshes in it.
 pub const ACCESS_TTLS_S: [u64; 3] = [1, 2, 3];
@@ -187,10 +191,13 @@ impl Job {
             .collect()
     }
 
-    /// The measured window: fault experiments get at least `FAULT_WINDOW_MIN`, lifetime
+    /// The measured window: fault experiments get at least `FAULT_WINDOW_MIN` (a failover
+    /// `FAILOVER_WINDOW_MIN`), lifetime
     /// runs two of their token lifetimes' worth of refreshes.
     pub fn window(&self, m: &Measure) -> Duration {
-        if self.fault.is_some() {
+        if self.fault == Some(FaultKind::KillPrimary) {
+            m.duration.0.max(FAILOVER_WINDOW_MIN)
+        } else if self.fault.is_some() {
             m.duration.0.max(FAULT_WINDOW_MIN)
         } else if let Some(t) = self.access_ttl_s {
             m.duration.0.max(Duration::from_secs(2 * t + 2))

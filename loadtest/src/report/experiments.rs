@@ -53,6 +53,17 @@ pub(super) fn users_kept(r: &Run) -> Option<(u32, u32)> {
         .map(|out| (r.users.saturating_sub(out), r.users))
 }
 
+/// How long requests failed after a fault, and whether they still did when the window closed
+/// (then the seconds are a floor, not the length of the outage).
+pub(super) fn failing_text(r: &Run) -> String {
+    let s = fmt_num(r.failing_s().unwrap_or(0.0));
+    if r.failing_at_end() {
+        format!("for at least {s} s (they still failed when the measured window closed)")
+    } else {
+        format!("for {s} s")
+    }
+}
+
 pub(super) fn kept_text(r: &Run) -> String {
     users_kept(r).map_or("not counted".into(), |(k, n)| format!("{k} of {n}"))
 }

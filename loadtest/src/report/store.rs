@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::experiments::{fault_section, kept_text, server_arm};
+use super::experiments::{failing_text, fault_section, kept_text, server_arm};
 use super::svg::{fmt_num, line_chart_with, LineOptions, Series};
 use super::{bottleneck_text, num_or, row, us, Section, Table};
 use crate::model::{Bottleneck, Experiment, Results, Run, ServerKind};
@@ -78,6 +78,25 @@ pub(super) fn p50_added_ms(near: &Run, far: &Run) -> f64 {
     far.latency_ms.p50 - near.latency_ms.p50
 }
 
+/// Where a plateau went: "moved from A to B req/s (Nx)", or "stayed at about A req/s" when
+/// the two are within a tenth of each other (a round's spread is larger than that).
+fn moved(from: f64, to: f64) -> String {
+    if from > 0.0 && (to / from - 1.0).abs() < 0.1 {
+        format!(
+            "stayed where it was ({} req/s with one Redis, {} with the cluster)",
+            fmt_num(from),
+            fmt_num(to)
+        )
+    } else {
+        format!(
+            "moved from {} req/s with one Redis to {} with the cluster ({}x)",
+            fmt_num(from),
+            fmt_num(to),
+            fmt_num(to / from.max(f64::MIN_POSITIVE))
+        )
+    }
+}
+
 fn redis_bound(r: &Run) -> bool {
     r.bottleneck == Some(Bottleneck::Redis)
 }
@@ -148,16 +167,14 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
         let (s, c) = (p.single, p.cluster);
         let verdict = match (redis_bound(s), cluster.iter().any(|r| redis_bound(r))) {
             (true, false) => format!(
-                "One Redis was the bottleneck; the cluster never was (its best run was limited by: {}), so the \
-                 plateau moved from {} to {} req/s.",
+                "One Redis was the bottleneck; the cluster never was (its best run was limited by: {}): the \
+                 plateau {}.",
                 bottleneck_text(c),
-                fmt_num(s.rps),
-                fmt_num(c.rps)
+                moved(s.rps, c.rps)
             ),
             (true, true) => format!(
-                "Both stores ran out: the plateau moved from {} req/s with one Redis to {} with {primaries} primaries.",
-                fmt_num(s.rps),
-                fmt_num(c.rps)
+                "Both stores ran out: the plateau {} with {primaries} primaries.",
+                moved(s.rps, c.rps)
             ),
             (false, _) => format!(
                 "One Redis was not its bottleneck here (limited by: {}), so the cluster had no plateau to move: {} req/s \
@@ -167,6 +184,23 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
                 fmt_num(c.rps)
             ),
         };
+        // The best runs can be at different replica counts: the largest count both ran
+        // says what the cluster did for the same servers.
+        let same_count = single
+            .iter()
+            .rev()
+            .find_map(|a| Some((*a, *cluster.iter().find(|b| b.replicas == a.replicas)?)))
+            .filter(|(a, b)| (a.replicas, b.replicas) != (s.replicas, c.replicas))
+            .map_or(String::new(), |(a, b)| {
+                format!(
+                    " With {} replicas: {} req/s with one Redis (limited by: {}), {} with the cluster (limited by: {}).",
+                    a.replicas,
+                    fmt_num(a.rps),
+                    bottleneck_text(a),
+                    fmt_num(b.rps),
+                    bottleneck_text(b)
+                )
+            });
         // The cluster client is not free for the replicas either.
         let replica_cost = match (s.cpu_us_per_request.replicas, c.cpu_us_per_request.replicas) {
             (Some(a), Some(b)) if a > 0.0 => format!(
@@ -193,7 +227,7 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
         };
         reading.push(format!(
             "{} reads: best {} req/s at {} replicas with one Redis, {} at {} replicas with the cluster. \
-             {verdict}{cost}{replica_cost}",
+             {verdict}{same_count}{cost}{replica_cost}",
             server.name(),
             fmt_num(s.rps),
             s.replicas,
@@ -260,10 +294,10 @@ pub fn store_failover(results: &Results) -> Option<Section> {
         |r| {
             let f = r.fault?;
             let mut text = format!(
-                "{}: {}. Requests failed for {} s after the kill; {} users still logged in at the end.",
+                "{}: {}. Requests failed {} after the kill; {} users still logged in at the end.",
                 server_arm(r),
                 f.describe(),
-                fmt_num(r.failing_s().unwrap_or(0.0)),
+                failing_text(r),
                 kept_text(r)
             );
             if let Some(fo) = r.failover {

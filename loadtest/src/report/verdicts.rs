@@ -5,7 +5,7 @@
 
 use super::browser;
 use super::experiments::{
-    human_bytes, lifetime_runs, memory_slope, refreshes_per_1000, users_kept,
+    failing_text, human_bytes, lifetime_runs, memory_slope, refreshes_per_1000, users_kept,
 };
 use super::store;
 use super::svg::fmt_num;
@@ -187,7 +187,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             // Beyond one Redis: a cluster of them, and the store across a network.
             let cluster = store::plateau(r, ServerKind::Session).map_or(String::new(), |p| {
                 format!(
-                    "; with {} primaries on that budget each (a Redis Cluster), the best session run went from {} to {} \
+                    "; with {} primaries on that budget each (a Redis Cluster), the best session run (over the replica counts) went from {} to {} \
                      req/s",
                     p.cluster.redis_primaries.unwrap_or(3),
                     fmt_num(p.single.rps),
@@ -257,8 +257,8 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 .map_or(String::new(), |(x, f)| {
                     format!(
                         ". Past one Redis, a Redis Cluster spreads the sessions; when one of its primaries died, session \
-                         requests failed for {} s and {} of {} logins written just before were lost",
-                        fmt_num(x.failing_s().unwrap_or(0.0)),
+                         requests failed {} and {} of {} logins written just before were lost",
+                        failing_text(x),
                         f.lost,
                         f.written
                     )

@@ -104,3 +104,12 @@ async fn the_binary_runs_on_a_redis_cluster() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_binary_outlives_a_primary_failover() {
+    conformance::process::the_binary_outlives_a_primary_failover(
+        BIN,
+        &[("COOKIE_SECURE", "false"), ("SESSION_KEY", &"k".repeat(64))],
+    )
+    .await;
+}

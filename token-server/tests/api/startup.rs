@@ -66,3 +66,13 @@ async fn the_binary_runs_on_a_redis_cluster() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_binary_outlives_a_primary_failover() {
+    conformance::process::the_binary_outlives_a_primary_failover(
+        BIN,
+        // The denylist makes every authenticated request read the store.
+        &[("JWT_SECRET", &"s".repeat(32)), ("ACCESS_DENYLIST", "true")],
+    )
+    .await;
+}
