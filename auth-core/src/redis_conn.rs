@@ -1,8 +1,8 @@
 //! The one Redis connection each replica shares, with the time limits and the command
 //! counter both servers need.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -74,8 +74,11 @@ impl ConnectionLike for Conn {
 struct ClusterHandle {
     client: ClusterClient,
     conn: RwLock<ClusterConnection>,
-    /// Since when every call has failed; `None` while calls succeed.
-    failing_since: Mutex<Option<Instant>>,
+    /// What `failing_since_ms` counts from.
+    epoch: Instant,
+    /// Since when every call has failed, in milliseconds after `epoch` (at least 1); 0 while
+    /// calls succeed. An atomic, so a call that succeeds (nearly all) takes no lock.
+    failing_since_ms: AtomicU64,
     replacing: AtomicBool,
 }
 
@@ -84,19 +87,33 @@ impl ClusterHandle {
         self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
     /// Notes how a call ended; after `CLUSTER_STALL` of nothing but failures, a new
     /// connection is made in the background (one at a time) and takes over if it connects.
     fn outcome(self: &Arc<Self>, ok: bool) {
-        let mut since = self.failing_since.lock().unwrap_or_else(|p| p.into_inner());
         if ok {
-            *since = None;
+            if self.failing_since_ms.load(Ordering::Relaxed) != 0 {
+                self.failing_since_ms.store(0, Ordering::Relaxed);
+            }
             return;
         }
-        let began = *since.get_or_insert_with(Instant::now);
-        if began.elapsed() < CLUSTER_STALL || self.replacing.swap(true, Ordering::SeqCst) {
+        let now = self.now_ms();
+        let began = match self.failing_since_ms.compare_exchange(
+            0,
+            now,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => now,
+            Err(earlier) => earlier,
+        };
+        let failing = Duration::from_millis(now.saturating_sub(began));
+        if failing < CLUSTER_STALL || self.replacing.swap(true, Ordering::SeqCst) {
             return;
         }
-        drop(since);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), me.client.get_async_connection())
@@ -105,8 +122,7 @@ impl ClusterHandle {
                 Ok(Ok(fresh)) => {
                     *me.conn.write().unwrap_or_else(|p| p.into_inner()) = fresh;
                     tracing::warn!(
-                        "every Redis Cluster call failed for {:?}: replaced the connection",
-                        began.elapsed()
+                        "every Redis Cluster call failed for {failing:?}: replaced the connection"
                     );
                 }
                 // Still down: the next failure after another period tries again.
@@ -114,7 +130,7 @@ impl ClusterHandle {
                     "the Redis Cluster is still unreachable; a new connection failed"
                 ),
             }
-            *me.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            me.failing_since_ms.store(me.now_ms(), Ordering::Relaxed);
             me.replacing.store(false, Ordering::SeqCst);
         });
     }
@@ -156,7 +172,8 @@ impl Redis {
                 Store::Cluster(Arc::new(ClusterHandle {
                     client,
                     conn: RwLock::new(conn),
-                    failing_since: Mutex::new(None),
+                    epoch: Instant::now(),
+                    failing_since_ms: AtomicU64::new(0),
                     replacing: AtomicBool::new(false),
                 }))
             }

@@ -77,6 +77,17 @@ impl ServerProcess {
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> Reply {
         TestApp::read(client().post(format!("{}{path}", self.address)).json(&body)).await
     }
+
+    /// Signs a new user up and logs them in; the login's reply.
+    pub async fn new_login(&self) -> Reply {
+        let creds =
+            serde_json::json!({"username": crate::random_username(), "password": crate::PASSWORD});
+        let signup = self.post_json("/auth/signup", creds.clone()).await;
+        assert_eq!(signup.status, 201, "{}", signup.text);
+        let login = self.post_json("/auth/login", creds).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        login
+    }
 }
 
 impl Drop for ServerProcess {
@@ -242,12 +253,8 @@ pub async fn the_binary_runs_on_a_redis_cluster(bin: &str, extra: &[(&str, &str)
     let mut vars = vec![("REDIS_CLUSTER_NODES", first.as_str())];
     vars.extend_from_slice(extra);
     let server = ServerProcess::start(bin, &vars).await;
-    for name in (0..12).map(|_| crate::random_username()) {
-        let creds = serde_json::json!({"username": name, "password": crate::PASSWORD});
-        let signup = server.post_json("/auth/signup", creds.clone()).await;
-        assert_eq!(signup.status, 201, "{}", signup.text);
-        let login = server.post_json("/auth/login", creds).await;
-        assert_eq!(login.status, 200, "{}", login.text);
+    for _ in 0..12 {
+        server.new_login().await;
     }
     let ready = TestApp::read(client().get(format!("{}/readyz", server.address))).await;
     assert_eq!(ready.status, 200, "{}", ready.text);
@@ -314,12 +321,8 @@ pub async fn the_binary_outlives_a_primary_failover(bin: &str, extra: &[(&str, &
 
     // 16 users: about a third of them live on the primary that dies.
     let mut credentials = Vec::new();
-    for name in (0..16).map(|_| crate::random_username()) {
-        let creds = serde_json::json!({"username": name, "password": crate::PASSWORD});
-        let signup = server.post_json("/auth/signup", creds.clone()).await;
-        assert_eq!(signup.status, 201, "{}", signup.text);
-        let login = server.post_json("/auth/login", creds).await;
-        assert_eq!(login.status, 200, "{}", login.text);
+    for _ in 0..16 {
+        let login = server.new_login().await;
         credentials.push(match login.headers.get("set-cookie") {
             Some(c) => (
                 "cookie",
