@@ -243,6 +243,13 @@ pub struct CommonSettings {
     pub login_max_failures: u64,
     /// `LOGIN_FAILURE_WINDOW`: seconds over which failed logins are counted.
     pub login_failure_window_s: u64,
+    /// `SIGNUP_MAX`: signup attempts per client (created or refused alike) per window.
+    pub signup_max: u64,
+    /// `SIGNUP_WINDOW`: seconds over which signups are counted.
+    pub signup_window_s: u64,
+    /// `DEVICE_TTL`: how long a device credential (an earlier successful login's proof,
+    /// `device`) lets its owner past the wider failed-login limits.
+    pub device_ttl: Duration,
     /// `TRUSTED_PROXIES`: peers (IP addresses or CIDR ranges) whose `X-Forwarded-For` is
     /// believed; default none, so the client is the TCP peer.
     pub trusted_proxies: TrustedProxies,
@@ -298,6 +305,10 @@ impl CommonSettings {
         if login_max_failures == 0 {
             return Err(ConfigError("LOGIN_MAX_FAILURES must be at least 1".into()));
         }
+        let signup_max: u64 = env_or("SIGNUP_MAX", 20)?;
+        if signup_max == 0 {
+            return Err(ConfigError("SIGNUP_MAX must be at least 1".into()));
+        }
         let trusted_proxies = TrustedProxies::parse(&env_list("TRUSTED_PROXIES"))
             .map_err(|e| ConfigError(format!("TRUSTED_PROXIES: {e}")))?;
         let cors_allowed_origins = env_list("CORS_ALLOWED_ORIGINS")
@@ -312,6 +323,9 @@ impl CommonSettings {
             bootstrap_admin,
             login_max_failures,
             login_failure_window_s: env_secs("LOGIN_FAILURE_WINDOW", 300)?.as_secs(),
+            signup_max,
+            signup_window_s: env_secs("SIGNUP_WINDOW", 300)?.as_secs(),
+            device_ttl: env_secs("DEVICE_TTL", 30 * 24 * 60 * 60)?,
             trusted_proxies,
             refresh_reuse_interval: env_secs_or_zero("REFRESH_REUSE_INTERVAL", 10)?,
             cors_allowed_origins,
@@ -319,7 +333,9 @@ impl CommonSettings {
         })
     }
 
-    /// Settings for tests: port 0 on loopback, one worker.
+    /// Settings for tests: port 0 on loopback, one worker, the contract's defaults but for
+    /// `SIGNUP_MAX`: tests sign many users up from 127.0.0.1 (the signup throttling test
+    /// sets its own).
     pub fn for_tests(redis: impl Into<RedisTarget>) -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -328,6 +344,9 @@ impl CommonSettings {
             bootstrap_admin: None,
             login_max_failures: 10,
             login_failure_window_s: 300,
+            signup_max: 100_000,
+            signup_window_s: 300,
+            device_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             trusted_proxies: TrustedProxies::default(),
             refresh_reuse_interval: Duration::from_secs(10),
             cors_allowed_origins: Vec::new(),

@@ -313,6 +313,10 @@ pub struct TokenResponse {
     pub refresh_token: String,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: u64,
+    /// At login: the device credential (`device`), sent back in `Device-Token` at the next
+    /// login so that a stranger's failed guesses cannot lock this client out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 #[derive(Deserialize)]

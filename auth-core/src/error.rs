@@ -52,7 +52,7 @@ pub enum ApiError {
     RequestTimeout,
     #[error("the request head is too large")]
     HeadersTooLarge,
-    #[error("too many failed logins, retry in {retry_after_s} s")]
+    #[error("too many attempts (failed logins or signups), retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("a dependency is unavailable, retry later")]
     Unavailable(#[source] anyhow::Error),

@@ -171,10 +171,14 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[tracing::instrument(name = "signup", skip_all, fields(username = %body.username))]
-async fn signup(core: web::Data<Core>, body: Json<Credentials>) -> Result<HttpResponse, ApiError> {
+async fn signup(
+    core: web::Data<Core>,
+    req: HttpRequest,
+    body: Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     creds.validate_for_signup()?;
-    let user = core.create_user(creds, vec!["user".into()]).await?;
+    let user = core.sign_up(creds, &core.client_of(&req)).await?;
     Ok(HttpResponse::Created().json(user.view()))
 }
 

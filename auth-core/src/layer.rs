@@ -30,8 +30,9 @@ use crate::metrics::{Metrics, Recorder};
 
 /// Methods the API answers, for CORS.
 const CORS_METHODS: &str = "GET, HEAD, POST, PUT";
-/// Request headers a browser may send cross-origin.
-const CORS_HEADERS: &str = "Authorization, Content-Type";
+/// Request headers a browser may send cross-origin (`Device-Token`: the token server's
+/// device credential, sent at login by an app on another origin).
+const CORS_HEADERS: &str = "Authorization, Content-Type, Device-Token";
 /// How long a browser may cache a preflight answer (seconds).
 const CORS_MAX_AGE: &str = "600";
 
@@ -42,10 +43,12 @@ pub struct LayerConfig {
     /// Session server: CORS answers carry `Access-Control-Allow-Credentials: true`, since
     /// the credential is a cookie the browser must be allowed to send.
     pub cors_credentials: bool,
-    /// Session server: the cookie whose presence makes a state-changing request subject to
-    /// the CSRF origin check. `None` on the token server (a browser attaches no bearer token
-    /// by itself, so there is no cross-site request forgery to stop).
-    pub csrf_cookie: Option<String>,
+    /// Session server: every state-changing request is subject to the CSRF origin check,
+    /// whether or not it carries the cookie (a forged logout or login carries none under
+    /// `SameSite=Lax`, yet its answer's `Set-Cookie` would reach the victim's browser). Off on
+    /// the token server: a browser attaches no bearer token by itself, and a logout or
+    /// refresh needs the refresh token in the body, so there is nothing to forge.
+    pub csrf_check: bool,
     /// Whose `X-Forwarded-Proto`/`X-Forwarded-Host` say what the server's own origin is.
     pub trusted_proxies: TrustedProxies,
     /// Token server: the realm of `WWW-Authenticate` on every 401 (RFC 6750 section 3).
@@ -86,13 +89,12 @@ impl LayerConfig {
         Some(format!("{scheme}://{host}").to_ascii_lowercase())
     }
 
-    /// The session server's CSRF rule (`API.md`, "Caching, CSRF and CORS").
+    /// The session server's CSRF rule (`API.md`, "Caching, CSRF and CORS"), the way Go's
+    /// `http.CrossOriginProtection` decides: `Origin` against this server's own origin and the
+    /// allowed ones when the browser sent it, else Fetch Metadata; a request with neither is
+    /// not from a browser (or from one too old to say), and is let through.
     fn cross_site(&self, req: &ServiceRequest) -> bool {
-        let Some(cookie) = &self.csrf_cookie else {
-            return false;
-        };
-        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-            || !carries_cookie(req, cookie)
+        if !self.csrf_check || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         {
             return false;
         }
@@ -113,11 +115,6 @@ impl LayerConfig {
             ),
         }
     }
-}
-
-/// Whether the request carries a cookie named `name` (with any value).
-pub fn carries_cookie(req: &ServiceRequest, name: &str) -> bool {
-    cookie_values(req.headers(), name).next().is_some()
 }
 
 /// Every value of the cookie `name` in the request's `Cookie` headers.

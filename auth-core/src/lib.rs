@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod contract;
+pub mod device;
 pub mod error;
 pub mod hash_slot;
 pub mod http;

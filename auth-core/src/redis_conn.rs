@@ -1,7 +1,7 @@
 //! The one Redis connection each replica shares, with the time limits and the command
 //! counter both servers need.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,71 @@ use crate::config::{RedisTarget, RedisUrl};
 /// Every Redis call fails within this time, so a request never waits on a dead Redis
 /// for longer than the contract's 2 s (the reconnect back-off alone could exceed it).
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1200);
+
+/// A script runs only if Redis starts it within this time of the call being sent: later, the
+/// call has timed out (or is about to) and its request was answered 503, so the script must
+/// change nothing (API.md, "After the server has answered"). The 200 ms below `CALL_TIMEOUT`
+/// are for the answer to travel back, and for the error of the clock offset estimate.
+pub const SCRIPT_DEADLINE: Duration = Duration::from_millis(1000);
+
+/// What every [`Script`] runs first: `ARGV[#ARGV]` is the deadline, in Redis's own clock
+/// (ms since the epoch); past it, the script fails without touching anything. A stalled Redis
+/// (stopped, swapping, stuck on a slow command) that comes back runs the scripts queued while
+/// it was away: each of them now finds its deadline passed.
+const DEADLINE_GUARD: &str = r#"
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[#ARGV]) then
+  return redis.error_reply('LATE the request this script belonged to was already answered')
+end
+"#;
+
+/// A Lua script that changes nothing once its request has been answered: the only kind of
+/// script [`Redis::script`] runs. Its body must not read `ARGV[#ARGV]` (the deadline,
+/// appended to every invocation).
+pub struct Script(redis::Script);
+
+impl Script {
+    pub fn new(body: &str) -> Self {
+        Self(redis::Script::new(&format!("{DEADLINE_GUARD}{body}")))
+    }
+
+    pub fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation(self.0.prepare_invoke())
+    }
+}
+
+/// One call of a [`Script`]: its keys and arguments (the deadline is added when it is sent).
+pub struct Invocation<'a>(redis::ScriptInvocation<'a>);
+
+impl Invocation<'_> {
+    pub fn key(&mut self, key: impl redis::ToRedisArgs) -> &mut Self {
+        self.0.key(key);
+        self
+    }
+
+    pub fn arg(&mut self, arg: impl redis::ToRedisArgs) -> &mut Self {
+        self.0.arg(arg);
+        self
+    }
+}
+
+/// How far Redis's clock is ahead of this process's, in ms: scripts compare their deadline
+/// with Redis's clock, so the deadline is written in it. Measured with `TIME` at start and
+/// every [`CLOCK_RESYNC`]; a sample whose round trip took longer than [`CLOCK_SAMPLE_MAX_RTT`]
+/// is dropped (a Redis that was stalled answers late, which would skew the estimate).
+#[derive(Default)]
+struct RedisClock {
+    offset_ms: AtomicI64,
+}
+
+const CLOCK_RESYNC: Duration = Duration::from_secs(60);
+const CLOCK_SAMPLE_MAX_RTT: Duration = Duration::from_millis(50);
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
@@ -141,6 +206,7 @@ impl ClusterHandle {
 pub struct Redis {
     store: Store,
     commands: IntCounter,
+    clock: Arc<RedisClock>,
 }
 
 #[derive(Clone)]
@@ -178,7 +244,62 @@ impl Redis {
                 }))
             }
         };
-        Ok(Self { store, commands })
+        let redis = Self {
+            store,
+            commands,
+            clock: Arc::default(),
+        };
+        redis
+            .sync_clock()
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis at {target} did not tell its time: {e}"))?;
+        redis.keep_clock_in_sync();
+        Ok(redis)
+    }
+
+    /// One `TIME` sample (not counted in `redis_commands_total`: it serves no request).
+    async fn sync_clock(&self) -> Result<(), RedisError> {
+        let sent = Instant::now();
+        let before = unix_ms();
+        let (s, us): (i64, i64) = self
+            .call(|mut conn| async move { redis::cmd("TIME").query_async(&mut conn).await })
+            .await?;
+        let rtt = sent.elapsed();
+        if rtt <= CLOCK_SAMPLE_MAX_RTT {
+            let midpoint = before + rtt.as_millis() as i64 / 2;
+            self.clock
+                .offset_ms
+                .store(s * 1000 + us / 1000 - midpoint, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Re-measures the offset now and then, for as long as any handle of this connection lives.
+    fn keep_clock_in_sync(&self) {
+        let clock = Arc::downgrade(&self.clock);
+        let redis = Self {
+            store: self.store.clone(),
+            commands: self.commands.clone(),
+            clock: Arc::new(RedisClock::default()),
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CLOCK_RESYNC).await;
+                let Some(clock) = clock.upgrade() else { return };
+                // Measured on a handle of its own, then copied: a failed sample keeps the old.
+                if redis.sync_clock().await.is_ok() {
+                    let offset = redis.clock.offset_ms.load(Ordering::Relaxed);
+                    clock.offset_ms.store(offset, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    /// The deadline of a script sent now, in Redis's clock.
+    fn script_deadline_ms(&self) -> i64 {
+        unix_ms()
+            + self.clock.offset_ms.load(Ordering::Relaxed)
+            + SCRIPT_DEADLINE.as_millis() as i64
     }
 
     async fn single(url: &RedisUrl) -> anyhow::Result<ConnectionManager> {
@@ -255,12 +376,16 @@ impl Redis {
             .await
     }
 
-    /// Runs a Lua script (EVALSHA, falling back to EVAL once): counted as one command.
+    /// Runs a Lua script (EVALSHA, falling back to EVAL once): counted as one command. It
+    /// does nothing if Redis starts it after [`SCRIPT_DEADLINE`] (then it fails, and so does
+    /// the request, with 503).
     pub async fn script<T: FromRedisValue>(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        mut invocation: Invocation<'_>,
     ) -> Result<T, RedisError> {
         self.commands.inc();
+        invocation.arg(self.script_deadline_ms());
+        let invocation = &invocation.0;
         self.call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await
     }

@@ -5,10 +5,11 @@ use std::time::Instant;
 use crate::client::TrustedProxies;
 use crate::config::CommonSettings;
 use crate::contract::{Credentials, ADMIN_ROLE};
+use crate::device::DeviceKey;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
-use crate::rate_limit::LoginLimiter;
+use crate::rate_limit::{Device, LoginLimiter, SignupLimiter};
 use crate::redis_conn::Redis;
 use crate::users::{StoredUser, UserDirectory};
 
@@ -20,6 +21,9 @@ pub struct Core {
     pub users: UserDirectory,
     pub hasher: PasswordHasher,
     pub limiter: LoginLimiter,
+    pub signups: SignupLimiter,
+    /// Signs and checks device credentials (`device`).
+    pub device: DeviceKey,
     /// `TRUSTED_PROXIES`: who may say, in `X-Forwarded-For`, who the client is.
     pub trusted_proxies: TrustedProxies,
     pub metrics: Metrics,
@@ -27,9 +31,12 @@ pub struct Core {
 }
 
 impl Core {
+    /// `device_secret`: the server's own secret (cookie or token key), from which the key of
+    /// device credentials is derived, so that every replica sharing it accepts them.
     pub async fn build(
         settings: &CommonSettings,
         server_name: &'static str,
+        device_secret: &[u8],
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(server_name);
         let redis = Redis::connect(&settings.redis, metrics.redis_commands.clone()).await?;
@@ -43,6 +50,12 @@ impl Core {
                 settings.login_max_failures,
                 settings.login_failure_window_s,
             ),
+            signups: SignupLimiter::new(
+                redis.clone(),
+                settings.signup_max,
+                settings.signup_window_s,
+            ),
+            device: DeviceKey::derive(device_secret, settings.device_ttl),
             trusted_proxies: settings.trusted_proxies.clone(),
             redis,
             metrics,
@@ -74,7 +87,14 @@ impl Core {
         Ok(())
     }
 
-    /// `POST /auth/signup`'s work, after the body was validated.
+    /// `POST /auth/signup`'s work, after the body was validated: counted against the
+    /// client's signup limit first (before the cheap "taken" answer and before the hash).
+    pub async fn sign_up(&self, creds: Credentials, client: &str) -> Result<StoredUser, ApiError> {
+        self.signups.attempt(client).await?;
+        self.create_user(creds, vec!["user".into()]).await
+    }
+
+    /// A new user with `roles` (a signup, or the bootstrap admin).
     pub async fn create_user(
         &self,
         creds: Credentials,
@@ -120,16 +140,24 @@ impl Core {
     }
 
     /// The password check behind both servers' login: throttled, constant-ish time for
-    /// unknown names, one answer for every kind of failure.
-    #[tracing::instrument(name = "authenticate", skip(self, creds), fields(username = %creds.username))]
+    /// unknown names, one answer for every kind of failure. `device`: the device credential
+    /// the client sent, if any (it lets the owner past the wider limits, `rate_limit`).
+    #[tracing::instrument(name = "authenticate", skip(self, creds, device), fields(username = %creds.username))]
     pub async fn authenticate(
         &self,
         creds: Credentials,
         client: &str,
+        device: Option<&str>,
     ) -> Result<StoredUser, ApiError> {
         creds.validate_for_login()?;
+        let device = match device {
+            Some(d) if self.device.verify(d, &creds.username) => Device::Known,
+            _ => Device::Unknown,
+        };
         // Counted before the hash, atomically: parallel guesses cannot overrun the limit.
-        self.limiter.attempt(&creds.username, client).await?;
+        self.limiter
+            .attempt(&creds.username, client, device)
+            .await?;
         let user = self.users.find(&creds.username).await?;
         let ok = self
             .hasher

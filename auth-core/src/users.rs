@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::UserView;
 use crate::error::ApiError;
-use crate::redis_conn::Redis;
+use crate::redis_conn::{Redis, Script};
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredUser {
@@ -29,8 +29,19 @@ impl StoredUser {
 #[derive(Clone)]
 pub struct UserDirectory {
     redis: Redis,
-    set_roles: std::sync::Arc<redis::Script>,
+    scripts: std::sync::Arc<Scripts>,
 }
+
+struct Scripts {
+    create: Script,
+    set_roles: Script,
+}
+
+/// KEYS[1]: the user. ARGV[1]: the record. 1 when created, 0 when the name is taken.
+const CREATE: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
+return 0
+"#;
 
 /// KEYS[1]: the user. ARGV[1]: the roles as a JSON array. Returns the new record, or nil.
 const SET_ROLES: &str = r#"
@@ -51,26 +62,24 @@ impl UserDirectory {
     pub fn new(redis: Redis) -> Self {
         Self {
             redis,
-            set_roles: std::sync::Arc::new(redis::Script::new(SET_ROLES)),
+            scripts: std::sync::Arc::new(Scripts {
+                create: Script::new(CREATE),
+                set_roles: Script::new(SET_ROLES),
+            }),
         }
     }
 
     /// Creates the user unless the name is taken (`SET NX`: two concurrent signups with
-    /// one name give one winner).
+    /// one name give one winner), in a script so that a signup answered 503 is not created
+    /// later by a Redis that stalled.
     pub async fn create(&self, user: &StoredUser) -> Result<(), ApiError> {
         let body = serde_json::to_string(user).map_err(|e| ApiError::Internal(e.into()))?;
-        let created: Option<String> = self
-            .redis
-            .query(
-                redis::cmd("SET")
-                    .arg(key(&user.username))
-                    .arg(body)
-                    .arg("NX"),
-            )
-            .await?;
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation.key(key(&user.username)).arg(body);
+        let created: bool = self.redis.script(invocation).await?;
         match created {
-            Some(_) => Ok(()),
-            None => Err(ApiError::Conflict(format!(
+            true => Ok(()),
+            false => Err(ApiError::Conflict(format!(
                 "username `{}` is taken",
                 user.username
             ))),
@@ -85,9 +94,9 @@ impl UserDirectory {
         roles: &[String],
     ) -> Result<Option<StoredUser>, ApiError> {
         let roles = serde_json::to_string(roles).map_err(|e| ApiError::Internal(e.into()))?;
-        let mut invocation = self.set_roles.prepare_invoke();
+        let mut invocation = self.scripts.set_roles.prepare_invoke();
         invocation.key(key(username)).arg(roles);
-        let raw: Option<String> = self.redis.script(&invocation).await?;
+        let raw: Option<String> = self.redis.script(invocation).await?;
         raw.map(|raw| serde_json::from_str(&raw))
             .transpose()
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("user record is corrupt: {e}")))

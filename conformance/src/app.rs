@@ -37,6 +37,8 @@ pub struct Options {
     pub trusted_proxies: Vec<String>,
     /// `CORS_ALLOWED_ORIGINS` entries.
     pub cors_origins: Vec<String>,
+    /// `SIGNUP_MAX` (tests default to a high one: they sign many users up from one address).
+    pub signup_max: Option<u64>,
 }
 
 /// Which store a test's server gets.

@@ -6,6 +6,7 @@ pub mod process;
 pub mod redis_process;
 pub mod suite;
 pub mod suite_v2;
+pub mod suite_v3;
 
 pub use app::{
     random_username, session_cookie, Credential, Kind, OnCluster, Options, Reply, Server, Store,

@@ -56,6 +56,21 @@ macro_rules! suite {
             http_layer_errors_answer_in_json,
             arbitrary_input_never_gets_a_5xx,
         );
+        $crate::suite!(@v3 $server;
+            signups_are_throttled_per_client_taken_names_included,
+            a_stranger_cannot_lock_the_owner_out_of_a_known_device,
+            a_stalled_redis_applies_nothing_late,
+            every_cross_site_state_change_is_refused_cookie_or_not,
+            request_heads_over_16_kib_are_431,
+        );
+    };
+    (@v3 $server:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::suite_v3::$name::<$server>().await
+            }
+        )*
     };
     (@v2 $server:ty; $($name:ident),* $(,)?) => {
         $(
@@ -555,7 +570,7 @@ pub async fn a_frozen_redis_is_503_within_two_seconds<S: Server>() {
 
 /// Readiness comes back by itself once Redis answers again; the first call may still find
 /// the old connection broken, so it gets a few tries within a bounded time.
-async fn ready_again(app: &TestApp) {
+pub(crate) async fn ready_again(app: &TestApp) {
     plumbing::wait_until(
         "ready again after Redis came back",
         Duration::from_secs(10),

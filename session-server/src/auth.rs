@@ -11,6 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use auth_core::contract::{Scopes, UserView};
+use auth_core::device::DeviceKey;
 use auth_core::hash_slot::UserSlot;
 use auth_core::layer::cookie_values;
 use auth_core::ApiError;
@@ -23,6 +24,8 @@ use crate::store::{Lookup, Rotation, SessionData, SessionId, Store, Ttl};
 pub struct SessionPolicy {
     /// `sid`, or `__Host-sid` with `COOKIE_SECURE=true`.
     pub cookie_name: &'static str,
+    /// `did`, or `__Host-did`: the device credential, set at every successful login.
+    pub device_cookie_name: &'static str,
     pub cookie_secure: bool,
     pub same_site: SameSite,
     /// Signs the id in the cookie (`SESSION_KEY`, HMAC-SHA256): a cookie this server did
@@ -62,9 +65,15 @@ impl SessionPolicy {
         }
     }
 
-    /// The session id in the request's cookie, if one decrypts to a well-formed id.
+    /// The session id in the request's cookie, if one verifies to a well-formed id. A
+    /// request carrying the cookie twice has none: whichever rule picked one (first, last)
+    /// would let a cookie planted beside the real one decide who the request is.
     pub fn session_id(&self, req: &HttpRequest) -> Option<SessionId> {
-        let raw = cookie_values(req.headers(), self.cookie_name).next()?;
+        let mut values = cookie_values(req.headers(), self.cookie_name);
+        let raw = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
         let mut jar = CookieJar::new();
         jar.add_original(Cookie::new(self.cookie_name, raw.to_owned()));
         let id = jar.signed(&self.key).get(self.cookie_name)?;
@@ -78,8 +87,28 @@ impl SessionPolicy {
             .is_some()
     }
 
+    /// The device credential the request carries (the cookie once; twice is none).
+    pub fn device_credential<'a>(&self, req: &'a HttpRequest) -> Option<&'a str> {
+        let mut values = cookie_values(req.headers(), self.device_cookie_name);
+        let first = values.next()?;
+        values.next().is_none().then_some(first)
+    }
+
+    /// `Set-Cookie` handing the client a device credential for `username`, living `DEVICE_TTL`.
+    pub fn set_device_cookie(&self, res: &mut HttpResponse, device: &DeviceKey, username: &str) {
+        let mut c = self.cookie_named(self.device_cookie_name, device.issue(username));
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(
+            device.ttl().as_secs().min(i64::MAX as u64) as i64,
+        ));
+        self.append(res, c);
+    }
+
     fn cookie(&self, value: String) -> Cookie<'static> {
-        let mut c = Cookie::new(self.cookie_name, value);
+        self.cookie_named(self.cookie_name, value)
+    }
+
+    fn cookie_named(&self, name: &'static str, value: String) -> Cookie<'static> {
+        let mut c = Cookie::new(name, value);
         c.set_http_only(true);
         c.set_secure(self.cookie_secure);
         c.set_path("/");

@@ -30,13 +30,20 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { credentials, scope } = body.into_inner();
     let user = core
-        .authenticate(credentials, &core.client_of(&req))
+        .authenticate(
+            credentials,
+            &core.client_of(&req),
+            policy.device_credential(&req),
+        )
         .await?
         .view();
     let scope = Scopes::grant(scope.as_deref(), &user.roles)?;
     let id = policy.start(&req, user.clone(), scope).await?;
+    let username = user.username.clone();
     let mut res = HttpResponse::Ok().json(UserEnvelope { user, scope });
+    // The session cookie first: clients that keep one `Set-Cookie` keep the session.
     policy.set_cookie(&mut res, &id);
+    policy.set_device_cookie(&mut res, &core.device, &username);
     Ok(res)
 }
 

@@ -21,15 +21,18 @@ pub const COOKIE_NAME: &str = "sid";
 /// With `COOKIE_SECURE=true`: the `__Host-` prefix makes a browser refuse the cookie unless
 /// it is `Secure`, has `Path=/` and no `Domain`, so no sibling subdomain can plant or shadow it.
 pub const SECURE_COOKIE_NAME: &str = "__Host-sid";
+/// The device credential's cookie (`auth_core::device`), and its name with `COOKIE_SECURE`.
+pub const DEVICE_COOKIE_NAME: &str = "did";
+pub const SECURE_DEVICE_COOKIE_NAME: &str = "__Host-did";
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let core = Core::build(&settings.common, SERVER_NAME).await?;
+    let core = Core::build(&settings.common, SERVER_NAME, &settings.session_key).await?;
     let key = Key::try_from(settings.session_key.as_slice())
         .context("SESSION_KEY must be at least 64 bytes")?;
-    let cookie_name = if settings.cookie_secure {
-        SECURE_COOKIE_NAME
+    let (cookie_name, device_cookie_name) = if settings.cookie_secure {
+        (SECURE_COOKIE_NAME, SECURE_DEVICE_COOKIE_NAME)
     } else {
-        COOKIE_NAME
+        (COOKIE_NAME, DEVICE_COOKIE_NAME)
     };
     let store = match settings.store {
         StoreKind::Redis => Store::Redis(RedisStore::new(core.redis.clone())),
@@ -38,6 +41,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     };
     let policy = SessionPolicy {
         cookie_name,
+        device_cookie_name,
         cookie_secure: settings.cookie_secure,
         same_site: settings.cookie_samesite,
         key,
@@ -66,7 +70,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             .wrap(ContractLayer::new(LayerConfig {
                 cors_origins: common.cors_allowed_origins.clone(),
                 cors_credentials: true,
-                csrf_cookie: Some(cookie_name.to_owned()),
+                csrf_check: true,
                 trusted_proxies: common.trusted_proxies.clone(),
                 bearer_realm: None,
                 metrics: core_data.metrics.clone(),

@@ -18,6 +18,9 @@ pub struct Keys {
     /// HS256: HMAC-SHA256 already keyed, cloned for each verification, so the key's inner
     /// and outer pads are hashed once at start rather than on every request.
     pub hs256: Option<Hmac<Sha256>>,
+    /// The secret the device credentials' key is derived from (`auth_core::device`): the
+    /// HS256 secret, or the Ed25519 private key. Never published, shared by the replicas.
+    pub device_secret: Vec<u8>,
 }
 
 /// The fixed DER prefix of a PKCS#8 v1 Ed25519 private key (RFC 8410), before the
@@ -60,6 +63,7 @@ impl Keys {
                         Hmac::new_from_slice(secret)
                             .map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?,
                     ),
+                    device_secret: secret.clone(),
                 })
             }
             (SigningAlg::EdDsa, KeySource::PemFile(path)) => {
@@ -92,6 +96,7 @@ impl Keys {
             decoding,
             jwks: Some(JwkSet { keys: vec![public] }),
             hs256: None,
+            device_secret: pem.to_vec(),
         })
     }
 }

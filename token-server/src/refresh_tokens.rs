@@ -16,9 +16,8 @@ use std::sync::Arc;
 use auth_core::contract::Scopes;
 use auth_core::hash_slot::UserSlot;
 use auth_core::login_index::LoginIndex;
-use auth_core::redis_conn::Redis;
+use auth_core::redis_conn::{Redis, Script};
 use auth_core::ApiError;
-use redis::Script;
 
 use crate::tokens::RefreshClaims;
 
@@ -98,6 +97,8 @@ pub struct RefreshTokens {
 struct Scripts {
     start: Script,
     rotate: Script,
+    /// Revokes one family (a script, not a `DEL`: a logout answered 503 must not happen later).
+    revoke: Script,
     /// Revokes every family in the user's index.
     revoke_all: Script,
 }
@@ -140,6 +141,7 @@ impl RefreshTokens {
             scripts: Arc::new(Scripts {
                 start: Script::new(&start_script()),
                 rotate: Script::new(ROTATE),
+                revoke: Script::new("redis.call('DEL', KEYS[1]) return 1"),
                 revoke_all: Script::new(&FAMILIES.end_all_script()),
             }),
             grace_s,
@@ -163,7 +165,7 @@ impl RefreshTokens {
             .arg(&first.jti)
             .arg(first.exp)
             .arg(self.max_age_s);
-        self.redis.script::<()>(&inv).await?;
+        self.redis.script::<()>(inv).await?;
         Ok(())
     }
 
@@ -182,7 +184,7 @@ impl RefreshTokens {
             .arg(new.iat)
             .arg(self.grace_s)
             .arg(new.exp);
-        let answer: Vec<String> = self.redis.script(&inv).await?;
+        let answer: Vec<String> = self.redis.script(inv).await?;
         match answer.first().map(String::as_str) {
             Some("rotated") => Ok(Rotation::Rotated(owner(&answer[1..])?)),
             Some("retry") => Ok(Rotation::Retry {
@@ -199,9 +201,9 @@ impl RefreshTokens {
 
     /// Logout: the whole family, at once. Revoking a dead family is not an error.
     pub async fn revoke_family(&self, family: &str) -> Result<(), ApiError> {
-        self.redis
-            .query::<()>(redis::cmd("DEL").arg(family_key(family)))
-            .await?;
+        let mut inv = self.scripts.revoke.prepare_invoke();
+        inv.key(family_key(family));
+        self.redis.script::<()>(inv).await?;
         Ok(())
     }
 
@@ -209,6 +211,6 @@ impl RefreshTokens {
     pub async fn revoke_all_of(&self, username: &str, user_id: &str) -> Result<u64, ApiError> {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(index_key(username, user_id));
-        Ok(self.redis.script(&inv).await?)
+        Ok(self.redis.script(inv).await?)
     }
 }

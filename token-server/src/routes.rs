@@ -34,6 +34,7 @@ fn token_response(
     scope: Scopes,
     family: &str,
     refresh_token: String,
+    device_token: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (access_token, _) = codec
         .issue_access(&user, scope, family)
@@ -46,6 +47,7 @@ fn token_response(
         expires_in: codec.access_ttl().as_secs(),
         refresh_token,
         refresh_expires_in: codec.refresh_ttl().as_secs(),
+        device_token,
     }))
 }
 
@@ -58,8 +60,12 @@ async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { credentials, scope } = body.into_inner();
+    let device = req
+        .headers()
+        .get(DEVICE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok());
     let user = core
-        .authenticate(credentials, &core.client_of(&req))
+        .authenticate(credentials, &core.client_of(&req), device)
         .await?
         .view();
     let scope = Scopes::grant(scope.as_deref(), &user.roles)?;
@@ -74,8 +80,19 @@ async fn login(
         scope,
     };
     refresh_tokens.start_family(&claims, &owner).await?;
-    token_response(&codec, user, scope, &family, refresh_token)
+    let device_token = core.device.issue(&user.username);
+    token_response(
+        &codec,
+        user,
+        scope,
+        &family,
+        refresh_token,
+        Some(device_token),
+    )
 }
+
+/// Where a client sends back the `device_token` of an earlier login (`auth_core::device`).
+pub const DEVICE_TOKEN_HEADER: &str = "device-token";
 
 fn refused(e: impl std::fmt::Display) -> ApiError {
     tracing::debug!(error = %e, "refresh token refused");
@@ -114,7 +131,7 @@ async fn refresh(
         read: owner.scope.read && allowed.read,
         admin: owner.scope.admin && allowed.admin,
     };
-    token_response(&codec, user.view(), scope, &old.fam, refresh_token)
+    token_response(&codec, user.view(), scope, &old.fam, refresh_token, None)
 }
 
 /// Revokes the refresh token's family. The access token, being stateless, stays valid

@@ -20,7 +20,7 @@ pub const SERVER_NAME: &str = "token-server";
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let keys = Keys::load(settings.alg, &settings.key)?;
-    let core = Core::build(&settings.common, SERVER_NAME).await?;
+    let core = Core::build(&settings.common, SERVER_NAME, &keys.device_secret).await?;
     let codec = Arc::new(TokenCodec::new(
         keys,
         settings.access_ttl,
@@ -56,7 +56,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             .wrap(ContractLayer::new(LayerConfig {
                 cors_origins: common.cors_allowed_origins.clone(),
                 cors_credentials: false,
-                csrf_cookie: None,
+                csrf_check: false,
                 trusted_proxies: common.trusted_proxies.clone(),
                 bearer_realm: Some(SERVER_NAME),
                 metrics: core_data.metrics.clone(),

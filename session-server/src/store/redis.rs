@@ -19,9 +19,8 @@ use std::sync::Arc;
 use auth_core::contract::{Scopes, UserView};
 use auth_core::hash_slot::{user_key, UserSlot};
 use auth_core::login_index::LoginIndex;
-use auth_core::redis_conn::Redis;
+use auth_core::redis_conn::{Redis, Script};
 use auth_core::ApiError;
-use redis::Script;
 
 use super::{Lookup, Rotation, SessionData, SessionId, Ttl};
 
@@ -239,7 +238,7 @@ impl RedisStore {
             .arg(data.created_ms)
             .arg(ttl.session_s)
             .arg(ttl.index_s);
-        self.redis.script::<()>(&inv).await?;
+        self.redis.script::<()>(inv).await?;
         Ok(id)
     }
 
@@ -260,7 +259,7 @@ impl RedisStore {
     pub async fn touch(&self, id: &SessionId, now_ms: u64, ttl: Ttl) -> Result<(), ApiError> {
         let mut inv = self.scripts.touch.prepare_invoke();
         inv.key(session_key(id)).arg(now_ms).arg(ttl.session_s);
-        self.redis.script::<()>(&inv).await?;
+        self.redis.script::<()>(inv).await?;
         Ok(())
     }
 
@@ -282,7 +281,7 @@ impl RedisStore {
             .arg(ttl.session_s)
             .arg(ttl.grace_s)
             .arg(ttl.index_s);
-        let answer: Vec<String> = self.redis.script(&inv).await?;
+        let answer: Vec<String> = self.redis.script(inv).await?;
         Ok(match answer.first().map(String::as_str) {
             Some("rotated") => Rotation::Rotated,
             Some("moved") => match answer.get(1).and_then(|s| SessionId::parse(s)) {
@@ -296,19 +295,19 @@ impl RedisStore {
     pub async fn delete(&self, id: &SessionId) -> Result<(), ApiError> {
         let mut inv = self.scripts.delete.prepare_invoke();
         inv.key(session_key(id)).arg(id.as_str());
-        self.redis.script::<()>(&inv).await?;
+        self.redis.script::<()>(inv).await?;
         Ok(())
     }
 
     pub async fn delete_all_of(&self, user: &UserView) -> Result<u64, ApiError> {
         let mut inv = self.scripts.delete_all.prepare_invoke();
         inv.key(index_key(user));
-        Ok(self.redis.script(&inv).await?)
+        Ok(self.redis.script(inv).await?)
     }
 
     pub async fn set_roles(&self, user: &UserView, roles: &[String]) -> Result<u64, ApiError> {
         let mut inv = self.scripts.set_roles.prepare_invoke();
         inv.key(index_key(user)).arg(json(&roles)?);
-        Ok(self.redis.script(&inv).await?)
+        Ok(self.redis.script(inv).await?)
     }
 }

@@ -80,22 +80,61 @@ async fn the_cookie_is_httponly_lax_rooted_and_secure_unless_turned_off() {
         app.signup(&name, conformance::PASSWORD).await;
         let login = app.login(&name, conformance::PASSWORD).await;
         let cookies = login.set_cookies();
-        assert_eq!(cookies.len(), 1, "{cookies:?}");
-        let attrs: Vec<String> = cookies[0].split(';').map(|a| a.trim().to_owned()).collect();
-        // Secure: the `__Host-` prefix, which a browser accepts only with Secure, Path=/
-        // and no Domain.
-        let name_prefix = if secure { "__Host-sid=" } else { "sid=" };
+        // The session, then the device credential (same flags, a lifetime of its own).
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        for (cookie, name_prefix) in cookies.iter().zip(if secure {
+            ["__Host-sid=", "__Host-did="]
+        } else {
+            ["sid=", "did="]
+        }) {
+            let attrs: Vec<String> = cookie.split(';').map(|a| a.trim().to_owned()).collect();
+            // Secure: the `__Host-` prefix, which a browser accepts only with Secure, Path=/
+            // and no Domain.
+            assert!(
+                attrs[0].starts_with(name_prefix) && attrs[0].len() > 40,
+                "{attrs:?}"
+            );
+            assert!(!attrs.iter().any(|a| a.starts_with("Domain")), "{attrs:?}");
+            assert!(attrs.iter().any(|a| a == "HttpOnly"), "{attrs:?}");
+            assert!(attrs.iter().any(|a| a == "SameSite=Lax"), "{attrs:?}");
+            assert!(attrs.iter().any(|a| a == "Path=/"), "{attrs:?}");
+            assert_eq!(attrs.iter().any(|a| a == "Secure"), secure, "{attrs:?}");
+            assert!(!cookie.contains(&name), "the cookie is opaque");
+        }
         assert!(
-            attrs[0].starts_with(name_prefix) && attrs[0].len() > 40,
-            "{attrs:?}"
+            cookies[1].contains(&format!("Max-Age={}", 30 * 24 * 60 * 60)),
+            "DEVICE_TTL: {}",
+            cookies[1]
         );
-        assert!(!attrs.iter().any(|a| a.starts_with("Domain")), "{attrs:?}");
-        assert!(attrs.iter().any(|a| a == "HttpOnly"), "{attrs:?}");
-        assert!(attrs.iter().any(|a| a == "SameSite=Lax"), "{attrs:?}");
-        assert!(attrs.iter().any(|a| a == "Path=/"), "{attrs:?}");
-        assert_eq!(attrs.iter().any(|a| a == "Secure"), secure, "{attrs:?}");
-        assert!(!cookies[0].contains(&name), "the cookie is opaque");
     }
+}
+
+#[tokio::test]
+async fn a_session_cookie_sent_twice_is_refused_whichever_comes_first() {
+    let app = app(Options::default()).await;
+    app.signed_in_user().await;
+    let Some(Credential::Cookie(valid)) = app.credential() else {
+        panic!("a session cookie")
+    };
+    for pair in [
+        format!("{valid}; sid=bogus"),
+        format!("sid=bogus; {valid}"),
+        format!("{valid}; {valid}"),
+    ] {
+        app.set_credential(Some(Credential::Cookie(pair.clone())));
+        app.me().await.assert_error(401, "invalid_token");
+    }
+    // In two Cookie headers, too.
+    let r = TestApp::read(
+        app.client
+            .get(format!("{}/api/me", app.address))
+            .header("Cookie", valid.clone())
+            .header("Cookie", "sid=bogus"),
+    )
+    .await;
+    r.assert_error(401, "invalid_token");
+    app.set_credential(Some(Credential::Cookie(valid)));
+    assert_eq!(app.me().await.status, 200, "once, it is fine");
 }
 
 #[tokio::test]

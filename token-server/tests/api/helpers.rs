@@ -45,6 +45,9 @@ impl Server for TokenServer {
         s.common.trusted_proxies = auth_core::client::TrustedProxies::parse(&o.trusted_proxies)
             .map_err(anyhow::Error::msg)?;
         s.common.cors_allowed_origins = o.cors_origins;
+        if let Some(n) = o.signup_max {
+            s.common.signup_max = n;
+        }
         token_server::startup::build(s).await
     }
 }

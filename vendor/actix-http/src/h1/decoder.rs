@@ -12,6 +12,10 @@ use super::chunked::ChunkedState;
 use crate::{error::ParseError, header::HeaderMap, ConnectionType, Request, ResponseHead};
 
 pub(crate) const MAX_BUFFER_SIZE: usize = 131_072;
+/// session-vs-token: the largest request head (request line and headers) accepted; a longer
+/// one is 431 (API.md, contract v3), whether it arrived whole or is still arriving. Upstream
+/// accepts heads up to `MAX_BUFFER_SIZE`, which let 2,000 slow clients hold 250 MB.
+pub(crate) const MAX_REQUEST_HEAD_SIZE: usize = 16_384;
 const MAX_HEADERS: usize = 96;
 
 /// Incoming message decoder
@@ -273,6 +277,10 @@ impl MessageType for Request {
             let mut req = httparse::Request::new(&mut []);
 
             match req.parse_with_uninit_headers(src, &mut parsed)? {
+                httparse::Status::Complete(len) if len > MAX_REQUEST_HEAD_SIZE => {
+                    trace!("request head over MAX_REQUEST_HEAD_SIZE");
+                    return Err(ParseError::TooLarge);
+                }
                 httparse::Status::Complete(len) => {
                     let method = Method::from_bytes(req.method.unwrap().as_bytes())
                         .map_err(|_| ParseError::Method)?;
@@ -288,8 +296,8 @@ impl MessageType for Request {
                 }
 
                 httparse::Status::Partial => {
-                    return if src.len() >= MAX_BUFFER_SIZE {
-                        trace!("MAX_BUFFER_SIZE unprocessed data reached, closing");
+                    return if src.len() > MAX_REQUEST_HEAD_SIZE {
+                        trace!("MAX_REQUEST_HEAD_SIZE unprocessed data reached, closing");
                         Err(ParseError::TooLarge)
                     } else {
                         // Return None to notify more read are needed for parsing request
