@@ -13,4 +13,5 @@ cargo build -q "${flag[@]}" -p session-server -p token-server -p loadtest
 bins=$(mktemp -d)
 trap 'rm -rf "$bins"' EXIT
 cp "target/$PROFILE/session-server" "target/$PROFILE/token-server" "target/$PROFILE/loadtest" "$bins/"
-docker build -q -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null
+# --force-rm: a build that fails leaves no intermediate container behind.
+docker build -q --force-rm -f deploy/ci/Dockerfile.prebuilt -t session-vs-token:latest "$bins" >/dev/null

@@ -28,10 +28,9 @@ elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose)
 else echo "compose test: FAILED: Docker Engine answers but there is no docker compose / docker-compose"; exit 1
 fi
 
-step "stand-in base images, application image ($PROFILE)"
-PROFILE=$PROFILE bash deploy/ci/app-image.sh
 work=$(mktemp -d)
 export COMPOSE_PROJECT_NAME=svt-ci-$$
+# Set before anything is made: a failure at any step leaves nothing behind.
 cleanup() {
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   # Earlier application images that this build's tag replaced.
@@ -39,6 +38,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+step "stand-in base images, application image ($PROFILE)"
+PROFILE=$PROFILE bash deploy/ci/app-image.sh
 
 # The settings a user would put in .env.
 export REPLICAS=2 REPLICA_CPUS=0.5 LOADTEST_ARGS=--quick

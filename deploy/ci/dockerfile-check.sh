@@ -25,7 +25,7 @@ ENV PATH=/usr/local/rust/bin:$PATH
 LABEL svt.stand-in=host-toolchain
 DOCKERFILE
 echo "dockerfile check: stand-in rust:1-slim-bookworm ($(rustc --version))"
-docker build -q -t rust:1-slim-bookworm "$ctx" >/dev/null
+docker build -q --force-rm -t rust:1-slim-bookworm "$ctx" >/dev/null
 echo "dockerfile check: docker build . (the release build takes a while)"
 start=$(date +%s)
 docker build --force-rm -t session-vs-token:dockerfile-check .

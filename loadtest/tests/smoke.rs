@@ -667,11 +667,20 @@ fn a_real_browser_decides_cookies_csrf_and_xss() {
         assert_eq!(x.victim_logged_in_after, Some(true));
     }
     for c in [SessionLax, SessionStrict] {
-        let x = case(c, CsrfFormRefresh);
-        assert_eq!(x.outcome, CookieWithheld, "{c:?}");
-        assert!(!x.sent[0].cookie && x.sent[0].sec_fetch_site.as_deref() == Some("cross-site"));
-        // The forged logout carried no cookie, yet its answer cleared the victim's.
-        assert_eq!(o(c, CsrfFormLogout), VictimLoggedOut, "{c:?}");
+        // SameSite kept the cookie off the forged request, and the server's origin check
+        // refused it anyway (contract v3): the forged logout's answer clears nothing, so the
+        // victim stays logged in under every SameSite value.
+        for a in [CsrfFormRefresh, CsrfFormLogout] {
+            let x = case(c, a);
+            assert_eq!(x.outcome, WithheldAndOriginRefused, "{c:?} {a:?}");
+            assert!(
+                !x.sent[0].cookie
+                    && x.sent[0].status == 403
+                    && x.sent[0].sec_fetch_site.as_deref() == Some("cross-site"),
+                "{x:?}"
+            );
+            assert_eq!(x.victim_logged_in_after, Some(true), "{c:?} {a:?}");
+        }
     }
     for a in [CsrfFormRefresh, CsrfFormLogout] {
         let x = case(SessionNone, a);

@@ -26,7 +26,7 @@ pub fn find_tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// A child process stopped on drop: SIGTERM, then SIGKILL after 5 s.
-/// `LOGIN_MAX_FAILURES` for the replicas a load test starts (see its use).
+/// `LOGIN_MAX_FAILURES` and `SIGNUP_MAX` for the replicas a load test starts (see its use).
 pub const LOADTEST_LOGIN_LIMIT: &str = "1000000";
 
 pub struct Proc {
@@ -363,6 +363,8 @@ impl Group {
                 // servers' failed-login throttling (which counts attempts before checking
                 // them) would turn the benchmark's own logins into 429s.
                 .env("LOGIN_MAX_FAILURES", LOADTEST_LOGIN_LIMIT)
+                // Likewise the signup throttling: every simulated user signs up from there.
+                .env("SIGNUP_MAX", LOADTEST_LOGIN_LIMIT)
                 // `LOADTEST_REPLICA_LOG` (a RUST_LOG filter) to see more of the replicas when
                 // looking into a problem; their logs are in the run's logs/ folder.
                 .env(

@@ -229,10 +229,21 @@ async fn window(
         }
         if goose_ends.saturating_duration_since(Instant::now()) < Duration::from_secs(2) {
             progress.done();
+            let throttled = recorder.setup_throttled.load(Ordering::SeqCst);
             anyhow::bail!(
-                "only {} of {} users finished signing up and logging in before the run ended",
+                "only {} of {} users finished signing up and logging in before the run ended{}",
                 recorder.ready_users.load(Ordering::SeqCst),
-                plan.users
+                plan.users,
+                if throttled == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        "; {throttled} signups or logins were answered 429: the servers' \
+                         SIGNUP_MAX and LOGIN_MAX_FAILURES count per client address, and every \
+                         simulated user comes from this one: raise both on the servers (the \
+                         compose file sets 1000000)"
+                    )
+                }
             );
         }
         progress.tick("warm-up  ", recorder);

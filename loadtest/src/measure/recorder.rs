@@ -22,6 +22,9 @@ pub struct Recorder {
     pub sent: AtomicU64,
     /// Users that finished their set-up (signup, login).
     pub ready_users: AtomicUsize,
+    /// Set-up requests (signup, login) the servers refused with 429: their throttling,
+    /// which counts per client address, held the load generator back.
+    pub setup_throttled: AtomicU64,
     /// Hands each simulated user a number of its own.
     next_user: AtomicUsize,
     inner: Mutex<Window>,

@@ -327,10 +327,18 @@ async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {
     let body = credentials_body(&state);
     user.set_session_data(state);
     // 409: an earlier run of this process signed the user up already.
-    matches!(
-        send(ctx, user, Route::Signup, Some(body)).await.0,
-        201 | 409
-    )
+    let status = send(ctx, user, Route::Signup, Some(body)).await.0;
+    note_throttled(ctx, status);
+    matches!(status, 201 | 409)
+}
+
+/// A set-up request answered 429: said when the warm-up gives up (`measure::run_window`).
+fn note_throttled(ctx: &RunContext, status: u16) {
+    if status == 429 {
+        ctx.recorder
+            .setup_throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Whether the login succeeded.
@@ -342,6 +350,7 @@ async fn log_in(ctx: &RunContext, user: &mut GooseUser) -> bool {
     // A login never carries the previous credential.
     state.credential = None;
     let (status, text) = send(ctx, user, Route::Login, Some(body)).await;
+    note_throttled(ctx, status);
     if status == 200 {
         remember_tokens(ctx, user, &text);
     }

@@ -154,6 +154,10 @@ pub enum Outcome {
     PreflightRefused,
     /// The request carried the cookie and the server's origin check refused it (403).
     OriginRefused,
+    /// The browser did not attach the cookie (SameSite), and the server's origin check
+    /// refused the cookieless request too (403, contract v3), so its answer carried no
+    /// `Set-Cookie` that could have cleared the victim's cookie.
+    WithheldAndOriginRefused,
     /// Nothing the server would accept as the user's credential was attached.
     NothingAttached,
     /// The forged or injected request acted as the victim.
@@ -180,6 +184,9 @@ impl Outcome {
             Outcome::CookieWithheld => "cookie not sent",
             Outcome::PreflightRefused => "preflight refused, request never sent",
             Outcome::OriginRefused => "cookie sent, refused by the origin check (403)",
+            Outcome::WithheldAndOriginRefused => {
+                "cookie not sent (SameSite), and the origin check refused the request (403): no cookie cleared"
+            }
             Outcome::NothingAttached => "no credential attached",
             Outcome::ActedAsUser => "acted as the user",
             Outcome::CredentialStolen => "credential stolen",

@@ -231,8 +231,9 @@ impl Attacks {
 /// Which defence decided how many cases, counted from the outcomes.
 fn defences(b: &BrowserStudy) -> String {
     let count = |f: &dyn Fn(&BrowserCase) -> bool| b.cases.iter().filter(|c| f(c)).count();
-    let withheld = count(&|c| c.outcome == Outcome::CookieWithheld);
-    let origin = count(&|c| c.outcome == Outcome::OriginRefused);
+    let both = count(&|c| c.outcome == Outcome::WithheldAndOriginRefused);
+    let withheld = count(&|c| c.outcome == Outcome::CookieWithheld) + both;
+    let origin = count(&|c| c.outcome == Outcome::OriginRefused) + both;
     let preflight = count(&|c| c.outcome == Outcome::PreflightRefused);
     let http_only = count(&|c| c.carrier.is_session() && c.outcome == Outcome::NothingReadable);
     let csp = count(&|c| c.outcome == Outcome::ScriptBlocked);
@@ -243,10 +244,18 @@ fn defences(b: &BrowserStudy) -> String {
         .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
     format!(
         "The defences that decided these cases: the browser withholding a cookie ({withheld} cases: \
-         SameSite, or its third-party cookie blocking), the session server's origin check ({origin}), \
+         SameSite, or its third-party cookie blocking), the session server's origin check ({origin}{}), \
          the CORS preflight ({preflight}), HttpOnly keeping the session cookie from the injected script \
          ({http_only}), the Content-Security-Policy keeping the script from running ({csp}), and the \
          access token's lifetime, which bounded every stolen access token ({}).",
+        if both == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {both} of them forged requests the browser had already stripped of the cookie: refused \
+                 anyway, so that their answer could not clear the victim's cookie"
+            )
+        },
         longest.map_or("none was stolen".into(), |s| format!(
             "the longest worked {} s",
             fmt_num(s)

@@ -84,15 +84,23 @@ async fn cookie_samesite_is_what_the_setting_says() {
         assert_eq!(signup.status, 201, "{}", signup.text);
         let login = server.post_json("/auth/login", creds).await;
         assert_eq!(login.status, 200, "{}", login.text);
+        // The session cookie, then the device credential's: both follow the setting.
         let cookies = login.set_cookies();
-        assert_eq!(cookies.len(), 1, "{cookies:?}");
-        let attrs: Vec<&str> = cookies[0].split(';').map(str::trim).collect();
-        assert!(attrs[0].starts_with(name), "{same_site}: {attrs:?}");
-        assert!(
-            attrs.contains(&format!("SameSite={same_site}").as_str()),
-            "{same_site}: {attrs:?}"
-        );
-        assert_eq!(attrs.contains(&"Secure"), secure == "true", "{attrs:?}");
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        let device = if secure == "true" {
+            "__Host-did="
+        } else {
+            "did="
+        };
+        for (cookie, name) in cookies.iter().zip([name, device]) {
+            let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+            assert!(attrs[0].starts_with(name), "{same_site}: {attrs:?}");
+            assert!(
+                attrs.contains(&format!("SameSite={same_site}").as_str()),
+                "{same_site}: {attrs:?}"
+            );
+            assert_eq!(attrs.contains(&"Secure"), secure == "true", "{attrs:?}");
+        }
     }
 }
 

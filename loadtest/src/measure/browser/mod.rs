@@ -742,7 +742,13 @@ fn classify_forged(carrier: Carrier, sent: &[SentRequest], method: &str) -> Outc
     };
     let cookie_based = carrier.is_session() || carrier == Carrier::TokenMemory;
     if cookie_based && !r.cookie {
-        return Outcome::CookieWithheld;
+        // The session server refuses a cross-site POST whether or not it carries the cookie:
+        // without that, a forged logout's answer clears the cookie the browser withheld.
+        return if carrier.is_session() && r.status == 403 {
+            Outcome::WithheldAndOriginRefused
+        } else {
+            Outcome::CookieWithheld
+        };
     }
     if !cookie_based && !r.cookie && !r.authorization {
         return Outcome::NothingAttached;
