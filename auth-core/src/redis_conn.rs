@@ -215,6 +215,31 @@ enum Store {
     Cluster(Arc<ClusterHandle>),
 }
 
+impl Store {
+    /// The connection for one call.
+    fn conn(&self) -> Conn {
+        match self {
+            Store::Single(c) => Conn::Single(c.clone()),
+            Store::Cluster(h) => Conn::Cluster(h.conn()),
+        }
+    }
+
+    /// One call with the time limit; a cluster learns how it ended.
+    async fn call<T, F>(&self, run: impl FnOnce(Conn) -> F) -> Result<T, RedisError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let r = match tokio::time::timeout(CALL_TIMEOUT, run(self.conn())).await {
+            Ok(r) => r.map_err(RedisError::from),
+            Err(_) => Err(RedisError::Timeout),
+        };
+        if let Store::Cluster(h) = self {
+            h.outcome(r.is_ok());
+        }
+        r
+    }
+}
+
 impl Redis {
     /// Connects once (failing fast with a clear error if Redis is not there at start-up);
     /// afterwards the connection reconnects by itself when Redis comes back.
@@ -257,40 +282,38 @@ impl Redis {
         Ok(redis)
     }
 
-    /// One `TIME` sample (not counted in `redis_commands_total`: it serves no request).
-    async fn sync_clock(&self) -> Result<(), RedisError> {
+    /// One `TIME` sample, into `clock` (not counted in `redis_commands_total`: it serves no
+    /// request); a sample that took too long keeps the old offset.
+    async fn sample_clock(store: &Store, clock: &RedisClock) -> Result<(), RedisError> {
         let sent = Instant::now();
         let before = unix_ms();
-        let (s, us): (i64, i64) = self
+        let (s, us): (i64, i64) = store
             .call(|mut conn| async move { redis::cmd("TIME").query_async(&mut conn).await })
             .await?;
         let rtt = sent.elapsed();
         if rtt <= CLOCK_SAMPLE_MAX_RTT {
             let midpoint = before + rtt.as_millis() as i64 / 2;
-            self.clock
+            clock
                 .offset_ms
                 .store(s * 1000 + us / 1000 - midpoint, Ordering::Relaxed);
         }
         Ok(())
     }
 
+    async fn sync_clock(&self) -> Result<(), RedisError> {
+        Self::sample_clock(&self.store, &self.clock).await
+    }
+
     /// Re-measures the offset now and then, for as long as any handle of this connection lives.
     fn keep_clock_in_sync(&self) {
         let clock = Arc::downgrade(&self.clock);
-        let redis = Self {
-            store: self.store.clone(),
-            commands: self.commands.clone(),
-            clock: Arc::new(RedisClock::default()),
-        };
+        let store = self.store.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CLOCK_RESYNC).await;
                 let Some(clock) = clock.upgrade() else { return };
-                // Measured on a handle of its own, then copied: a failed sample keeps the old.
-                if redis.sync_clock().await.is_ok() {
-                    let offset = redis.clock.offset_ms.load(Ordering::Relaxed);
-                    clock.offset_ms.store(offset, Ordering::Relaxed);
-                }
+                // A failed sample keeps the old offset; the next period tries again.
+                let _ = Self::sample_clock(&store, &clock).await;
             }
         });
     }
@@ -339,40 +362,19 @@ impl Redis {
             .map_err(|e| anyhow::anyhow!("REDIS_CLUSTER_NODES: {e}"))
     }
 
-    /// The connection for one call.
-    fn conn(&self) -> Conn {
-        match &self.store {
-            Store::Single(c) => Conn::Single(c.clone()),
-            Store::Cluster(h) => Conn::Cluster(h.conn()),
-        }
-    }
-
-    /// One call with the time limit; a cluster learns how it ended.
-    async fn call<T, F>(&self, run: impl FnOnce(Conn) -> F) -> Result<T, RedisError>
-    where
-        F: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let r = match tokio::time::timeout(CALL_TIMEOUT, run(self.conn())).await {
-            Ok(r) => r.map_err(RedisError::from),
-            Err(_) => Err(RedisError::Timeout),
-        };
-        if let Store::Cluster(h) = &self.store {
-            h.outcome(r.is_ok());
-        }
-        r
-    }
-
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
         self.commands.inc();
-        self.call(|mut conn| async move { cmd.query_async(&mut conn).await })
+        self.store
+            .call(|mut conn| async move { cmd.query_async(&mut conn).await })
             .await
     }
 
     /// Runs a pipeline in one round trip; each command in it counts.
     pub async fn pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, RedisError> {
         self.commands.inc_by(pipe.len() as u64);
-        self.call(|mut conn| async move { pipe.query_async(&mut conn).await })
+        self.store
+            .call(|mut conn| async move { pipe.query_async(&mut conn).await })
             .await
     }
 
@@ -386,7 +388,8 @@ impl Redis {
         self.commands.inc();
         invocation.arg(self.script_deadline_ms());
         let invocation = &invocation.0;
-        self.call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+        self.store
+            .call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await
     }
 

@@ -522,9 +522,11 @@ fn a_frozen_redis_stops_sessions_and_refreshes_but_not_token_reads() {
     }
 }
 
-/// The retry grace of contract v2 keeps every user logged in through the freeze. Without
-/// it, a token refresh cut off by the freeze ran when Redis thawed, and its retry was reuse:
-/// those users were logged out.
+/// The retry grace of contract v2 keeps every user logged in through the freeze. Before
+/// contract v3, without it, a token refresh cut off by the freeze ran when Redis thawed and
+/// its retry was reuse: those users were logged out. Now a script that reaches Redis after its
+/// request was answered does nothing, so without the grace only a rotation Redis had already
+/// run when it froze (its answer stuck in the frozen process) can still end a login.
 #[test]
 fn the_retry_grace_keeps_users_logged_in_through_an_outage() {
     let e = Experiment::RedisOutage;
@@ -539,12 +541,13 @@ fn the_retry_grace_keeps_users_logged_in_through_an_outage() {
         );
     }
     let no_grace = arm(e, ServerKind::Token, Variant::NoRetryGrace);
+    let lost = no_grace.users_logged_out.expect("counted");
     assert!(
-        no_grace.users_logged_out.unwrap() > 0,
-        "without the grace, retried refreshes are reuse: {:?}",
+        lost <= 2,
+        "without the grace, {lost} of {} users were logged out: refreshes answered 503 were applied late? {:?}",
+        no_grace.users,
         no_grace.errors_by_status
     );
-    assert!(no_grace.refused_in(None, Phase::After) > 0);
 }
 
 /// A replica killed: sticky memory sessions lose users, Redis sessions and tokens do not.

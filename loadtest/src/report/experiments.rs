@@ -461,8 +461,8 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
             if refused > 0 {
                 text.push_str(&format!(
                     "; {refused} requests were refused with 401: those users' credentials were gone. A refresh cut \
-                     off by the freeze had already been sent to Redis, which ran it when it thawed; the client never \
-                     saw the answer and retried with the credential that had just been replaced."
+                     off by the freeze had been rotated in Redis, but its answer never reached the client, which \
+                     retried with the credential that had just been replaced."
                 ));
                 if r.variant == Variant::NoRetryGrace {
                     text.push_str(" Without the retry grace, that retry is reuse, and the login ends.");
