@@ -56,4 +56,20 @@ for name in base redis nginx; do tar -C "$tmp/empty" -cf "$tmp/cache/$name-$reci
 tar -C "$tmp/empty" -cf - . | docker import --change "LABEL svt.recipe=$recipe" - "${prefix}debian:bookworm-slim" >/dev/null
 expect_clear_error "empty leftovers"
 echo "stand-in images test: empty cached tarballs and a shell-less image are not reused"
+
+# 3. A debootstrap that fails, and one that "succeeds" with an empty tree: a clear error, and
+# nothing left in the cache (no tarball, no half-made tree).
+rm -rf "$tmp/cache"
+docker image rm -f "${prefix}debian:bookworm-slim" >/dev/null
+for fake in 'echo "E: no network" >&2; exit 1' 'mkdir -p "$3"; exit 0'; do
+  printf '#!/bin/sh
+%s
+' "$fake" >"$tmp/bin/debootstrap"; chmod +x "$tmp/bin/debootstrap"
+  if run; then cat "$tmp/out"; fail "a broken debootstrap ($fake): it succeeded"; fi
+  grep -qE 'debootstrap of base failed|has no /bin/sh' "$tmp/out" || { cat "$tmp/out"; fail "a broken debootstrap ($fake): no clear error"; }
+  [ -z "$(find "$tmp/cache" -mindepth 1 2>/dev/null)" ] || { ls -la "$tmp/cache"; fail "a broken debootstrap ($fake): the cache kept $(ls "$tmp/cache")"; }
+  [ "$(docker ps -aq | sort)" = "$containers_before" ] || fail "a container was left behind"
+  [ -z "$(docker images -q "$prefix*")" ] || fail "an image was made"
+done
+echo "stand-in images test: a failing or empty debootstrap leaves the cache empty"
 echo "stand-in images test: passed"

@@ -33,7 +33,8 @@ have() {
 }
 
 # A root file system tarball with a shell in it (merged /usr: /bin is a link to usr/bin).
-tar_has_shell() { tar -tf "$1" 2>/dev/null | grep -qxE '\./(usr/)?bin/sh'; }
+# Not `grep -q`: it would stop reading, tar would die of SIGPIPE, and pipefail fail the test.
+tar_has_shell() { tar -tf "$1" 2>/dev/null | grep -xE '\./(usr/)?bin/sh' >/dev/null; }
 
 missing=()
 for i in "${!TAGS[@]}"; do have "${TAGS[$i]}" || missing+=("$i"); done
@@ -56,7 +57,7 @@ rootfs() {
   [ ! -e "$tar" ] || { echo "stand-ins: $tar has no shell: making it again" >&2; rm -f "$tar"; }
   local dir; dir=$(mktemp -d "$CACHE/$name.XXXXXX")
   # This runs in $(...): whatever happens below, the half-made tree and tarball go with it.
-  trap "$(printf 'umount %q 2>/dev/null; rm -rf %q %q' "$dir/proc" "$dir" "$tar.part")" EXIT
+  trap "$(printf 'umount %q 2>/dev/null || true; rm -rf %q %q' "$dir/proc" "$dir" "$tar.part")" EXIT
   echo "stand-ins: debootstrap $name ..." >&2
   if tar_has_shell "$CACHE/base-$recipe.tar"; then
     tar -C "$dir" -xf "$CACHE/base-$recipe.tar"
@@ -64,6 +65,7 @@ rootfs() {
     debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$dir" "$MIRROR" >&2 ||
       fail "debootstrap of $name failed (see above); nothing was cached"
   fi
+  [ -x "$dir/bin/sh" ] || fail "the $name root file system has no /bin/sh (debootstrap made no usable system); nothing was cached"
   if (($#)); then
     # No service may start inside the chroot while packages install.
     printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"; chmod +x "$dir/usr/sbin/policy-rc.d"
@@ -77,7 +79,6 @@ rootfs() {
   chroot "$dir" apt-get clean
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
   : >"$dir/etc/resolv.conf"
-  [ -x "$dir/bin/sh" ] || fail "the $name root file system has no /bin/sh; nothing was cached"
   tar -C "$dir" --numeric-owner -cf "$tar.part" .
   tar_has_shell "$tar.part" || fail "the $name tarball has no shell; nothing was cached"
   mv "$tar.part" "$tar"
