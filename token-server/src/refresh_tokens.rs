@@ -17,6 +17,7 @@ use auth_core::contract::Scopes;
 use auth_core::hash_slot::UserSlot;
 use auth_core::login_index::LoginIndex;
 use auth_core::redis_conn::{Redis, Script};
+use auth_core::users::StoredUser;
 use auth_core::ApiError;
 
 use crate::tokens::RefreshClaims;
@@ -47,16 +48,23 @@ fn start_script() -> String {
 /// At most one rotation of a token ever succeeds. Its immediate predecessor, presented again
 /// within the grace, gets the same successor (a retry whose answer was lost); any other
 /// token of the family is reuse, and revokes it.
+///
+/// The owner's user record (for the roles the new access token carries) is read in the same
+/// step, from the user's key in the family's slot (`hash_slot::user_key`: `user:{<tag>}<name>`,
+/// the tag being the family id's first characters), or `''` when the user is gone. Reading it
+/// afterwards, in a call of its own, could fail after the rotation had happened: the client
+/// got a 503 for a refresh that took place, and its retry was reuse.
 const ROTATE: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'succ', 'uid', 'name', 'scope')
 if not f[1] then return {'revoked'} end
+local user = redis.call('GET', 'user:{' .. string.match(KEYS[1], '{(.-)}') .. '}' .. f[6]) or ''
 if f[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'prev_at', ARGV[4], 'succ', ARGV[3])
   redis.call('EXPIREAT', KEYS[1], ARGV[6])
-  return {'rotated', f[5], f[6], f[7]}
+  return {'rotated', f[5], f[6], f[7], user}
 end
 if f[2] == ARGV[1] and tonumber(ARGV[4]) - tonumber(f[3]) < tonumber(ARGV[5]) then
-  return {'retry', f[5], f[6], f[7], f[4]}
+  return {'retry', f[5], f[6], f[7], user, f[4]}
 end
 redis.call('DEL', KEYS[1])
 return {'reuse'}
@@ -70,14 +78,18 @@ pub struct FamilyOwner {
     pub scope: Scopes,
 }
 
+/// A family's owner as a refresh finds it: the family's record, and the user's record read
+/// in the same step (`None`: the user is gone).
+pub struct Refreshed {
+    pub owner: FamilyOwner,
+    pub user: Option<StoredUser>,
+}
+
 pub enum Rotation {
     /// The presented token is now replaced by the new one.
-    Rotated(FamilyOwner),
+    Rotated(Refreshed),
     /// The presented token was replaced moments ago: the client gets that successor again.
-    Retry {
-        owner: FamilyOwner,
-        successor: String,
-    },
+    Retry { owner: Refreshed, successor: String },
     /// The token had already been rotated away: the whole family is now revoked.
     Reused,
     /// Unknown, expired or revoked earlier.
@@ -119,12 +131,20 @@ pub fn new_family(username: &str) -> String {
     )
 }
 
-fn owner(fields: &[String]) -> Result<FamilyOwner, ApiError> {
+fn owner(fields: &[String]) -> Result<Refreshed, ApiError> {
     match fields {
-        [uid, name, scope, ..] => Ok(FamilyOwner {
-            user_id: uid.clone(),
-            username: name.clone(),
-            scope: Scopes::parse(scope).map_err(|_| corrupt())?,
+        [uid, name, scope, user, ..] => Ok(Refreshed {
+            owner: FamilyOwner {
+                user_id: uid.clone(),
+                username: name.clone(),
+                scope: Scopes::parse(scope).map_err(|_| corrupt())?,
+            },
+            user: match user.as_str() {
+                "" => None,
+                raw => Some(serde_json::from_str(raw).map_err(|e| {
+                    ApiError::Internal(anyhow::anyhow!("user record is corrupt: {e}"))
+                })?),
+            },
         }),
         _ => Err(corrupt()),
     }
@@ -189,7 +209,7 @@ impl RefreshTokens {
             Some("rotated") => Ok(Rotation::Rotated(owner(&answer[1..])?)),
             Some("retry") => Ok(Rotation::Retry {
                 owner: owner(&answer[1..])?,
-                successor: answer.get(4).cloned().ok_or_else(corrupt)?,
+                successor: answer.get(5).cloned().ok_or_else(corrupt)?,
             }),
             Some("reuse") => {
                 tracing::warn!(family = %old.fam, "refresh token reuse: family revoked");

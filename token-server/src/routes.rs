@@ -102,7 +102,6 @@ fn refused(e: impl std::fmt::Display) -> ApiError {
 /// Rotates the refresh token and issues an access token with the user's roles as they are
 /// now (a refresh always re-reads the user: this is when a role change reaches a token).
 async fn refresh(
-    core: web::Data<Core>,
     codec: Codec,
     refresh_tokens: web::Data<RefreshTokens>,
     body: Json<RefreshRequest>,
@@ -116,12 +115,15 @@ async fn refresh(
         refresh_tokens.revoke_family(&old.fam).await?;
         return Err(ApiError::InvalidToken);
     };
-    let (owner, refresh_token) = match refresh_tokens.rotate(&old, &new, &new_token).await? {
-        Rotation::Rotated(owner) => (owner, new_token),
+    // One Redis call: the rotation and the user it reads in the same step. So a 503 means
+    // the rotation did not happen (contract v3), never "it happened, then a read failed".
+    let (refreshed, refresh_token) = match refresh_tokens.rotate(&old, &new, &new_token).await? {
+        Rotation::Rotated(refreshed) => (refreshed, new_token),
         Rotation::Retry { owner, successor } => (owner, successor),
         Rotation::Reused | Rotation::Revoked => return Err(ApiError::InvalidToken),
     };
-    let Some(user) = core.users.find(&owner.username).await? else {
+    let owner = refreshed.owner;
+    let Some(user) = refreshed.user else {
         refresh_tokens.revoke_family(&old.fam).await?;
         return Err(ApiError::InvalidToken);
     };
