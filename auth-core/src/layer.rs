@@ -117,6 +117,17 @@ impl LayerConfig {
     }
 }
 
+/// The value of the cookie `name` when the request carries it exactly once: sent twice, no
+/// rule (first, last) may pick one, or a cookie planted beside the real one decides.
+pub fn only_cookie_value<'a>(
+    headers: &'a actix_web::http::header::HeaderMap,
+    name: &'a str,
+) -> Option<&'a str> {
+    let mut values = cookie_values(headers, name);
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
 /// Every value of the cookie `name` in the request's `Cookie` headers.
 pub fn cookie_values<'a>(
     headers: &'a actix_web::http::header::HeaderMap,

@@ -67,6 +67,15 @@ if ttl < 1 then ttl = 1 end
 return ttl
 "#;
 
+/// What the counting scripts answer: 0 when the attempt is counted, else the seconds until
+/// the window ends (`429` with `Retry-After`).
+fn allowed(retry_after_s: u64) -> Result<(), ApiError> {
+    match retry_after_s {
+        0 => Ok(()),
+        retry_after_s => Err(ApiError::RateLimited { retry_after_s }),
+    }
+}
+
 /// What a login attempt brings besides the password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
@@ -114,10 +123,7 @@ impl SignupLimiter {
             .key(format!("{THROTTLE_PREFIX}signup:{client}"))
             .arg(self.max)
             .arg(self.window_s);
-        match self.redis.script::<u64>(invocation).await? {
-            0 => Ok(()),
-            retry_after_s => Err(ApiError::RateLimited { retry_after_s }),
-        }
+        allowed(self.redis.script(invocation).await?)
     }
 }
 
@@ -165,10 +171,7 @@ impl LoginLimiter {
             .arg(self.max_per_client_or_user)
             .arg(self.window_s)
             .arg(u8::from(device == Device::Known));
-        match self.redis.script::<u64>(invocation).await? {
-            0 => Ok(()),
-            retry_after_s => Err(ApiError::RateLimited { retry_after_s }),
-        }
+        allowed(self.redis.script(invocation).await?)
     }
 
     /// The password was right: this attempt was no failure.

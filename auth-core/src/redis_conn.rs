@@ -274,8 +274,7 @@ impl Redis {
             commands,
             clock: Arc::default(),
         };
-        redis
-            .sync_clock()
+        Self::sample_clock(&redis.store, &redis.clock)
             .await
             .map_err(|e| anyhow::anyhow!("Redis at {target} did not tell its time: {e}"))?;
         redis.keep_clock_in_sync();
@@ -298,10 +297,6 @@ impl Redis {
                 .store(s * 1000 + us / 1000 - midpoint, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    async fn sync_clock(&self) -> Result<(), RedisError> {
-        Self::sample_clock(&self.store, &self.clock).await
     }
 
     /// Re-measures the offset now and then, for as long as any handle of this connection lives.

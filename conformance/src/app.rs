@@ -123,6 +123,13 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// A `429`'s `Retry-After`, in seconds (panics without one: the contract requires it).
+    pub fn retry_after_s(&self) -> u64 {
+        self.header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("429 carries Retry-After in seconds: {:?}", self.headers))
+    }
+
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all(SET_COOKIE)

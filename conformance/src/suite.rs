@@ -411,10 +411,7 @@ pub async fn repeated_failed_logins_are_rate_limited<S: Server>() {
     }
     let limited = app.login(&name, PASSWORD).await;
     limited.assert_error(429, "rate_limited");
-    let retry: u64 = limited
-        .header("retry-after")
-        .and_then(|v| v.parse().ok())
-        .expect("429 carries Retry-After in seconds");
+    let retry = limited.retry_after_s();
     assert!((1..=300).contains(&retry), "{retry}");
     // Another user is not affected by this one's failures.
     app.signed_in_user().await;

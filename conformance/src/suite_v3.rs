@@ -96,10 +96,7 @@ pub async fn signups_are_throttled_per_client_taken_names_included<S: Server>() 
     let started = Instant::now();
     let r = signup_from(&app, &from_a, &random_username()).await;
     r.assert_error(429, "rate_limited");
-    let retry: u64 = r
-        .header("Retry-After")
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After in seconds");
+    let retry = r.retry_after_s();
     assert!((1..=300).contains(&retry), "Retry-After {retry}");
     signup_from(&app, &from_a, &taken)
         .await

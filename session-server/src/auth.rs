@@ -13,7 +13,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use auth_core::contract::{Scopes, UserView};
 use auth_core::device::DeviceKey;
 use auth_core::hash_slot::UserSlot;
-use auth_core::layer::cookie_values;
+use auth_core::layer::{cookie_values, only_cookie_value};
 use auth_core::ApiError;
 
 use crate::settings::SameSite;
@@ -66,14 +66,9 @@ impl SessionPolicy {
     }
 
     /// The session id in the request's cookie, if one verifies to a well-formed id. A
-    /// request carrying the cookie twice has none: whichever rule picked one (first, last)
-    /// would let a cookie planted beside the real one decide who the request is.
+    /// request carrying the cookie twice has none (`only_cookie_value`).
     pub fn session_id(&self, req: &HttpRequest) -> Option<SessionId> {
-        let mut values = cookie_values(req.headers(), self.cookie_name);
-        let raw = values.next()?;
-        if values.next().is_some() {
-            return None;
-        }
+        let raw = only_cookie_value(req.headers(), self.cookie_name)?;
         let mut jar = CookieJar::new();
         jar.add_original(Cookie::new(self.cookie_name, raw.to_owned()));
         let id = jar.signed(&self.key).get(self.cookie_name)?;
@@ -89,9 +84,7 @@ impl SessionPolicy {
 
     /// The device credential the request carries (the cookie once; twice is none).
     pub fn device_credential<'a>(&self, req: &'a HttpRequest) -> Option<&'a str> {
-        let mut values = cookie_values(req.headers(), self.device_cookie_name);
-        let first = values.next()?;
-        values.next().is_none().then_some(first)
+        only_cookie_value(req.headers(), self.device_cookie_name)
     }
 
     /// `Set-Cookie` handing the client a device credential for `username`, living `DEVICE_TTL`.
