@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::model::{Experiment, Scenario, ServerKind};
+pub use crate::model::{Arrivals, Experiment, OpenLoad, Scenario, ServerKind, Setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,9 +90,20 @@ pub struct Measure {
     /// [default: `compare` 2s (5s with --thorough), `run` 5s; 1s with --quick].
     #[arg(long)]
     pub warmup: Option<Span>,
-    /// Concurrent simulated users.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub users: u32,
+    /// Concurrent simulated users; with --rate, the connections the requests are spread
+    /// over [default: 64; with --rate, enough for 10 ms of arrivals if that is more].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub users: Option<u32>,
+    /// The open model: start this many requests per second on a schedule that does not wait
+    /// for answers, and count each request's latency from when it should have started (as
+    /// wrk2 does; also recorded from the actual send). Without it, a closed loop: each user
+    /// sends its next request once the last was answered, so latency is mostly the queue.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// How requests arrive at --rate: `constant` (one every 1/rate seconds) or `poisson`
+    /// (independent arrivals at that mean rate).
+    #[arg(long, value_enum, default_value = "constant", requires = "rate")]
+    pub arrivals: Arrivals,
     /// Scenarios to run.
     #[arg(
         long,
@@ -116,6 +127,25 @@ pub struct Measure {
     pub thorough: bool,
 }
 
+/// The most requests per second `--rate` accepts.
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= MAX_RATE => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a rate: a number of requests per second above 0 and at most {MAX_RATE}"
+        )),
+    }
+}
+
+/// Connections a fixed rate gets by default: enough for this long of arrivals, so a
+/// request waits for one only when answers take longer than that.
+const OPEN_CONNECTIONS_FOR: f64 = 0.010;
+const DEFAULT_USERS: u32 = 64;
+/// `--quick` runs at most this many users (or connections).
+const QUICK_USERS: u32 = 8;
+
 /// Whether a command measures each point in several rounds (`compare`: short windows, since
 /// the rounds add up and show the spread) or once (`run`: the longer windows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +160,8 @@ pub struct Effective {
     pub duration: Span,
     pub warmup: Span,
     pub users: u32,
+    /// `--rate`: the open model, or `None` for a closed loop.
+    pub open: Option<OpenLoad>,
     /// Made for this process: names its simulated users, who are signed up once and
     /// logged in by every run.
     pub user_prefix: String,
@@ -339,11 +371,22 @@ impl Measure {
         Effective {
             duration: self.duration.unwrap_or(duration),
             warmup: self.warmup.unwrap_or(warmup),
-            users: if self.quick {
-                self.users.min(8)
-            } else {
-                self.users
+            users: {
+                let users = self.users.unwrap_or_else(|| {
+                    self.rate.map_or(DEFAULT_USERS, |r| {
+                        DEFAULT_USERS.max((r * OPEN_CONNECTIONS_FOR).ceil() as u32)
+                    })
+                });
+                if self.quick {
+                    users.min(QUICK_USERS)
+                } else {
+                    users
+                }
             },
+            open: self.rate.map(|offered_rps| OpenLoad {
+                offered_rps,
+                arrivals: self.arrivals,
+            }),
             user_prefix: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
             scenarios: self.scenarios.clone(),
             refresh_every: self.refresh_every,
@@ -354,9 +397,63 @@ impl Measure {
     }
 }
 
+impl Effective {
+    /// The set-up of the sweep's runs: standard servers, the users, and the rate if any.
+    pub fn setup(&self) -> Setup {
+        Setup::standard(self.users, self.open)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_makes_the_load_open_with_enough_connections() {
+        let Command::Run(r) = parse(&[
+            "run",
+            "--target",
+            "token=http://127.0.0.1:1",
+            "--rate",
+            "20000",
+            "--arrivals",
+            "poisson",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let m = r.measure.effective(Repeats::Once);
+        assert_eq!(
+            m.open,
+            Some(OpenLoad {
+                offered_rps: 20000.0,
+                arrivals: Arrivals::Poisson
+            })
+        );
+        assert_eq!(m.users, 200, "10 ms of arrivals");
+        assert_eq!(m.setup().open, m.open);
+        let Command::Compare(c) = parse(&["compare", "--rate", "500", "--users", "3"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let m = c.measure.effective(Repeats::Rounds);
+        assert_eq!((m.users, m.open.unwrap().arrivals), (3, Arrivals::Constant));
+        for bad in [
+            &["compare", "--rate", "0"][..],
+            &["compare", "--rate", "-5"],
+            &["compare", "--rate", "fast"],
+            &["compare", "--rate", "inf"],
+            &["compare", "--rate", "1e12"],
+            &["compare", "--arrivals", "poisson"],
+            &["compare", "--rate", "10", "--arrivals", "bursty"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("loadtest").chain(args.iter().copied()))

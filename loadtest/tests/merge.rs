@@ -116,7 +116,7 @@ async fn two_generators_at_once_merge_into_one_measurement() {
     assert!(x1.requests > 0 && x2.requests > 0);
     assert_eq!(x.requests, x1.requests + x2.requests);
     assert_eq!(x.errors, x1.errors + x2.errors);
-    assert_eq!(x.users, 8);
+    assert_eq!(x.users(), 8);
     assert!((x.rps - (x1.rps + x2.rps)).abs() < 1e-6);
     assert_eq!(
         x.requests_by_route.values().sum::<u64>(),

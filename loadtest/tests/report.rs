@@ -340,7 +340,7 @@ fn fault_numbers_follow_the_recorded_fault_times() {
                 "{id}: every failure"
             );
             let kept = cells(row)[7].clone();
-            let users = run.users;
+            let users = run.users();
             assert_eq!(
                 kept,
                 format!("{} of {users}", users - run.users_logged_out.unwrap()),

@@ -77,7 +77,7 @@ fn name(r: &Run) -> String {
         r.server.name(),
         r.scenario.name(),
         r.experiment,
-        r.variant
+        r.variant()
     )
 }
 
@@ -219,7 +219,9 @@ fn a_starved_store_bounds_sessions_not_tokens() {
     let e = Experiment::StoreBound;
     let session = arm(e, ServerKind::Session, Variant::StoreBound);
     let token = arm(e, ServerKind::Token, Variant::StoreBound);
-    assert!(session.redis_cpus.is_some() && session.redis_cpus == token.redis_cpus);
+    assert!(
+        session.setup.redis_cpus.is_some() && session.setup.redis_cpus == token.setup.redis_cpus
+    );
     assert_eq!(
         session.bottleneck,
         Some(loadtest::model::Bottleneck::Redis),
@@ -243,10 +245,10 @@ fn a_cluster_spreads_the_store_and_its_failover_is_counted() {
         Variant::StoreBound,
     );
     for r in &sweep {
-        assert_eq!(r.variant, Variant::Cluster);
-        assert_eq!(r.redis_primaries, Some(3), "{}", name(r));
+        assert_eq!(r.variant(), Variant::Cluster);
+        assert_eq!(r.setup.redis_primaries, Some(3), "{}", name(r));
         assert_eq!(
-            r.redis_cpus, single.redis_cpus,
+            r.setup.redis_cpus, single.setup.redis_cpus,
             "each primary on the same budget"
         );
         assert_eq!(r.errors, 0, "{}: {:?}", name(r), r.errors_by_status);
@@ -310,7 +312,7 @@ fn a_store_across_a_network_slows_session_reads_not_token_reads() {
     assert_eq!(runs.len(), 6, "3 delays x 2 models");
     let at = |server: ServerKind, ms: f64| {
         runs.iter()
-            .find(|r| r.server == server && r.store_delay_ms == Some(ms))
+            .find(|r| r.server == server && r.setup.store_delay_ms == Some(ms))
             .unwrap_or_else(|| panic!("{server:?} at {ms} ms"))
     };
     for server in [ServerKind::Session, ServerKind::Token] {
@@ -407,9 +409,9 @@ fn sessions_lose_authority_at_once_and_tokens_at_expiry() {
 #[test]
 fn shorter_access_tokens_cost_more_refreshes() {
     let mut runs = results().experiment(Experiment::AccessTokenLifetime);
-    runs.sort_by_key(|r| r.access_token_ttl_s);
+    runs.sort_by_key(|r| r.setup.access_token_ttl_s);
     assert!(runs.len() >= 2);
-    let rate = |r: &Run| r.route_rps("/auth/refresh").unwrap_or(0.0) / r.users as f64;
+    let rate = |r: &Run| r.route_rps("/auth/refresh").unwrap_or(0.0) / r.users() as f64;
     for w in runs.windows(2) {
         assert!(rate(w[0]) > rate(w[1]), "{} vs {}", rate(w[0]), rate(w[1]));
     }
@@ -417,7 +419,7 @@ fn shorter_access_tokens_cost_more_refreshes() {
         assert!(
             rate(r) > 0.0,
             "users refreshed at {:?} s",
-            r.access_token_ttl_s
+            r.setup.access_token_ttl_s
         );
         assert_eq!(r.users_logged_out, Some(0), "{}", name(r));
     }
@@ -545,7 +547,7 @@ fn the_retry_grace_keeps_users_logged_in_through_an_outage() {
     assert!(
         lost <= 2,
         "without the grace, {lost} of {} users were logged out: refreshes answered 503 were applied late? {:?}",
-        no_grace.users,
+        no_grace.users(),
         no_grace.errors_by_status
     );
 }

@@ -20,7 +20,7 @@ use crate::model::{
 type Key = (ServerKind, Scenario, Variant, u32, u32);
 
 fn key(r: &Run) -> Key {
-    (r.server, r.scenario, r.variant, r.replicas, r.round)
+    (r.server, r.scenario, r.variant(), r.replicas, r.round)
 }
 
 /// Checks that `inputs` are the N generators of one measurement and merges them.
@@ -127,7 +127,7 @@ fn merge_runs(parts: &[&Run]) -> anyhow::Result<Run> {
     let sum = |f: &dyn Fn(&Run) -> u64| parts.iter().map(|r| f(r)).sum::<u64>();
     out.requests = sum(&|r| r.requests);
     out.errors = sum(&|r| r.errors);
-    out.users = parts.iter().map(|r| r.users).sum();
+    out.setup.users = parts.iter().map(|r| r.users()).sum();
     out.users_logged_out = parts
         .iter()
         .map(|r| r.users_logged_out)

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod failover;
 pub mod fault;
 pub mod merge;
+pub mod pacing;
 pub mod probes;
 pub mod recorder;
 pub mod scenarios;
@@ -22,8 +23,7 @@ use goose::prelude::*;
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::procfs;
 use crate::model::{
-    Bottleneck, CpuPerRequest, Experiment, FaultKind, PeakMemory, Run, Scenario, ServerKind,
-    Variant,
+    Bottleneck, CpuPerRequest, Experiment, FaultKind, PeakMemory, Run, Scenario, ServerKind, Setup,
 };
 use fault::{FaultPlan, Injector};
 use recorder::Recorder;
@@ -62,8 +62,8 @@ pub struct RunPlan {
     pub label: String,
     pub scenario: Scenario,
     pub experiment: Option<Experiment>,
-    pub variant: Variant,
-    pub users: u32,
+    /// As the plan made it; the run records it unchanged.
+    pub setup: Setup,
     /// Names this process's simulated users (see `scenarios::RunContext`).
     pub user_prefix: String,
     pub warmup: Duration,
@@ -73,14 +73,6 @@ pub struct RunPlan {
     /// Which repetition of its sweep point this run is.
     pub round: u32,
     pub cpus_per_replica: Option<f64>,
-    /// Redis's CPU budget during the window, if it has one.
-    pub redis_cpus: Option<f64>,
-    /// The access tokens' lifetime, when the run set one.
-    pub access_token_ttl_s: Option<u64>,
-    /// Primaries of the Redis Cluster, when the store is one.
-    pub redis_primaries: Option<u32>,
-    /// The delay the proxy to Redis adds each way, when there is one.
-    pub store_delay_ms: Option<f64>,
     pub oversubscribed: bool,
     /// Something to break during the window.
     pub fault: Option<FaultPlan>,
@@ -96,6 +88,18 @@ const FAILOVER_WAIT: Duration = Duration::from_secs(15);
 /// The share of its quota periods in which a budgeted Redis must have been held back for it
 /// to count as the bottleneck.
 pub const STORE_THROTTLED: f64 = 0.5;
+
+/// At a fixed rate, users are launched at this many times their number per second: all
+/// within 1/20 s.
+const OPEN_LAUNCHES_PER_USER: u64 = 20;
+
+/// At a fixed rate, the schedule runs at least this long before the window opens: the
+/// connections are opened and warm.
+const OPEN_WARMUP_MIN: Duration = Duration::from_millis(500);
+
+/// At a fixed rate, a run whose late starts exceed this share of its requests waited for
+/// connections: bound by its concurrency when nothing else was saturated.
+const LATE_SHARE: f64 = 0.01;
 
 /// Each request may take this long before it counts as failed (status 0).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +124,13 @@ fn goose_attack(
     run_time_s: u64,
     ctx: &Arc<scenarios::RunContext>,
 ) -> anyhow::Result<GooseAttack> {
-    let users = plan.users.to_string();
+    let users = plan.setup.users.to_string();
+    // A closed loop's users start over a second; at a fixed rate they are only connections
+    // waiting for the schedule (which starts once all are ready), so they start at once.
+    let increase_rate = match plan.setup.open {
+        Some(_) => (u64::from(plan.setup.users) * OPEN_LAUNCHES_PER_USER).to_string(),
+        None => users.clone(),
+    };
     let run_time = format!("{run_time_s}s");
     let args = [
         "--host",
@@ -128,7 +138,7 @@ fn goose_attack(
         "--users",
         &users,
         "--increase-rate",
-        &users,
+        &increase_rate,
         "--run-time",
         &run_time,
         // The recorder measures; goose's own metrics would only cost CPU per request.
@@ -216,24 +226,42 @@ async fn window(
     budgets: &[&CpuBudget],
     plan: &RunPlan,
     mut marks: Option<failover::Marks>,
-    recorder: &Recorder,
+    ctx: &scenarios::RunContext,
     http: &reqwest::Client,
     goose_ends: Instant,
 ) -> anyhow::Result<Window> {
+    let (recorder, schedule) = (ctx.recorder(), ctx.schedule());
     let mut progress = Progress::new(&plan.label, plan.warmup + plan.duration);
-    // Warm-up: wait for the time and for every user's set-up.
+    // Warm-up: wait for the time and for every user's set-up; at a fixed rate, the
+    // schedule starts once every user is ready and runs a while before the window opens.
     loop {
-        let ready = recorder.ready_users.load(Ordering::SeqCst) >= plan.users as usize;
-        if ready && progress.began.elapsed() >= plan.warmup {
+        let ready = recorder.ready_users.load(Ordering::SeqCst) >= plan.setup.users as usize;
+        if ready {
+            if let Some(s) = schedule {
+                s.start();
+            }
+        }
+        let paced_long_enough = schedule
+            .and_then(|s| s.started())
+            .is_none_or(|t| t.elapsed() >= OPEN_WARMUP_MIN);
+        if ready && paced_long_enough && progress.began.elapsed() >= plan.warmup {
             break;
         }
         if goose_ends.saturating_duration_since(Instant::now()) < Duration::from_secs(2) {
             progress.done();
             let throttled = recorder.setup_throttled.load(Ordering::SeqCst);
+            let ready = recorder.ready_users.load(Ordering::SeqCst);
+            anyhow::ensure!(
+                ready < plan.setup.users as usize,
+                "the load generator fell behind: its warm-up did not end before the run's time \
+                 was up (a rate far beyond what it can send? it has {} thread(s): \
+                 --loadgen-threads)",
+                loadgen_threads()
+            );
             anyhow::bail!(
                 "only {} of {} users finished signing up and logging in before the run ended{}",
-                recorder.ready_users.load(Ordering::SeqCst),
-                plan.users,
+                ready,
+                plan.setup.users,
                 if throttled == 0 {
                     String::new()
                 } else {
@@ -377,6 +405,12 @@ pub async fn measure(
         .build()?;
     let credential_bytes = probes::credential_bytes(&http, &target.url, target.server).await?;
     let recorder = Arc::new(Recorder::default());
+    let schedule = plan
+        .setup
+        .open
+        .map(pacing::Schedule::new)
+        .transpose()?
+        .map(Arc::new);
     let ctx = scenarios::RunContext::new(
         &target.url,
         target.server,
@@ -384,6 +418,7 @@ pub async fn measure(
         plan.refresh,
         REQUEST_TIMEOUT,
         Arc::clone(&recorder),
+        schedule.clone(),
     )?;
     // Goose stops on whole seconds; leave a second of load after the window closes.
     let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 1;
@@ -400,7 +435,7 @@ pub async fn measure(
     let start_memory = snapshot::used_memory(&target.redis_urls).await;
     let (goose_result, window) = tokio::join!(
         attack.execute(),
-        window(target, budgets, plan, marks, &recorder, &http, goose_ends)
+        window(target, budgets, plan, marks, &ctx, &http, goose_ends)
     );
     goose_result.map_err(|e| anyhow::anyhow!("goose: {e}"))?;
     let window = window?;
@@ -443,7 +478,7 @@ pub async fn measure(
         .map(|(b, a)| b.saturating_sub(*a))
         .collect();
     let redis_bytes_per_user = match (start_memory, w.end.redis_used_memory) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / plan.users as f64),
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / plan.setup.users as f64),
         _ => None,
     };
     let peak = |pids: &[u32]| {
@@ -470,10 +505,19 @@ pub async fn measure(
     } else {
         None
     };
-    let run = Run {
+    let rps = requests as f64 / secs;
+    let open_model = taken.open_model(rps);
+    let bottleneck = bottleneck.or_else(|| {
+        // Nothing saturated: in a closed loop the users' number set the pace; at a fixed
+        // rate the schedule did, unless requests had to wait for a free connection.
+        let waited = open_model
+            .as_ref()
+            .is_none_or(|o| o.late_starts as f64 > LATE_SHARE * requests as f64);
+        (target.cpu_visible && waited).then_some(Bottleneck::Concurrency)
+    });
+    let mut run = Run {
         experiment: plan.experiment,
         round: plan.round,
-        variant: plan.variant,
         fault: w.fault,
         timeline: taken.timeline(),
         timeline_step_s: recorder::TIMELINE_STEP_S,
@@ -482,9 +526,9 @@ pub async fn measure(
         server: target.server,
         scenario: plan.scenario,
         replicas: plan.replicas,
-        users: plan.users,
+        setup: plan.setup.clone(),
         duration_s: secs,
-        rps: requests as f64 / secs,
+        rps,
         requests,
         errors: errors_by_status.values().sum(),
         errors_by_status,
@@ -504,12 +548,8 @@ pub async fn measure(
         redis_bytes_per_user,
         credential_bytes,
         cpus_per_replica: plan.cpus_per_replica,
-        redis_cpus: plan.redis_cpus,
         redis_throttled: window.store_throttled,
-        access_token_ttl_s: plan.access_token_ttl_s,
         oversubscribed: plan.oversubscribed,
-        redis_primaries: plan.redis_primaries,
-        store_delay_ms: plan.store_delay_ms,
         store_rtt_ms: target.store_rtt_ms,
         failover: window.failover,
         histograms: if plan.keep_histograms {
@@ -517,7 +557,10 @@ pub async fn measure(
         } else {
             None
         },
+        open_model,
+        invalid: Vec::new(),
     };
+    run.invalid = run.broken_rules();
     Ok((run, window.note))
 }
 
@@ -545,8 +588,8 @@ pub fn bottleneck(
     // which is also when it was held back in most of its quota periods (small quotas have
     // long periods, and keep its measured CPU under 85% of the budget even then).
     // Each Redis (each primary of a cluster) runs its commands on one thread.
-    let redis_nodes = plan.redis_primaries.unwrap_or(1) as f64;
-    if let Some(r) = plan.redis_cpus {
+    let redis_nodes = plan.setup.redis_primaries.unwrap_or(1) as f64;
+    if let Some(r) = plan.setup.redis_cpus {
         let held_back = store_throttled.is_some_and(|share| share >= STORE_THROTTLED);
         if held_back || cores.redis >= 0.85 * r.min(1.0) * redis_nodes {
             return Some(Bottleneck::Redis);
@@ -613,8 +656,7 @@ mod tests {
             label: String::new(),
             scenario: Scenario::Read,
             experiment: None,
-            variant: Variant::Standard,
-            users: 1,
+            setup: Setup::standard(1, None),
             user_prefix: String::new(),
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
@@ -622,10 +664,6 @@ mod tests {
             replicas,
             round: 1,
             cpus_per_replica,
-            redis_cpus: None,
-            access_token_ttl_s: None,
-            redis_primaries: None,
-            store_delay_ms: None,
             oversubscribed: false,
             fault: None,
             keep_histograms: false,
@@ -644,7 +682,7 @@ mod tests {
     #[test]
     fn redis_held_back_by_its_budget_is_the_bottleneck() {
         let mut p = plan(Some(0.5), 4);
-        p.redis_cpus = Some(0.02);
+        p.setup.redis_cpus = Some(0.02);
         let c = cores(0.3, 0.015, 0.1, 0.1);
         assert_eq!(
             bottleneck(&c, &p, 1, 100, Some(0.9)),
@@ -656,7 +694,7 @@ mod tests {
     #[test]
     fn redis_on_a_budget_is_saturated_at_its_budget() {
         let mut p = plan(Some(0.5), 4);
-        p.redis_cpus = Some(0.1);
+        p.setup.redis_cpus = Some(0.1);
         assert_eq!(
             bottleneck(&cores(0.3, 0.09, 0.1, 0.1), &p, 1, 100, None),
             Some(Bottleneck::Redis)

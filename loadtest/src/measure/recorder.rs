@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::model::{Histograms, Latency, TimelinePoint};
+use crate::model::{Histograms, Latency, OpenModel, Percentiles, TimelinePoint};
+
+use super::pacing::LATE_AFTER;
 
 #[derive(Default)]
 pub struct Recorder {
@@ -48,6 +50,10 @@ pub struct Window {
     /// Kept only when the window was opened with a timeline.
     timeline: Option<Timeline>,
     opened: Option<Instant>,
+    /// Open model only: latency from each request's slot, and how late it started.
+    from_slot: Option<Histogram<u64>>,
+    late_by: Option<Histogram<u64>>,
+    late_starts: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -87,14 +93,29 @@ impl Recorder {
         }
     }
 
-    /// `status` 0 means no HTTP answer at all (connection refused, timeout).
-    pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
+    /// `status` 0 means no HTTP answer at all (connection refused, timeout); `elapsed` is
+    /// from the send, and `late` (open model) how long after its slot the request was sent.
+    pub fn record(
+        &self,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+        late: Option<Duration>,
+    ) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         if !self.open.load(Ordering::Relaxed) {
             return;
         }
-        let us = (elapsed.as_micros() as u64).clamp(1, 60_000_000);
+        let us = micros(elapsed);
         let mut w = self.lock();
+        if let Some(late) = late {
+            let from_slot = w.from_slot.get_or_insert_with(histogram);
+            let _ = from_slot.record(micros(elapsed + late));
+            let _ = w.late_by.get_or_insert_with(histogram).record(micros(late));
+            if late > LATE_AFTER {
+                w.late_starts += 1;
+            }
+        }
         let i = match w.by_route.iter().position(|(r, _)| *r == route) {
             Some(i) => i,
             None => {
@@ -127,7 +148,29 @@ impl Recorder {
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, 60_000_000)
+}
+
 impl Window {
+    /// What an open-model window saw (`None` for a closed loop); `achieved_rps` is the
+    /// caller's, who knows the window's length.
+    pub fn open_model(&self, achieved_rps: f64) -> Option<OpenModel> {
+        let (from_slot, late_by) = (self.from_slot.as_ref()?, self.late_by.as_ref()?);
+        let mut actual = histogram();
+        for (_, h) in &self.by_route {
+            let _ = actual.add(h);
+        }
+        Some(OpenModel {
+            achieved_rps,
+            late_starts: self.late_starts,
+            late_after_us: LATE_AFTER.as_micros() as u64,
+            late_by_us: percentiles(late_by),
+            latency_us_intended: percentiles(from_slot),
+            latency_us_actual: percentiles(&actual),
+        })
+    }
+
     pub fn requests(&self) -> u64 {
         self.by_status.values().sum()
     }
@@ -227,6 +270,20 @@ pub fn add_into(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("latency histograms cannot be added: {e:?}"))
 }
 
+/// p50, p90, p99, p99.9 and max of a histogram of microseconds.
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    Percentiles {
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+    }
+}
+
 /// p50, p90, p99 and max of a histogram, in ms.
 pub fn latency_of(h: &Histogram<u64>) -> Latency {
     if h.is_empty() {
@@ -248,13 +305,13 @@ mod tests {
     #[test]
     fn only_the_open_window_counts() {
         let r = Recorder::default();
-        r.record("/api/me", 200, Duration::from_millis(1));
+        r.record("/api/me", 200, Duration::from_millis(1), None);
         r.open(true, true);
         for ms in 1..=100 {
-            r.record("/api/me", 200, Duration::from_millis(ms));
+            r.record("/api/me", 200, Duration::from_millis(ms), None);
         }
-        r.record("/api/items", 503, Duration::from_millis(7));
-        r.record("/api/items", 0, Duration::from_secs(10));
+        r.record("/api/items", 503, Duration::from_millis(7), None);
+        r.record("/api/items", 0, Duration::from_secs(10), None);
         let w = r.take();
         assert_eq!(r.sent.load(Ordering::SeqCst), 103);
         assert_eq!(w.requests(), 102);
@@ -290,7 +347,7 @@ mod tests {
         r.open(true, true);
         r.logged_out(b);
         r.logged_out(b);
-        r.record("/api/me", 401, Duration::from_millis(1));
+        r.record("/api/me", 401, Duration::from_millis(1), None);
         let w = r.take();
         assert_eq!(
             w.users_logged_out(),
@@ -305,7 +362,7 @@ mod tests {
         let r = Recorder::default();
         r.open(true, false);
         for ms in 1..=100 {
-            r.record("/api/me", 200, Duration::from_millis(ms));
+            r.record("/api/me", 200, Duration::from_millis(ms), None);
         }
         let h = r.take().histograms().unwrap();
         let me = decode(&h.by_route["/api/me"]).unwrap();
@@ -319,10 +376,43 @@ mod tests {
     }
 
     #[test]
+    fn an_open_window_counts_from_the_slot_and_counts_late_starts() {
+        let r = Recorder::default();
+        r.open(true, false);
+        for _ in 0..98 {
+            r.record(
+                "/api/me",
+                200,
+                Duration::from_millis(1),
+                Some(Duration::from_micros(500)),
+            );
+        }
+        // Two requests that waited a second for a connection, then took 1 ms.
+        for _ in 0..2 {
+            r.record(
+                "/api/me",
+                200,
+                Duration::from_millis(1),
+                Some(Duration::from_secs(1)),
+            );
+        }
+        let o = r.take().open_model(100.0).unwrap();
+        assert_eq!(o.late_starts, 2);
+        assert!((999..=1001).contains(&o.latency_us_actual.max), "{o:?}");
+        assert!((1499..=1501).contains(&o.latency_us_intended.p50), "{o:?}");
+        assert!(o.latency_us_intended.p99 > 1_000_000, "{o:?}");
+        assert!(o.late_by_us.max >= 999_000, "{o:?}");
+        let closed = Recorder::default();
+        closed.open(true, false);
+        closed.record("/api/me", 200, Duration::from_millis(1), None);
+        assert!(closed.take().open_model(1.0).is_none());
+    }
+
+    #[test]
     fn no_timeline_unless_asked() {
         let r = Recorder::default();
         r.open(true, false);
-        r.record("/api/me", 200, Duration::from_millis(1));
+        r.record("/api/me", 200, Duration::from_millis(1), None);
         let w = r.take();
         assert_eq!(w.requests(), 1);
         assert!(w.timeline().is_empty());

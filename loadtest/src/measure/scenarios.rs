@@ -23,6 +23,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+use super::pacing::Schedule;
 use super::recorder::Recorder;
 use crate::model::{Scenario as Kind, ServerKind};
 
@@ -92,6 +93,8 @@ pub struct RunContext {
     /// `Route::ALL[i]`'s URI on the target.
     uris: Vec<Uri>,
     recorder: Arc<Recorder>,
+    /// The open model: when each request should start. `None`: a closed loop.
+    schedule: Option<Arc<Schedule>>,
 }
 
 impl RunContext {
@@ -102,6 +105,7 @@ impl RunContext {
         refresh: RefreshPolicy,
         request_timeout: Duration,
         recorder: Arc<Recorder>,
+        schedule: Option<Arc<Schedule>>,
     ) -> anyhow::Result<Arc<Self>> {
         let base = target.trim_end_matches('/');
         let uris = Route::ALL
@@ -119,7 +123,16 @@ impl RunContext {
             request_timeout,
             uris,
             recorder,
+            schedule,
         }))
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_deref()
     }
 
     /// On every request's path: an index, no search (`Route::ALL` lists the routes in
@@ -145,7 +158,13 @@ struct UserState {
     /// When the access token should be refreshed (`RefreshPolicy::BeforeExpiry`).
     refresh_at: Option<Instant>,
     reads: u32,
+    /// Open model: the slot the next request was scheduled for.
+    slot: Option<Instant>,
 }
+
+/// How often a user asks again whether the schedule has started (it starts once every
+/// user is set up).
+const SCHEDULE_POLL: Duration = Duration::from_millis(5);
 
 /// How often a user's set-up is tried, and the pause between tries (set-up happens in
 /// the warm-up, which is not measured).
@@ -196,7 +215,22 @@ fn transaction(ctx: &Arc<RunContext>, step: Step) -> Transaction {
 }
 
 impl Step {
+    /// The measured steps: each sends one request, on the schedule when there is one.
+    fn paced(self) -> bool {
+        matches!(self, Step::LogIn | Step::Get(_) | Step::ReadOrRefresh)
+    }
+
     async fn run(self, ctx: &RunContext, user: &mut GooseUser) {
+        if let (true, Some(schedule)) = (self.paced(), &ctx.schedule) {
+            let Some(slot) = schedule.next_slot() else {
+                tokio::time::sleep(SCHEDULE_POLL).await;
+                return;
+            };
+            tokio::time::sleep_until(slot.into()).await;
+            if let Some(state) = user.get_session_data_mut::<UserState>() {
+                state.slot = Some(slot);
+            }
+        }
         match self {
             // A set-up that fails is tried again, as a person would: the balancer answers
             // 502 to a POST it had sent to a replica that has just stopped (nginx does not
@@ -250,6 +284,7 @@ fn new_user(ctx: &RunContext) -> UserState {
         refresh_token: None,
         refresh_at: None,
         reads: 0,
+        slot: None,
     }
 }
 
@@ -266,6 +301,9 @@ async fn send(
     route: Route,
     body: Option<Vec<u8>>,
 ) -> (u16, Bytes) {
+    let slot = user
+        .get_session_data_mut::<UserState>()
+        .and_then(|s| s.slot.take());
     let Some(state) = user.get_session_data::<UserState>() else {
         return (0, Bytes::new());
     };
@@ -312,7 +350,9 @@ async fn send(
         }
         _ => (0, Bytes::new()),
     };
-    ctx.recorder.record(route.path(), status, start.elapsed());
+    let late = slot.map(|slot| start.saturating_duration_since(slot));
+    ctx.recorder
+        .record(route.path(), status, start.elapsed(), late);
     // A credential refused on a route that needs one: the user would have to log in again.
     if status == 401 && matches!(route, Route::Me | Route::Items | Route::Refresh) {
         if let Some(s) = user.get_session_data::<UserState>() {
@@ -420,6 +460,7 @@ mod tests {
             RefreshPolicy::Every(10),
             Duration::from_secs(1),
             recorder,
+            None,
         )
         .unwrap();
         for route in Route::ALL {
@@ -435,7 +476,8 @@ mod tests {
             "p",
             RefreshPolicy::Every(10),
             Duration::from_secs(1),
-            Arc::new(Recorder::default())
+            Arc::new(Recorder::default()),
+            None,
         )
         .is_err());
     }

@@ -15,11 +15,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Version 4: runs at a fixed arrival rate (the open model: `offered_rps`, `arrivals`,
+/// `open_model`), the rules a run broke (`invalid`), the `concurrency` bottleneck and CPU
+/// read in nanoseconds. Version 3 files read unchanged (every new field has a default).
 /// Version 3: CPU that was not visible is `null` (never 0), timelines in steps of
 /// `timeline_step_s` by the time each request was sent, repeated sweep rounds, users logged
 /// out, and the experiments of the study note's remaining claims. Versions 1 and 2 are still
 /// read (see `v1.rs`, `v2.rs`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The auth model under test; `public` is the no-auth baseline (`GET /api/public` on the
 /// token-server binary, through the same balancer).
@@ -255,6 +258,9 @@ pub enum Bottleneck {
     Redis,
     /// The machine was busy with no single component the biggest user besides the replicas.
     Machine,
+    /// Nothing was saturated: every simulated user (closed loop) or connection (open model)
+    /// was waiting for an answer, so the run measured how many there were, not the system.
+    Concurrency,
 }
 
 impl Bottleneck {
@@ -272,6 +278,10 @@ impl Bottleneck {
                  at least half of its quota periods"
             }
             Bottleneck::Machine => "the machine was at least 85% busy with no single largest user",
+            Bottleneck::Concurrency => {
+                "no component was saturated: the simulated users (or, at a fixed rate, the \
+                 connections) were all waiting for answers, so their number set the throughput"
+            }
         }
     }
 }
@@ -284,6 +294,7 @@ impl Bottleneck {
             Bottleneck::Lb => "lb",
             Bottleneck::Redis => "redis",
             Bottleneck::Machine => "machine",
+            Bottleneck::Concurrency => "concurrency",
         }
     }
 }
@@ -665,6 +676,174 @@ pub struct PeakMemory {
     pub loadgen: u64,
 }
 
+/// How requests arrive in an open-model run.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// One request every 1/rate seconds, as wrk2 sends.
+    #[default]
+    Constant,
+    /// Independent arrivals (exponential gaps of mean 1/rate), as many independent
+    /// clients make.
+    Poisson,
+}
+
+impl Arrivals {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Constant => "constant",
+            Arrivals::Poisson => "poisson",
+        }
+    }
+}
+
+/// The open model: requests start on a schedule of their own, whether or not earlier ones
+/// were answered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OpenLoad {
+    /// Requests per second the schedule starts.
+    pub offered_rps: f64,
+    pub arrivals: Arrivals,
+}
+
+/// How a run's deployment and load were set up. The plan makes it once; the run carries it
+/// unchanged into results.json, where its fields sit flat in the run (the names readers
+/// know).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// How the servers were set up (`standard` in the sweep).
+    #[serde(default)]
+    pub variant: Variant,
+    /// Simulated users; at a fixed rate, the connections the requests are spread over.
+    pub users: u32,
+    /// A fixed arrival rate; absent: a closed loop (each user sends its next request when
+    /// the last one was answered).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenLoad>,
+    /// CPU budget of Redis during the window (experiment `store-bound`).
+    #[serde(default)]
+    pub redis_cpus: Option<f64>,
+    /// The access tokens' lifetime, where the run set one (experiment
+    /// `access-token-lifetime`).
+    #[serde(default)]
+    pub access_token_ttl_s: Option<u64>,
+    /// Primaries of the Redis Cluster the run's store was (variant `cluster`).
+    #[serde(default)]
+    pub redis_primaries: Option<u32>,
+    /// Replicas of each of those primaries (the failover arm gives each one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_replicas_each: Option<u32>,
+    /// The delay the proxy between the replicas and Redis added in each direction (variant
+    /// `store-delay`), as planned.
+    #[serde(default)]
+    pub store_delay_ms: Option<f64>,
+    /// The replicas ran without the CPU budget (`store-latency`: under a quota, a request
+    /// that waits for the next quota period hides part of the round trip it also waits for).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unbudgeted: bool,
+}
+
+impl Setup {
+    /// The sweep's set-up: standard servers, `users` users, closed loop unless `open`.
+    pub fn standard(users: u32, open: Option<OpenLoad>) -> Self {
+        Self {
+            variant: Variant::Standard,
+            users,
+            open,
+            redis_cpus: None,
+            access_token_ttl_s: None,
+            redis_primaries: None,
+            redis_replicas_each: None,
+            store_delay_ms: None,
+            unbudgeted: false,
+        }
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// What an open-model run saw besides its throughput.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpenModel {
+    /// Requests answered in the window per second (`rps`), beside the offered rate.
+    pub achieved_rps: f64,
+    /// Requests of the window that started more than `late_after_us` after they should
+    /// have: no connection was free, or the load generator was behind.
+    pub late_starts: u64,
+    pub late_after_us: u64,
+    /// How late every request of the window started (0 for one on time).
+    pub late_by_us: Percentiles,
+    /// From when each request should have started to its answer: what a user arriving on
+    /// schedule waits (coordinated omission accounted for, as wrk2 counts).
+    pub latency_us_intended: Percentiles,
+    /// From when each request was actually sent to its answer (what a closed loop reports).
+    pub latency_us_actual: Percentiles,
+}
+
+/// A rule of a valid run that a run broke: it stays in results.json, out of medians and
+/// verdicts, and the report lists it with this reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum Invalid {
+    /// An open-model run answered less than `MIN_ACHIEVED` of the rate it was offered: the
+    /// offered rate was above what the system (or the load generator) could do.
+    BelowOfferedRate { offered_rps: f64, achieved_rps: f64 },
+    /// Over `MAX_ERRORS` of the requests failed outside a fault experiment.
+    Errors { share: f64 },
+    /// A replica served under half of its fair share: the balancer starved it.
+    ReplicaStarved {
+        /// 1-based.
+        replica: u32,
+        served: u64,
+        fair_share: f64,
+    },
+}
+
+/// An open-model run must achieve this share of its offered rate.
+pub const MIN_ACHIEVED: f64 = 0.95;
+/// A run outside a fault experiment may fail at most this share of its requests.
+pub const MAX_ERRORS: f64 = 0.01;
+/// Every replica must serve at least this share of its fair share (requests / replicas).
+pub const MIN_FAIR_SHARE: f64 = 0.5;
+
+impl Invalid {
+    pub fn explain(&self) -> String {
+        match self {
+            Invalid::BelowOfferedRate {
+                offered_rps,
+                achieved_rps,
+            } => format!(
+                "achieved {achieved_rps:.0} of the {offered_rps:.0} req/s offered ({:.0}%, under {:.0}%)",
+                100.0 * achieved_rps / offered_rps.max(f64::MIN_POSITIVE),
+                100.0 * MIN_ACHIEVED
+            ),
+            Invalid::Errors { share } => format!(
+                "{:.1}% of its requests failed (over {:.0}%) with no fault injected",
+                100.0 * share,
+                100.0 * MAX_ERRORS
+            ),
+            Invalid::ReplicaStarved {
+                replica,
+                served,
+                fair_share,
+            } => format!(
+                "replica {replica} served {served} requests, under half of its fair share \
+                 ({fair_share:.0})"
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// Set for the runs of an experiment, null for the sweep.
@@ -674,13 +853,11 @@ pub struct Run {
     /// interleaved, so a slow minute of the machine does not land on one replica count.
     #[serde(default = "first_round")]
     pub round: u32,
-    /// How the servers were set up (`standard` in the sweep).
-    #[serde(default)]
-    pub variant: Variant,
     pub server: ServerKind,
     pub scenario: Scenario,
     pub replicas: u32,
-    pub users: u32,
+    #[serde(flatten)]
+    pub setup: Setup,
     /// The measured window, in seconds (warm-up excluded).
     pub duration_s: f64,
     /// Requests answered in the window, per second (errors included).
@@ -716,26 +893,12 @@ pub struct Run {
     pub credential_bytes: u64,
     /// CPU budget of each replica, in CPUs, if one was set.
     pub cpus_per_replica: Option<f64>,
-    /// CPU budget of Redis during the window (experiment `store-bound`).
-    #[serde(default)]
-    pub redis_cpus: Option<f64>,
     /// Share of Redis's quota periods in the window in which it ran out of that budget and
     /// was held back (cgroup `cpu.stat`).
     #[serde(default)]
     pub redis_throttled: Option<f64>,
-    /// The access tokens' lifetime, where the run set one (experiment
-    /// `access-token-lifetime`).
-    #[serde(default)]
-    pub access_token_ttl_s: Option<u64>,
     /// Whether this replica count asked for more CPUs than the machine has.
     pub oversubscribed: bool,
-    /// Primaries of the Redis Cluster the run's store was (variant `cluster`).
-    #[serde(default)]
-    pub redis_primaries: Option<u32>,
-    /// The delay the proxy between the replicas and Redis added in each direction (variant
-    /// `store-delay`), as planned.
-    #[serde(default)]
-    pub store_delay_ms: Option<f64>,
     /// A `PING` round trip from this machine to Redis through that proxy, as measured
     /// before the run (median of 50).
     #[serde(default)]
@@ -757,8 +920,15 @@ pub struct Run {
     /// The timeline's step, in seconds.
     #[serde(default = "one_second")]
     pub timeline_step_s: f64,
-    /// What limited throughput; null when nothing was found saturated.
+    /// What limited throughput; null when nothing was found saturated (version 3 files;
+    /// version 4 names `concurrency` then).
     pub bottleneck: Option<Bottleneck>,
+    /// An open-model run's late starts and latency from the intended start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_model: Option<OpenModel>,
+    /// The rules of a valid run this run broke; empty for a valid run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<Invalid>,
 }
 
 fn first_round() -> u32 {
@@ -775,11 +945,10 @@ impl Run {
         Self {
             experiment: None,
             round: 1,
-            variant: Variant::Standard,
             server,
             scenario,
             replicas: 1,
-            users: 0,
+            setup: Setup::standard(0, None),
             duration_s: 0.0,
             rps: 0.0,
             requests: 0,
@@ -797,12 +966,8 @@ impl Run {
             redis_bytes_per_user: None,
             credential_bytes: 0,
             cpus_per_replica: None,
-            redis_cpus: None,
             redis_throttled: None,
-            access_token_ttl_s: None,
             oversubscribed: false,
-            redis_primaries: None,
-            store_delay_ms: None,
             store_rtt_ms: None,
             failover: None,
             histograms: None,
@@ -810,7 +975,63 @@ impl Run {
             timeline: Vec::new(),
             timeline_step_s: 1.0,
             bottleneck: None,
+            open_model: None,
+            invalid: Vec::new(),
         }
+    }
+
+    pub fn variant(&self) -> Variant {
+        self.setup.variant
+    }
+
+    pub fn users(&self) -> u32 {
+        self.setup.users
+    }
+
+    /// Whether the run may enter medians and verdicts: it broke none of the rules.
+    pub fn valid(&self) -> bool {
+        self.invalid.is_empty()
+    }
+
+    /// The rules of a valid run this one breaks (see [`Invalid`]). A fault experiment fails
+    /// requests on purpose, and so does the memory store behind round robin (its refused
+    /// credentials are what it measures); a replica killed, or a sticky hash, serves
+    /// unevenly by design.
+    pub fn broken_rules(&self) -> Vec<Invalid> {
+        let mut broken = Vec::new();
+        if let Some(open) = self.setup.open {
+            if self.rps < MIN_ACHIEVED * open.offered_rps {
+                broken.push(Invalid::BelowOfferedRate {
+                    offered_rps: open.offered_rps,
+                    achieved_rps: self.rps,
+                });
+            }
+        }
+        let failing_on_purpose = self.fault.is_some() || self.variant() == Variant::MemoryStore;
+        if !failing_on_purpose && self.error_rate() > MAX_ERRORS {
+            broken.push(Invalid::Errors {
+                share: self.error_rate(),
+            });
+        }
+        let uneven_on_purpose =
+            self.fault.is_some() || self.variant() == Variant::MemoryStoreSticky;
+        let served: u64 = self.requests_per_replica.iter().sum();
+        if !uneven_on_purpose && self.requests_per_replica.len() > 1 && served > 0 {
+            let fair_share = served as f64 / self.requests_per_replica.len() as f64;
+            if let Some((i, n)) = self
+                .requests_per_replica
+                .iter()
+                .enumerate()
+                .find(|(_, n)| (**n as f64) < MIN_FAIR_SHARE * fair_share)
+            {
+                broken.push(Invalid::ReplicaStarved {
+                    replica: i as u32 + 1,
+                    served: *n,
+                    fair_share,
+                });
+            }
+        }
+        broken
     }
 
     /// Whether this run belongs to the replica sweep (not to an experiment).
@@ -929,12 +1150,12 @@ impl Results {
         }
     }
 
-    /// Sweep runs of one server and scenario, by replica count then round.
+    /// Valid sweep runs of one server and scenario, by replica count then round.
     pub fn sweep(&self, server: ServerKind, scenario: Scenario) -> Vec<&Run> {
         let mut v: Vec<&Run> = self
             .runs
             .iter()
-            .filter(|r| r.in_sweep() && r.server == server && r.scenario == scenario)
+            .filter(|r| r.valid() && r.in_sweep() && r.server == server && r.scenario == scenario)
             .collect();
         v.sort_by_key(|r| (r.replicas, r.round));
         v
@@ -962,19 +1183,24 @@ impl Results {
         self.sweep(server, scenario).into_iter().next()
     }
 
-    /// The runs of one experiment, in the order they ran.
+    /// The valid runs of one experiment, in the order they ran.
     pub fn experiment(&self, e: Experiment) -> Vec<&Run> {
         self.runs
             .iter()
-            .filter(|r| r.experiment == Some(e))
+            .filter(|r| r.valid() && r.experiment == Some(e))
             .collect()
     }
 
-    /// One arm of an experiment.
+    /// One arm of an experiment, when it was valid.
     pub fn arm(&self, e: Experiment, server: ServerKind, v: Variant) -> Option<&Run> {
-        self.runs
-            .iter()
-            .find(|r| r.experiment == Some(e) && r.server == server && r.variant == v)
+        self.runs.iter().find(|r| {
+            r.valid() && r.experiment == Some(e) && r.server == server && r.variant() == v
+        })
+    }
+
+    /// The runs left out of every median and verdict, with the rules they broke.
+    pub fn invalid_runs(&self) -> impl Iterator<Item = &Run> {
+        self.runs.iter().filter(|r| !r.valid())
     }
 
     /// The server groups that have runs, in the report's order.
@@ -1020,6 +1246,8 @@ impl Results {
                 v2::upgrade(&mut value)?;
             }
             Some(2) => v2::upgrade(&mut value)?,
+            // Version 4 only added fields, each with a default.
+            Some(3) => value["schema_version"] = serde_json::json!(SCHEMA_VERSION),
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             other => anyhow::bail!(
                 "schema_version {}: this loadtest reads 1 to {SCHEMA_VERSION}",

@@ -91,7 +91,7 @@ mod tests {
             let f = run.fault.expect("the freeze");
             assert_eq!(f.kind, FaultKind::FreezeRedis);
             assert!((f.at_s - run.duration_s / 3.0).abs() < 1e-9);
-            assert_eq!(run.variant, Variant::Standard);
+            assert_eq!(run.variant(), Variant::Standard);
         }
         assert!(r
             .arm(
@@ -106,7 +106,7 @@ mod tests {
         assert!(r.environment.notes.iter().any(|n| n == PLANNED_FAULT_NOTE));
         let sweep = r.sweep(ServerKind::Token, Scenario::Read);
         assert!(!sweep.is_empty());
-        assert!(sweep.iter().all(|x| x.variant == Variant::Standard));
+        assert!(sweep.iter().all(|x| x.variant() == Variant::Standard));
     }
 
     #[test]

@@ -423,7 +423,13 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         scaled_to: None,
         budget: None,
     };
-    let jobs = plan::sweep(&args.servers, &replicas, &m.scenarios, args.rounds());
+    let jobs = plan::sweep(
+        &args.servers,
+        &replicas,
+        &m.scenarios,
+        args.rounds(),
+        &m.setup(),
+    );
     let outcome = execute(&mut services, &jobs, &m, &mut journal).await;
     services.budget = None;
     if services.started_here {

@@ -170,7 +170,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let jobs: Vec<Job> = targets
         .iter()
         .flat_map(|(server, _, replicas)| {
-            plan::sweep(&[*server], &[replicas.len().max(1) as u32], &m.scenarios, 1)
+            plan::sweep(
+                &[*server],
+                &[replicas.len().max(1) as u32],
+                &m.scenarios,
+                1,
+                &m.setup(),
+            )
         })
         .collect();
     let mut existing = Existing {

@@ -187,7 +187,7 @@ impl Shared {
                 ),
                 ..m.clone()
             };
-            let plan = Job::calibration(server).run_plan(
+            let plan = Job::calibration(server, m.users).run_plan(
                 server.main_scenario(),
                 &short,
                 format!("calibration {}", server.name()),
@@ -410,21 +410,21 @@ impl browser::Servers for Shared {
 
 impl Deployment for Local {
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
-        let (mut extra_env, balance) = plan::setup(job.variant, &self.shared.ed25519_pem);
+        let (mut extra_env, balance) = plan::setup(job.setup.variant, &self.shared.ed25519_pem);
         extra_env.extend(job.extra_env());
         let mut spec = self
             .shared
             .spec(job.server, job.replicas, extra_env, balance);
         // The previous job's own store goes first: its replicas are gone.
         self.private = None;
-        if let Some(shape) = job.cluster {
+        if let Some(shape) = plan::ClusterShape::of(&job.setup) {
             let cluster = RedisCluster::start(
                 &self.shared.logs,
                 shape.primaries as usize,
                 shape.replicas_each as usize,
             )
             .await?;
-            let budget = match job.redis_cpus {
+            let budget = match job.setup.redis_cpus {
                 Some(c) => {
                     let mut b = CpuBudget::for_cluster(c)?;
                     for (i, p) in cluster.primaries().enumerate() {
@@ -437,7 +437,7 @@ impl Deployment for Local {
             };
             spec.store = StoreAddr::ClusterNodes(cluster.nodes_env());
             self.private = Some(PrivateStore::Cluster { cluster, budget });
-        } else if let Some(d) = job.store_delay_ms {
+        } else if let Some(d) = job.setup.store_delay_ms {
             let upstream = self
                 .shared
                 .redis
@@ -454,7 +454,7 @@ impl Deployment for Local {
             });
         }
         let mut unlimited = CpuBudget::new(None)?;
-        let replica_budget = if job.unbudgeted {
+        let replica_budget = if job.setup.unbudgeted {
             &mut unlimited
         } else {
             &mut self.budget
@@ -466,7 +466,7 @@ impl Deployment for Local {
             Some(c) => c * n as f64 > cpus as f64,
             None => n as usize * self.shared.workers_per_replica as usize > cpus,
         };
-        if let (Some(c), None) = (job.redis_cpus, job.cluster) {
+        if let (Some(c), None) = (job.setup.redis_cpus, job.setup.redis_primaries) {
             if self.store_budget.as_ref().and_then(|b| b.cpus_per_replica) != Some(c) {
                 let mut b = CpuBudget::for_store(c)?;
                 b.assign(0, self.shared.redis.proc_.pid())
@@ -475,7 +475,7 @@ impl Deployment for Local {
             }
         }
         let mut budgets = Vec::new();
-        if !job.unbudgeted {
+        if !job.setup.unbudgeted {
             budgets.push(&self.budget);
         }
         let mut target = self.shared.target(&group, job.server);
@@ -501,7 +501,7 @@ impl Deployment for Local {
             }
             Some(PrivateStore::Delayed { rtt_ms, .. }) => target.store_rtt_ms = Some(*rtt_ms),
             None => {
-                if job.redis_cpus.is_some() {
+                if job.setup.redis_cpus.is_some() {
                     budgets.extend(self.store_budget.as_ref());
                 }
             }
@@ -509,7 +509,7 @@ impl Deployment for Local {
         Ok(Stage {
             target,
             budgets,
-            cpus_per_replica: self.cpus_per_replica.filter(|_| !job.unbudgeted),
+            cpus_per_replica: self.cpus_per_replica.filter(|_| !job.setup.unbudgeted),
             oversubscribed,
             group: Some(group),
         })
@@ -671,27 +671,32 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             private: None,
         };
         local.shared.workers_per_replica = workers_per_replica;
-        let sweep = plan::sweep(&args.servers, &replicas, &m.scenarios, args.rounds());
-        // The experiments are planned now (so progress counts them), Redis's budget set
-        // once the sweep has measured what a session read costs it.
-        let mut experiments = if args.no_experiments {
-            plan::Plan::default()
-        } else {
-            plan::experiments(&args.experiments, &replicas, m.quick, 0.0)
+        let sweep = plan::sweep(
+            &args.servers,
+            &replicas,
+            &m.scenarios,
+            args.rounds(),
+            &m.setup(),
+        );
+        // The experiments are planned once the sweep has measured what a session read
+        // costs Redis (their Redis budget follows from it); progress counts them from the
+        // start, and how many there are does not depend on that budget.
+        let plan_experiments = |store_cpus| {
+            if args.no_experiments {
+                plan::Plan::default()
+            } else {
+                plan::experiments(&args.experiments, &replicas, m.quick, m.users, store_cpus)
+            }
         };
         super::announce(&sweep, &m, &mut journal);
-        super::announce(&experiments.jobs, &m, &mut journal);
+        super::announce(&plan_experiments(f64::NAN).jobs, &m, &mut journal);
         super::execute_announced(&mut local, &sweep, &m, &mut journal).await?;
         let store_cpus = calibrate::store_budget(
             session_redis_ratio(journal.results()),
             cpus_per_replica,
             max_replicas,
         );
-        for j in &mut experiments.jobs {
-            if j.redis_cpus.is_some() {
-                j.redis_cpus = Some(store_cpus);
-            }
-        }
+        let experiments = plan_experiments(store_cpus);
         super::execute_announced(&mut local, &experiments.jobs, &m, &mut journal).await?;
         // The last job's own store (a cluster, the delaying proxy) goes before the probes.
         local.private = None;

@@ -9,7 +9,7 @@ use crate::cli::Effective as Measure;
 use crate::infra::topology::Balance;
 use crate::measure::fault::FaultPlan;
 use crate::measure::{RefreshPolicy, RunPlan};
-use crate::model::{Experiment, FaultKind, Scenario, ServerKind, Variant};
+use crate::model::{Experiment, FaultKind, Scenario, ServerKind, Setup, Variant};
 
 /// The token server's leeway on `exp` (token-server/src/tokens.rs `LEEWAY_S`).
 pub const LEEWAY_S: u64 = 30;
@@ -44,25 +44,12 @@ pub struct Job {
     pub scenarios: Vec<Scenario>,
     /// `None`: a run of the replica sweep.
     pub experiment: Option<Experiment>,
-    pub variant: Variant,
     /// What to break during the window (a third of the way in).
     pub fault: Option<FaultKind>,
     /// Which repetition of its sweep point.
     pub round: u32,
-    /// Redis's CPU budget during the window (`store-bound`).
-    pub redis_cpus: Option<f64>,
-    /// `ACCESS_TOKEN_TTL` for the replicas (`access-token-lifetime`).
-    pub access_ttl_s: Option<u64>,
-    /// The store as a Redis Cluster (`store-cluster`): how many primaries, and how many
-    /// replicas each has.
-    pub cluster: Option<ClusterShape>,
-    /// The store behind the delaying proxy (`store-latency`): the delay each way, in ms.
-    pub store_delay_ms: Option<f64>,
-    /// Simulated users, where the job sets its own (else `--users`).
-    pub users: Option<u32>,
-    /// The replicas run without the CPU budget (`store-latency`: under a quota, a request
-    /// that waits for the next quota period hides part of the round trip it also waits for).
-    pub unbudgeted: bool,
+    /// The servers, the store and the load, as its runs will record them.
+    pub setup: Setup,
 }
 
 /// The Redis Cluster a job's store is.
@@ -70,6 +57,16 @@ pub struct Job {
 pub struct ClusterShape {
     pub primaries: u32,
     pub replicas_each: u32,
+}
+
+impl ClusterShape {
+    /// `setup`'s cluster, when its store is one.
+    pub fn of(setup: &Setup) -> Option<Self> {
+        Some(Self {
+            primaries: setup.redis_primaries?,
+            replicas_each: setup.redis_replicas_each.unwrap_or(0),
+        })
+    }
 }
 
 /// Extra warm-up for a job whose store is new (its users sign up again): 64 users, two
@@ -115,46 +112,56 @@ pub struct Plan {
 }
 
 impl Job {
-    fn sweep(server: ServerKind, replicas: u32, scenarios: Vec<Scenario>, round: u32) -> Self {
+    fn sweep(
+        server: ServerKind,
+        replicas: u32,
+        scenarios: Vec<Scenario>,
+        round: u32,
+        setup: Setup,
+    ) -> Self {
         Self {
             server,
             replicas,
             scenarios,
             experiment: None,
-            variant: Variant::Standard,
             fault: None,
             round,
-            redis_cpus: None,
-            access_ttl_s: None,
-            cluster: None,
-            store_delay_ms: None,
-            users: None,
-            unbudgeted: false,
+            setup,
         }
     }
 
-    fn arm(e: Experiment, server: ServerKind, replicas: u32, variant: Variant) -> Self {
+    /// An arm of experiment `e`: `variant`'s servers, `users` users in a closed loop.
+    fn arm(e: Experiment, server: ServerKind, replicas: u32, variant: Variant, users: u32) -> Self {
         Self {
             server,
             replicas,
             scenarios: vec![Scenario::Read],
             experiment: Some(e),
-            variant,
             fault: None,
             round: 1,
-            redis_cpus: None,
-            access_ttl_s: None,
-            cluster: None,
-            store_delay_ms: None,
-            users: None,
-            unbudgeted: false,
+            setup: Setup {
+                variant,
+                ..Setup::standard(users, None)
+            },
         }
     }
 
-    /// One replica of `server` running its main scenario, for the calibration: what a
-    /// request costs each component with no budget.
-    pub fn calibration(server: ServerKind) -> Self {
-        Self::sweep(server, 1, vec![server.main_scenario()], 1)
+    /// This job with its set-up changed by `f` (while the plan is being made).
+    fn with(mut self, f: impl FnOnce(&mut Setup)) -> Self {
+        f(&mut self.setup);
+        self
+    }
+
+    /// One replica of `server` running its main scenario with `users` users, for the
+    /// calibration: what a request costs each component with no budget.
+    pub fn calibration(server: ServerKind, users: u32) -> Self {
+        Self::sweep(
+            server,
+            1,
+            vec![server.main_scenario()],
+            1,
+            Setup::standard(users, None),
+        )
     }
 
     /// `server scenario xN [variant]`.
@@ -169,27 +176,31 @@ impl Job {
             s.push_str(&format!(
                 " [{}: {}",
                 e.name(),
-                self.variant.describe(self.server)
+                self.setup.variant.describe(self.server)
             ));
-            if let Some(t) = self.access_ttl_s {
+            if let Some(t) = self.setup.access_token_ttl_s {
                 s.push_str(&format!(", {t} s"));
             }
-            if let Some(c) = self.redis_cpus {
+            if let Some(c) = self.setup.redis_cpus {
                 s.push_str(&format!(", Redis {c:.2} CPU"));
             }
-            if let Some(d) = self.store_delay_ms {
+            if let Some(d) = self.setup.store_delay_ms {
                 s.push_str(&format!(", +{d} ms each way"));
             }
             s.push(']');
         } else if self.round > 1 {
             s.push_str(&format!(" (round {})", self.round));
         }
+        if let Some(o) = self.setup.open {
+            s.push_str(&format!(" @{:.0}/s", o.offered_rps));
+        }
         s
     }
 
     /// The environment this job's replicas get beyond the variant's.
     pub fn extra_env(&self) -> Vec<(String, String)> {
-        self.access_ttl_s
+        self.setup
+            .access_token_ttl_s
             .map(|t| ("ACCESS_TOKEN_TTL".to_string(), t.to_string()))
             .into_iter()
             .collect()
@@ -203,7 +214,7 @@ impl Job {
             m.duration.0.max(FAILOVER_WINDOW_MIN)
         } else if self.fault.is_some() {
             m.duration.0.max(FAULT_WINDOW_MIN)
-        } else if let Some(t) = self.access_ttl_s {
+        } else if let Some(t) = self.setup.access_token_ttl_s {
             m.duration.0.max(Duration::from_secs(2 * t + 2))
         } else {
             m.duration.0
@@ -213,7 +224,7 @@ impl Job {
     /// The warm-up: `--warmup`, and more on a store of the job's own (a Redis Cluster), where
     /// every simulated user signs up again (two password hashes each) before the window.
     pub fn warmup(&self, m: &Measure) -> Duration {
-        if self.cluster.is_some() {
+        if self.setup.redis_primaries.is_some() {
             m.warmup.0 + FRESH_STORE_ROOM
         } else {
             m.warmup.0
@@ -239,22 +250,17 @@ impl Job {
             label,
             scenario,
             experiment: self.experiment,
-            variant: self.variant,
-            users: self.users.unwrap_or(m.users),
+            setup: self.setup.clone(),
             user_prefix: m.user_prefix.clone(),
             warmup: self.warmup(m),
             duration,
-            refresh: match self.access_ttl_s {
+            refresh: match self.setup.access_token_ttl_s {
                 Some(_) => RefreshPolicy::BeforeExpiry,
                 None => RefreshPolicy::Every(m.refresh_every),
             },
             replicas: self.replicas,
             round: self.round,
             cpus_per_replica,
-            redis_cpus: self.redis_cpus,
-            access_token_ttl_s: self.access_ttl_s,
-            redis_primaries: self.cluster.map(|c| c.primaries),
-            store_delay_ms: self.store_delay_ms,
             oversubscribed,
             keep_histograms: false,
             fault: self.fault.map(|kind| FaultPlan {
@@ -279,11 +285,13 @@ pub fn scenarios_for(server: ServerKind, wanted: &[Scenario]) -> Vec<Scenario> {
 /// then round 2 ...), so a slow minute of the machine spreads over the counts instead of
 /// landing on one. Each group's main scenario runs in every round; its other scenarios
 /// (login, refresh: what a request costs, not how it scales) once, at the smallest count.
+/// Every run gets `setup` (the users, and the rate when the load is open).
 pub fn sweep(
     servers: &[ServerKind],
     replicas: &[u32],
     scenarios: &[Scenario],
     rounds: u32,
+    setup: &Setup,
 ) -> Vec<Job> {
     let smallest = replicas.iter().copied().min().unwrap_or(1);
     let mut jobs = Vec::new();
@@ -295,7 +303,7 @@ pub fn sweep(
                     .filter(|s| *s == server.main_scenario() || (round == 1 && n == smallest))
                     .collect();
                 if !scenarios.is_empty() {
-                    jobs.push(Job::sweep(server, n, scenarios, round));
+                    jobs.push(Job::sweep(server, n, scenarios, round, setup.clone()));
                 }
             }
         }
@@ -303,9 +311,16 @@ pub fn sweep(
     jobs
 }
 
-/// The experiments' jobs and probes, at replica counts taken from the sweep's; `redis_cpus`
-/// is Redis's budget in experiment `store-bound`.
-pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_cpus: f64) -> Plan {
+/// The experiments' jobs and probes, at replica counts taken from the sweep's, with `users`
+/// users in a closed loop (a fault's effect is counted in what users lived); `redis_cpus` is
+/// Redis's budget in experiments `store-bound` and `store-cluster`.
+pub fn experiments(
+    wanted: &[Experiment],
+    replicas: &[u32],
+    quick: bool,
+    users: u32,
+    redis_cpus: f64,
+) -> Plan {
     // Experiments run at the smallest swept count; those about replicas disagreeing need
     // two at least (with one, every request lands where its session is).
     let smallest = replicas.iter().copied().min().unwrap_or(1);
@@ -325,7 +340,8 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                     Variant::MemoryStoreSticky,
                     Variant::Standard,
                 ] {
-                    plan.jobs.push(Job::arm(e, session, smallest_shared, v));
+                    plan.jobs
+                        .push(Job::arm(e, session, smallest_shared, v, users));
                 }
             }
             // Both fault experiments run the refresh scenario, with and without the retry
@@ -337,7 +353,7 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                         plan.jobs.push(Job {
                             scenarios: vec![Scenario::Refresh],
                             fault: Some(FaultKind::FreezeRedis),
-                            ..Job::arm(e, server, smallest, v)
+                            ..Job::arm(e, server, smallest, v, users)
                         });
                     }
                 }
@@ -356,16 +372,24 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                         // Sticky routing hashes each user's random id: with --quick's 8 users
                         // every user landed on the survivor about once in 128 runs, and the
                         // kill then showed nothing. 16 make that once in 32,768.
-                        users: (quick && v == Variant::MemoryStoreSticky)
-                            .then_some(STICKY_LOSS_USERS_QUICK),
-                        ..Job::arm(e, server, smallest_shared, v)
+                        ..Job::arm(
+                            e,
+                            server,
+                            smallest_shared,
+                            v,
+                            if quick && v == Variant::MemoryStoreSticky {
+                                users.max(STICKY_LOSS_USERS_QUICK)
+                            } else {
+                                users
+                            },
+                        )
                     });
                 }
             }
             Experiment::Revocation => {
                 // What the denylist costs: the token read scenario with it switched on.
                 plan.jobs
-                    .push(Job::arm(e, token, smallest, Variant::Denylist));
+                    .push(Job::arm(e, token, smallest, Variant::Denylist, users));
                 plan.probes.push(Probe::Revocation {
                     ttl_s: if quick {
                         PROBE_TTL_QUICK_S
@@ -377,49 +401,55 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
             Experiment::StoreBound => {
                 for &n in replicas {
                     for server in [session, token] {
-                        plan.jobs.push(Job {
-                            redis_cpus: Some(redis_cpus),
-                            ..Job::arm(e, server, n, Variant::StoreBound)
-                        });
+                        plan.jobs.push(
+                            Job::arm(e, server, n, Variant::StoreBound, users)
+                                .with(|s| s.redis_cpus = Some(redis_cpus)),
+                        );
                     }
                 }
             }
             // The store-bound sweep again, the single Redis replaced by a cluster whose
             // primaries each get the single Redis's budget; then a primary killed.
             Experiment::StoreCluster => {
-                let shape = |replicas_each| {
-                    Some(ClusterShape {
-                        primaries: CLUSTER_PRIMARIES,
-                        replicas_each,
-                    })
+                let cluster = |replicas_each| {
+                    move |s: &mut Setup| {
+                        s.redis_primaries = Some(CLUSTER_PRIMARIES);
+                        s.redis_replicas_each = Some(replicas_each);
+                    }
                 };
                 for &n in replicas {
                     for server in [session, token] {
-                        plan.jobs.push(Job {
-                            redis_cpus: Some(redis_cpus),
-                            cluster: shape(0),
-                            ..Job::arm(e, server, n, Variant::Cluster)
-                        });
+                        plan.jobs
+                            .push(Job::arm(e, server, n, Variant::Cluster, users).with(|s| {
+                                cluster(0)(s);
+                                s.redis_cpus = Some(redis_cpus);
+                            }));
                     }
                 }
                 for server in [session, token] {
                     plan.jobs.push(Job {
                         scenarios: vec![Scenario::Refresh],
                         fault: Some(FaultKind::KillPrimary),
-                        cluster: shape(1),
-                        ..Job::arm(e, server, smallest, Variant::Cluster)
+                        ..Job::arm(e, server, smallest, Variant::Cluster, users).with(cluster(1))
                     });
                 }
             }
             Experiment::StoreLatency => {
                 for d in STORE_DELAYS_MS {
                     for server in [session, token] {
-                        plan.jobs.push(Job {
-                            store_delay_ms: Some(d),
-                            users: Some(STORE_LATENCY_USERS),
-                            unbudgeted: true,
-                            ..Job::arm(e, server, smallest, Variant::StoreDelay)
-                        });
+                        plan.jobs.push(
+                            Job::arm(
+                                e,
+                                server,
+                                smallest,
+                                Variant::StoreDelay,
+                                STORE_LATENCY_USERS,
+                            )
+                            .with(|s| {
+                                s.store_delay_ms = Some(d);
+                                s.unbudgeted = true;
+                            }),
+                        );
                     }
                 }
             }
@@ -446,8 +476,8 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                 for &t in ttls {
                     plan.jobs.push(Job {
                         scenarios: vec![Scenario::Refresh],
-                        access_ttl_s: Some(t),
-                        ..Job::arm(e, token, smallest, Variant::AccessTtl)
+                        ..Job::arm(e, token, smallest, Variant::AccessTtl, users)
+                            .with(|s| s.access_token_ttl_s = Some(t))
                     });
                 }
             }
@@ -460,7 +490,8 @@ pub fn experiments(wanted: &[Experiment], replicas: &[u32], quick: bool, redis_c
                 },
             }),
             Experiment::Signing => {
-                plan.jobs.push(Job::arm(e, token, smallest, Variant::Eddsa));
+                plan.jobs
+                    .push(Job::arm(e, token, smallest, Variant::Eddsa, users));
             }
         }
     }
@@ -518,7 +549,13 @@ mod tests {
 
     #[test]
     fn the_sweep_runs_every_group_at_every_count() {
-        let jobs = sweep(&ServerKind::ALL, &[1, 2], &Scenario::ALL, 3);
+        let jobs = sweep(
+            &ServerKind::ALL,
+            &[1, 2],
+            &Scenario::ALL,
+            3,
+            &Setup::standard(64, None),
+        );
         assert_eq!(jobs.len(), 18, "3 groups x 2 counts x 3 rounds");
         // Main scenarios 3 x 2 x 3 = 18, plus login and refresh of two groups once.
         assert_eq!(jobs.iter().map(|j| j.scenarios.len()).sum::<usize>(), 22);
@@ -549,7 +586,7 @@ mod tests {
             Experiment::AccessTokenLifetime,
             Experiment::Browser,
         ];
-        let plan = experiments(&all, &[1, 4, 2], false, 0.1);
+        let plan = experiments(&all, &[1, 4, 2], false, 64, 0.1);
         let of = |e| plan.jobs.iter().filter(move |j| j.experiment == Some(e));
         assert!(of(Experiment::SharedStore).all(|j| j.replicas == 2));
         assert!(of(Experiment::ReplicaLoss)
@@ -560,19 +597,20 @@ mod tests {
         assert_eq!(of(Experiment::SharedStore).count(), 3);
         assert_eq!(plan.probes[0], Probe::TokenAnatomy);
         assert_eq!(plan.probes.len(), 5);
-        assert!(of(Experiment::StoreBound).all(|j| j.redis_cpus == Some(0.1)));
+        assert!(of(Experiment::StoreBound).all(|j| j.setup.redis_cpus == Some(0.1)));
+        assert!(plan.jobs.iter().all(|j| j.setup.open.is_none()));
         assert_eq!(
             of(Experiment::StoreBound).count(),
             6,
             "both models at 1, 4, 2"
         );
         let ttls: Vec<_> = of(Experiment::AccessTokenLifetime)
-            .map(|j| j.access_ttl_s.unwrap())
+            .map(|j| j.setup.access_token_ttl_s.unwrap())
             .collect();
         assert_eq!(ttls, ACCESS_TTLS_S);
         assert_eq!(of(Experiment::RedisOutage).count(), 4, "grace on and off");
         // With only one replica swept, the experiments about replicas still get two.
-        let one = experiments(&[Experiment::SharedStore], &[1], true, 0.1);
+        let one = experiments(&[Experiment::SharedStore], &[1], true, 8, 0.1);
         assert!(one.jobs.iter().all(|j| j.replicas == 2));
     }
 
@@ -589,6 +627,7 @@ mod tests {
                 ServerKind::Token,
                 1,
                 Variant::Standard,
+                8,
             )
         };
         let plan = job.run_plan(Scenario::Refresh, &m, String::new(), None, false);

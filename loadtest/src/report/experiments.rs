@@ -28,7 +28,7 @@ fn error_rate(r: &Run) -> f64 {
 
 /// The arm with the server named.
 pub(super) fn server_arm(r: &Run) -> String {
-    format!("{}, {}", r.server.name(), r.variant.describe(r.server))
+    format!("{}, {}", r.server.name(), r.variant().describe(r.server))
 }
 
 /// Whether two runs were bound by the same thing, so their throughputs compare.
@@ -50,7 +50,7 @@ fn not_comparable(a: &Run, b: &Run) -> Option<String> {
 /// Users still logged in at the end of a run, of those who started it.
 pub(super) fn users_kept(r: &Run) -> Option<(u32, u32)> {
     r.users_logged_out
-        .map(|out| (r.users.saturating_sub(out), r.users))
+        .map(|out| (r.users().saturating_sub(out), r.users()))
 }
 
 /// How long requests failed after a fault, and whether they still did when the window closed
@@ -80,7 +80,10 @@ pub fn store_bound(results: &Results) -> Option<Section> {
     for runs in by_server.values_mut() {
         runs.sort_by_key(|r| r.replicas);
     }
-    let budget = results.experiment(e).iter().find_map(|r| r.redis_cpus);
+    let budget = results
+        .experiment(e)
+        .iter()
+        .find_map(|r| r.setup.redis_cpus);
     let mut series = Vec::new();
     let mut rows = Vec::new();
     let mut reading = Vec::new();
@@ -227,7 +230,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
     if runs.is_empty() {
         return None;
     }
-    let arm = |r: &Run| r.variant.describe(r.server).to_string();
+    let arm = |r: &Run| r.variant().describe(r.server).to_string();
     let rows = runs
         .iter()
         .map(|r| {
@@ -464,7 +467,7 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
                      off by the freeze had been rotated in Redis, but its answer never reached the client, which \
                      retried with the credential that had just been replaced."
                 ));
-                if r.variant == Variant::NoRetryGrace {
+                if r.variant() == Variant::NoRetryGrace {
                     text.push_str(" Without the retry grace, that retry is reuse, and the login ends.");
                 }
             } else {
@@ -487,7 +490,7 @@ pub fn replica_loss(results: &Results) -> Option<Section> {
             let (kept, n) = users_kept(r)?;
             let during = r.failed_in(None, Phase::During);
             let refused = r.refused_in(None, Phase::During);
-            Some(if kept < n && r.variant == Variant::MemoryStoreSticky {
+            Some(if kept < n && r.variant() == Variant::MemoryStoreSticky {
                 format!(
                     "{}: {} of {n} users were logged out when replica 1 died ({refused} requests refused with 401): \
                      their sessions lived in its memory, and the survivor has never heard of them.",
@@ -696,13 +699,13 @@ pub(super) fn leeway_s(results: &Results) -> Option<u64> {
 /// The lifetime runs, shortest token first.
 pub(super) fn lifetime_runs(results: &Results) -> Vec<&Run> {
     let mut runs = results.experiment(Experiment::AccessTokenLifetime);
-    runs.sort_by_key(|r| r.access_token_ttl_s);
+    runs.sort_by_key(|r| r.setup.access_token_ttl_s);
     runs
 }
 
 /// Refreshes per second per 1000 users.
 pub(super) fn refreshes_per_1000(r: &Run) -> Option<f64> {
-    Some(r.route_rps("/auth/refresh").unwrap_or(0.0) * 1000.0 / f64::from(r.users.max(1)))
+    Some(r.route_rps("/auth/refresh").unwrap_or(0.0) * 1000.0 / f64::from(r.users().max(1)))
         .filter(|_| !r.requests_by_route.is_empty())
 }
 
@@ -713,12 +716,14 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
     }
     let leeway = leeway_s(results);
     // Without a recorded leeway the window is not known: "-", never the lifetime alone.
-    let window = |r: &Run| Some(r.access_token_ttl_s? + leeway?);
+    let window = |r: &Run| Some(r.setup.access_token_ttl_s? + leeway?);
     let rows = runs
         .iter()
         .map(|r| {
             row(&[
-                r.access_token_ttl_s.map_or("-".into(), |t| t.to_string()),
+                r.setup
+                    .access_token_ttl_s
+                    .map_or("-".into(), |t| t.to_string()),
                 window(r).map_or("-".into(), |w| w.to_string()),
                 refreshes_per_1000(r).map_or("-".into(), fmt_num),
                 super::num_or(r.redis_commands_per_request, "not seen"),
@@ -735,8 +740,8 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
         if let (Some(a), Some(b), Some(ta), Some(tb)) = (
             refreshes_per_1000(short),
             refreshes_per_1000(long),
-            short.access_token_ttl_s,
-            long.access_token_ttl_s,
+            short.setup.access_token_ttl_s,
+            long.setup.access_token_ttl_s,
         ) {
             reading.push(format!(
                 "The trade-off as a curve: access tokens of {ta} s cost {} refreshes per second per 1000 users and {} \
@@ -765,7 +770,7 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
              access token's lifetime has passed (as a client watching expires_in does) and reads otherwise. The window \
              lasted at least two lifetimes of the longest token.",
             runs.iter()
-                .filter_map(|r| r.access_token_ttl_s)
+                .filter_map(|r| r.setup.access_token_ttl_s)
                 .map(|t| t.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")

@@ -89,6 +89,9 @@ fn bottleneck_text(r: &Run) -> String {
         Some(Bottleneck::Replicas) => "replicas".to_string(),
         Some(b) => format!("{} (not the servers)", b.name()),
         None if r.cpu_us_per_request.replicas.is_none() => "not visible".into(),
+        // Version 4 names `concurrency` where nothing was saturated in a closed loop; at a
+        // fixed rate, nothing saturated means the schedule set the pace.
+        None if r.open_model.is_some() => "none: the offered rate set the pace".into(),
         None => "no bottleneck found".into(),
     };
     if r.oversubscribed {
@@ -113,7 +116,7 @@ fn run_name(r: &Run) -> String {
             "{} ({}: {})",
             r.server.name(),
             e.name(),
-            r.variant.describe(r.server)
+            r.variant().describe(r.server)
         ),
         None => r.server.name().into(),
     }
@@ -123,6 +126,7 @@ pub fn sections(results: &Results) -> Vec<Section> {
     let mut v = Vec::new();
     v.extend(sweep::scaling(results));
     v.extend(sweep::latency(results));
+    v.extend(sweep::open_model(results));
     v.extend(sweep::cpu(results));
     v.extend(sweep::redis_and_bytes(results));
     v.extend(experiments::store_bound(results));
@@ -142,6 +146,7 @@ pub fn sections(results: &Results) -> Vec<Section> {
     v.extend(student::security(results));
     v.push(student::flows());
     v.extend(experiments::cost_projection(results));
+    v.extend(sweep::invalid_runs(results));
     v.push(sweep::machine(results));
     v.push(student::glossary());
     v.push(sweep::all_runs(results));

@@ -62,15 +62,16 @@ pub(super) fn latency_ends(results: &Results, server: ServerKind) -> Option<(&Ru
     let mut v: Vec<&Run> = results
         .experiment(Experiment::StoreLatency)
         .into_iter()
-        .filter(|r| r.server == server && r.store_delay_ms.is_some())
+        .filter(|r| r.server == server && r.setup.store_delay_ms.is_some())
         .collect();
     v.sort_by(|a, b| {
-        a.store_delay_ms
+        a.setup
+            .store_delay_ms
             .unwrap_or(0.0)
-            .total_cmp(&b.store_delay_ms.unwrap_or(0.0))
+            .total_cmp(&b.setup.store_delay_ms.unwrap_or(0.0))
     });
     let (near, far) = (*v.first()?, *v.last()?);
-    (far.store_delay_ms > near.store_delay_ms).then_some((near, far))
+    (far.setup.store_delay_ms > near.setup.store_delay_ms).then_some((near, far))
 }
 
 /// How much longer a median request took with the store far away than near.
@@ -112,12 +113,12 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
     let primaries = results
         .experiment(Experiment::StoreCluster)
         .iter()
-        .find_map(|r| r.redis_primaries)
+        .find_map(|r| r.setup.redis_primaries)
         .unwrap_or(3);
     let budget = results
         .experiment(Experiment::StoreCluster)
         .iter()
-        .find_map(|r| r.redis_cpus);
+        .find_map(|r| r.setup.redis_cpus);
     let mut series = Vec::new();
     let mut rows = Vec::new();
     let mut reading = Vec::new();
@@ -147,7 +148,7 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
                     if store == "cluster" {
                         format!(
                             "Redis Cluster, {} primaries",
-                            r.redis_primaries.unwrap_or(primaries)
+                            r.setup.redis_primaries.unwrap_or(primaries)
                         )
                     } else {
                         "one Redis".into()
@@ -365,22 +366,23 @@ pub fn store_latency(results: &Results) -> Option<Section> {
     let mut rows = Vec::new();
     for (server, v) in by_server.iter_mut() {
         v.sort_by(|a, b| {
-            a.store_delay_ms
+            a.setup
+                .store_delay_ms
                 .unwrap_or(0.0)
-                .total_cmp(&b.store_delay_ms.unwrap_or(0.0))
+                .total_cmp(&b.setup.store_delay_ms.unwrap_or(0.0))
         });
         series.push(Series::line(
             format!("{} read, median", server.name()),
             v.iter()
-                .map(|r| (r.store_delay_ms.unwrap_or(0.0), r.latency_ms.p50))
+                .map(|r| (r.setup.store_delay_ms.unwrap_or(0.0), r.latency_ms.p50))
                 .collect(),
         ));
         for r in v.iter() {
             rows.push(row(&[
                 server.name().into(),
-                num_or(r.store_delay_ms, "-"),
+                num_or(r.setup.store_delay_ms, "-"),
                 num_or(r.store_rtt_ms, "not measured"),
-                r.users.to_string(),
+                r.users().to_string(),
                 fmt_num(r.rps),
                 fmt_num(r.latency_ms.p50),
                 fmt_num(r.latency_ms.p99),
@@ -399,7 +401,7 @@ pub fn store_latency(results: &Results) -> Option<Section> {
              ms against {} ms with the proxy adding nothing ({}{} ms); {} against {} req/s with {} users. Each read \
              asked the store {} times.",
             server.name(),
-            fmt_num(far.store_delay_ms.unwrap_or(0.0)),
+            fmt_num(far.setup.store_delay_ms.unwrap_or(0.0)),
             num_or(far.store_rtt_ms, "?"),
             fmt_num(far.latency_ms.p50),
             fmt_num(near.latency_ms.p50),
@@ -407,7 +409,7 @@ pub fn store_latency(results: &Results) -> Option<Section> {
             fmt_num(p50_added_ms(near, far)),
             fmt_num(far.rps),
             fmt_num(near.rps),
-            far.users,
+            far.users(),
             num_or(far.redis_commands_per_request, "an unseen number of")
         ));
     }

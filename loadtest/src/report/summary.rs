@@ -33,7 +33,7 @@ pub fn line(r: &Run) -> String {
     };
     let c = &r.cpu_us_per_request;
     let arm = match r.experiment {
-        Some(e) => format!("  [{}: {}]", e.name(), r.variant.describe(r.server)),
+        Some(e) => format!("  [{}: {}]", e.name(), r.variant().describe(r.server)),
         None => String::new(),
     };
     format!(

@@ -146,7 +146,7 @@ pub fn scaling(results: &Results) -> Vec<Section> {
                 " No bottleneck was found at {} replicas: nothing, the replicas included, used 85% of what it could, so \
                  the load itself ({} users) set those figures, not the model.",
                 loose.join(", "),
-                first.runs[0].users
+                first.runs[0].users()
             )
         };
         reading.push(head + &tail);
@@ -257,26 +257,77 @@ fn medians(results: &Results, s: ServerKind) -> Vec<&Run> {
 
 pub fn latency(results: &Results) -> Option<Section> {
     let mut series = Vec::new();
+    let mut queue = Vec::new();
+    let mut open = true;
     for s in results.servers() {
         let runs = medians(results, s);
         if runs.is_empty() {
             continue;
         }
-        let pts = |f: fn(&Run) -> f64| runs.iter().map(|r| (f64::from(r.replicas), f(r))).collect();
+        open &= runs.iter().all(|r| r.open_model.is_some());
+        // At a fixed rate, from each request's slot; in a closed loop, from its send.
+        let p = |r: &Run, q: fn(&crate::model::Percentiles) -> u64, closed: f64| {
+            r.open_model
+                .as_ref()
+                .map_or(closed, |o| q(&o.latency_us_intended) as f64 / 1000.0)
+        };
+        let pts =
+            |f: &dyn Fn(&Run) -> f64| runs.iter().map(|r| (f64::from(r.replicas), f(r))).collect();
         series.push(Series::line(
             format!("{} p99", s.name()),
-            pts(|r| r.latency_ms.p99),
+            pts(&|r| p(r, |q| q.p99, r.latency_ms.p99)),
         ));
-        series.push(Series::line(format!("{} p50", s.name()), pts(|r| r.latency_ms.p50)).dashed());
+        series.push(
+            Series::line(
+                format!("{} p50", s.name()),
+                pts(&|r| p(r, |q| q.p50, r.latency_ms.p50)),
+            )
+            .dashed(),
+        );
+        if let Some(r) = runs.iter().find(|r| r.open_model.is_none() && r.rps > 0.0) {
+            queue.push(format!(
+                "{} x{}: p50 {} ms with {} users at {} req/s, and {} / {} = {} ms",
+                s.name(),
+                r.replicas,
+                fmt_num(r.latency_ms.p50),
+                r.users(),
+                fmt_num(r.rps),
+                r.users(),
+                fmt_num(r.rps),
+                fmt_num(1000.0 * f64::from(r.users()) / r.rps)
+            ));
+        }
     }
     if series.is_empty() {
         return None;
     }
+    let (title, method, reading) = if open {
+        (
+            "How long a request takes at a fixed arrival rate",
+            "Requests started on a schedule that did not wait for answers (`--rate`); each one's latency counts \
+             from when it should have started, so a request that waited for a free connection or a stalled \
+             server counts its wait (coordinated omission accounted for, as wrk2 does). Median round."
+                .to_string(),
+            Vec::new(),
+        )
+    } else {
+        (
+            "Waiting time in a closed loop: the queue, not the request",
+            "Latency measured by the client, from sending a request to reading its whole answer, in the median \
+             round. Each simulated user sends its next request only once the last was answered, so the \
+             requests queue and a request's time is mostly its wait: p50 is close to users / throughput."
+                .to_string(),
+            vec![format!(
+                "This chart shows queueing, not what one request costs: {}. A model with more capacity \
+                 queues less; that is the throughput chart again, not a faster request. For what a request \
+                 costs a user, run at a fixed rate (`--rate`).",
+                queue.join("; ")
+            )],
+        )
+    };
     Some(Section {
-        method: "Latency measured by the client, from sending a request to reading its whole answer, in the median round: \
-                 p50 is the median, p99 the time 99% of requests beat. With a fixed number of users, more capacity means \
-                 less queueing."
-            .into(),
+        reading,
+        method,
         charts: vec![(
             "latency.svg".into(),
             line_chart_with(
@@ -287,7 +338,121 @@ pub fn latency(results: &Results) -> Option<Section> {
                 &LineOptions::default(),
             ),
         )],
-        ..Section::new("latency", "How long a request takes")
+        ..Section::new("latency", title)
+    })
+}
+
+/// Every run at a fixed arrival rate: what was offered and achieved, the late starts, and
+/// latency from the slot beside latency from the send.
+pub fn open_model(results: &Results) -> Option<Section> {
+    let runs: Vec<&Run> = results
+        .runs
+        .iter()
+        .filter(|r| r.open_model.is_some())
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let ms = |us: u64| fmt_num(us as f64 / 1000.0);
+    let rows = runs
+        .iter()
+        .filter_map(|r| {
+            let o = r.open_model.as_ref()?;
+            let offered = r.setup.open?.offered_rps;
+            Some(row(&[
+                format!("{} x{}", run_name(r), r.replicas),
+                fmt_num(offered),
+                fmt_num(o.achieved_rps),
+                format!("{} (latest {} ms)", o.late_starts, ms(o.late_by_us.max)),
+                format!(
+                    "{} / {} / {}",
+                    ms(o.latency_us_intended.p50),
+                    ms(o.latency_us_intended.p99),
+                    ms(o.latency_us_intended.p999)
+                ),
+                format!(
+                    "{} / {} / {}",
+                    ms(o.latency_us_actual.p50),
+                    ms(o.latency_us_actual.p99),
+                    ms(o.latency_us_actual.p999)
+                ),
+                if r.valid() {
+                    "yes".into()
+                } else {
+                    "no (see below)".into()
+                },
+            ]))
+        })
+        .collect();
+    let late_after_ms = runs
+        .iter()
+        .find_map(|r| r.open_model.as_ref())
+        .map_or(0.0, |o| o.late_after_us as f64 / 1000.0);
+    Some(Section {
+        reading: vec![
+            "Where latency from the slot is far above latency from the send, requests waited before they \
+             could be sent: the server (or the load generator) fell behind the schedule, and a user arriving \
+             then would have waited that long."
+                .into(),
+        ],
+        method: format!(
+            "Requests started on a fixed schedule (`--rate`), spread over the simulated users' connections. A \
+             start more than {} ms after its slot is late (the load generator's timer has 1 ms steps). Latency \
+             in ms: p50 / p99 / p99.9.",
+            fmt_num(late_after_ms)
+        ),
+        table: Some(Table::new(
+            &[
+                "run",
+                "offered req/s",
+                "achieved req/s",
+                "late starts",
+                "from the slot",
+                "from the send",
+                "valid",
+            ],
+            rows,
+        )),
+        ..Section::new("open-model", "Runs at a fixed arrival rate")
+    })
+}
+
+/// The runs that broke a rule of a valid run, and which.
+pub fn invalid_runs(results: &Results) -> Option<Section> {
+    let rows: Vec<Vec<String>> = results
+        .invalid_runs()
+        .map(|r| {
+            row(&[
+                format!("{} {} x{}", run_name(r), r.scenario.name(), r.replicas),
+                r.round.to_string(),
+                r.invalid
+                    .iter()
+                    .map(|i| i.explain())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Section {
+        reading: vec![format!(
+            "{} run{} broke a rule of a valid run and {} left out of every median and verdict.",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            if rows.len() == 1 { "is" } else { "are" }
+        )],
+        method: format!(
+            "A run is valid when it achieved at least {:.0}% of the rate it was offered (fixed-rate runs), \
+             failed at most {:.0}% of its requests (outside fault experiments and the memory store behind round \
+             robin, whose refusals are what they measure), and every replica served at least half of its fair \
+             share (outside fault experiments and sticky routing).",
+            100.0 * crate::model::MIN_ACHIEVED,
+            100.0 * crate::model::MAX_ERRORS
+        ),
+        table: Some(Table::new(&["run", "round", "rule broken"], rows)),
+        ..Section::new("invalid-runs", "Runs left out")
     })
 }
 

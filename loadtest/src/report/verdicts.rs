@@ -170,7 +170,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 (b.replicas > a.replicas && a.rps > 0.0).then(|| b.rps / a.rps)
             };
             let (sg, tg) = (ratio(&session)?, ratio(&token)?);
-            let budget = session.first()?.redis_cpus?;
+            let budget = session.first()?.setup.redis_cpus?;
             let hit = session
                 .iter()
                 .any(|x| x.bottleneck == Some(Bottleneck::Redis));
@@ -189,7 +189,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 format!(
                     "; with {} primaries on that budget each (a Redis Cluster), the best session run (over the replica counts) went from {} to {} \
                      req/s",
-                    p.cluster.redis_primaries.unwrap_or(3),
+                    p.cluster.setup.redis_primaries.unwrap_or(3),
                     fmt_num(p.single.rps),
                     fmt_num(p.cluster.rps)
                 )
@@ -197,7 +197,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             let far = store::latency_ends(r, ServerKind::Session).map_or(String::new(), |(near, far)| {
                 format!(
                     "; with the store {} ms away each way, every session read paid it (median {} ms slower)",
-                    fmt_num(far.store_delay_ms.unwrap_or(0.0)),
+                    fmt_num(far.setup.store_delay_ms.unwrap_or(0.0)),
                     fmt_num(store::p50_added_ms(near, far))
                 )
             });
@@ -333,7 +333,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
             ) {
                 (Some((tn, tf)), Some((sn, sf))) => format!(
                     "; with the store {} ms away each way, a token read's median moved {} ms, a session read's {} ms",
-                    fmt_num(tf.store_delay_ms.unwrap_or(0.0)),
+                    fmt_num(tf.setup.store_delay_ms.unwrap_or(0.0)),
                     fmt_num(store::p50_added_ms(tn, tf)),
                     fmt_num(store::p50_added_ms(sn, sf))
                 ),
@@ -423,7 +423,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                 format!(
                     "with {} s access tokens, users refreshed {} times per second per 1000 users and {out} users were \
                      logged out across every lifetime tried",
-                    short.access_token_ttl_s?,
+                    short.setup.access_token_ttl_s?,
                     fmt_num(rate)
                 ),
                 "access-token-lifetime",
@@ -445,7 +445,7 @@ fn decide(id: &str, r: &Results) -> Option<Finding> {
                      {} reads. Less often than the access token, but it is the long-lived one; what limits a stolen copy \
                      here is rotation with reuse detection (a reused token revokes the whole login), not how rarely it \
                      travels",
-                    short.access_token_ttl_s?,
+                    short.setup.access_token_ttl_s?,
                     fmt_num(reads as f64 / refreshes as f64)
                 ),
                 "access-token-lifetime",
