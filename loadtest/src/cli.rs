@@ -17,11 +17,20 @@ pub use crate::model::{Arrivals, Experiment, OpenLoad, Scenario, ServerKind, Set
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Threads the load generator runs on. One costs the least CPU per request (no
-    /// hand-offs between threads); raise it on a large machine when runs are marked as
-    /// bound by `loadgen`.
-    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub loadgen_threads: u16,
+    /// Threads the load generator runs on [default: a quarter of the CPUs, at least 1].
+    /// One costs the least CPU per request (no hand-offs between threads), and is the
+    /// default up to 7 CPUs; a larger machine needs more to drive its replicas. Raise it
+    /// when runs are marked as bound by `loadgen`.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub loadgen_threads: Option<u16>,
+}
+
+impl Cli {
+    /// `--loadgen-threads`, or the default for a machine of `cpus` CPUs.
+    pub fn loadgen_threads(&self, cpus: usize) -> u16 {
+        self.loadgen_threads
+            .unwrap_or_else(|| (cpus / 4).clamp(1, 256) as u16)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -407,6 +416,22 @@ impl Effective {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_generator_is_sized_to_the_machine() {
+        let cli = parse(&["compare"]).unwrap();
+        assert_eq!(
+            (
+                cli.loadgen_threads(2),
+                cli.loadgen_threads(16),
+                cli.loadgen_threads(64)
+            ),
+            (1, 4, 16)
+        );
+        let cli = parse(&["compare", "--loadgen-threads", "3"]).unwrap();
+        assert_eq!(cli.loadgen_threads(16), 3);
+        assert!(parse(&["compare", "--loadgen-threads", "0"]).is_err());
+    }
 
     #[test]
     fn a_rate_makes_the_load_open_with_enough_connections() {

@@ -1,11 +1,12 @@
 //! `loadtest`: see lib.rs. Parses the command line, runs it on a runtime of
-//! `--loadgen-threads` threads, and stops cleanly on Ctrl-C or SIGTERM.
+//! `--loadgen-threads` threads (by default sized to the machine), and stops cleanly on Ctrl-C or SIGTERM.
 
 use clap::Parser;
 
 fn main() {
     let cli = loadtest::cli::Cli::parse();
-    let runtime = match cli.loadgen_threads {
+    let threads = cli.loadgen_threads(loadtest::infra::procfs::available_cpus());
+    let runtime = match threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),

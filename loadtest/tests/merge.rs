@@ -1,6 +1,7 @@
 //! Several load generators against one deployment: two real `loadtest run --instance I/2`
 //! processes at once against one token-server replica behind nginx (over one Redis), then
-//! `loadtest merge`. Counts add up and latency comes from the merged histograms.
+//! `loadtest merge`. Counts add up and latency comes from the merged histograms, and the
+//! fixed rates the generators offered add up too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -37,6 +38,9 @@ fn generator(url: &str, instance: &str, out: &Path) -> Command {
         "read",
         "--users",
         "4",
+        // At a fixed rate: the merged run was offered both generators' rates.
+        "--rate",
+        "150",
         "--duration",
         "3s",
         "--warmup",
@@ -117,6 +121,22 @@ async fn two_generators_at_once_merge_into_one_measurement() {
     assert_eq!(x.requests, x1.requests + x2.requests);
     assert_eq!(x.errors, x1.errors + x2.errors);
     assert_eq!(x.users(), 8);
+    assert_eq!(x.setup.open.map(|o| o.offered_rps), Some(300.0));
+    let open = x
+        .open_model
+        .as_ref()
+        .expect("the merged run is at a fixed rate");
+    let slots = decode(x.histograms.as_ref().unwrap().from_slot.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        slots.len(),
+        x.requests,
+        "every request's slot latency, added"
+    );
+    assert!(open.latency_us_intended.p50 >= open.latency_us_actual.p50);
+    assert_eq!(
+        open.late_starts,
+        x1.open_model.as_ref().unwrap().late_starts + x2.open_model.as_ref().unwrap().late_starts
+    );
     assert!((x.rps - (x1.rps + x2.rps)).abs() < 1e-6);
     assert_eq!(
         x.requests_by_route.values().sum::<u64>(),

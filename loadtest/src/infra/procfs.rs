@@ -2,8 +2,59 @@
 
 use std::time::Duration;
 
-/// User plus system CPU time of `pid` so far.
+/// CPU time of `pid` so far, to the nanosecond: the sum of its threads' `schedstat`. A
+/// window of a few seconds holds a handful of the 10 ms ticks `/proc/PID/stat` counts in
+/// (a token read's Redis CPU was one tick), so those are only the fallback where
+/// `schedstat` cannot be read. A thread that exits takes its time with it: the processes
+/// measured here (replicas, Redis, nginx's workers) keep their threads for their life.
+/// This process itself is read with `getrusage`, which keeps exited threads' time.
 pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    if pid == std::process::id() {
+        if let Some(t) = own_cpu_time() {
+            return Ok(t);
+        }
+    }
+    match threads_cpu_ns(pid) {
+        Some(ns) => Ok(Duration::from_nanos(ns)),
+        None => ticks_cpu_time(pid),
+    }
+}
+
+/// User plus system time of this process, threads that exited included, in µs steps.
+fn own_cpu_time() -> Option<Duration> {
+    // SAFETY: getrusage writes one `rusage` into the zeroed value it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Some(tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+/// The sum of the first field (ns on a CPU) of every thread's `schedstat`.
+fn threads_cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut sum = 0;
+    let mut any = false;
+    for task in tasks.flatten() {
+        // A thread that exited since the listing is simply not counted.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            sum += parse_schedstat_ns(&text)?;
+            any = true;
+        }
+    }
+    any.then_some(sum)
+}
+
+/// The time on a CPU, in ns, of a `schedstat` line (`<on cpu ns> <waiting ns> <slices>`).
+pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// User plus system CPU time of `pid` so far, in 10 ms ticks.
+fn ticks_cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let ticks = parse_stat_cpu_ticks(&stat)?;
     Ok(Duration::from_secs_f64(
@@ -115,5 +166,34 @@ mod tests {
         let me = std::process::id();
         assert!(cpu_time(me).is_ok());
         assert!(peak_rss(me).unwrap() > 0);
+    }
+
+    #[test]
+    fn cpu_time_is_finer_than_a_tick() {
+        assert_eq!(parse_schedstat_ns("748127 260203 4\n"), Some(748_127));
+        assert_eq!(parse_schedstat_ns(""), None);
+        // A child that spins for about 3 ms: ticks would say 0 or 10 ms.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let ns = threads_cpu_ns(child.id()).expect("schedstat is readable");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(ns > 0 && !ns.is_multiple_of(10_000_000), "{ns} ns");
+        // This process, threads that exited included, in µs steps.
+        let before = cpu_time(std::process::id()).unwrap();
+        std::thread::spawn(|| {
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {}
+        })
+        .join()
+        .unwrap();
+        let spent = cpu_time(std::process::id()).unwrap() - before;
+        assert!(spent >= Duration::from_millis(20), "{spent:?}");
     }
 }

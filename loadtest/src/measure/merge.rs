@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::recorder::{add_into, decode, encode, latency_of};
+use super::recorder::{add_into, decode, encode, latency_of, percentiles};
 use crate::model::{
-    CpuPerRequest, Histograms, Latency, Results, Run, Scenario, ServerKind, Variant,
+    CpuPerRequest, Histograms, Latency, OpenLoad, OpenModel, Results, Run, Scenario, ServerKind,
+    Variant,
 };
 
 /// What makes two generators' runs the same run.
@@ -179,12 +180,17 @@ fn merge_runs(parts: &[&Run]) -> anyhow::Result<Run> {
         .iter()
         .map(|(route, h)| (route.clone(), latency_of(h)))
         .collect::<BTreeMap<String, Latency>>();
+    let (open, from_slot, late_by) = merge_open(parts, &histograms)?;
+    out.setup.open = open;
+    out.open_model = open_model_of(parts, &from_slot, &late_by, &all, out.rps);
     out.histograms = Some(Histograms {
         all: encode(&all)?,
         by_route: by_route
             .iter()
             .map(|(route, h)| Ok((route.clone(), encode(h)?)))
             .collect::<anyhow::Result<_>>()?,
+        from_slot: from_slot.as_ref().map(encode).transpose()?,
+        late_by: late_by.as_ref().map(encode).transpose()?,
     });
     // The deployment, seen by every generator at once: averaged over generators, then
     // spread over all of their requests.
@@ -229,5 +235,68 @@ fn merge_runs(parts: &[&Run]) -> anyhow::Result<Run> {
     out.peak_memory_bytes.loadgen = parts.iter().map(|r| r.peak_memory_bytes.loadgen).sum();
     // Each timeline's seconds count from its own window: not added.
     out.timeline = Vec::new();
+    out.invalid = out.broken_rules();
     Ok(out)
+}
+
+type Merged = (
+    Option<OpenLoad>,
+    Option<hdrhistogram::Histogram<u64>>,
+    Option<hdrhistogram::Histogram<u64>>,
+);
+
+/// Generators at a fixed rate each offered their own: the deployment was offered the sum,
+/// and their slot and lateness histograms add up. Runs that were not all at a rate merge
+/// as a closed loop.
+fn merge_open(parts: &[&Run], histograms: &[&Histograms]) -> anyhow::Result<Merged> {
+    let Some(opens) = parts
+        .iter()
+        .map(|r| r.setup.open)
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok((None, None, None));
+    };
+    let add = |pick: fn(&Histograms) -> Option<&String>| -> anyhow::Result<Option<hdrhistogram::Histogram<u64>>> {
+        let mut acc: Option<hdrhistogram::Histogram<u64>> = None;
+        for h in histograms {
+            let Some(text) = pick(h) else { return Ok(None) };
+            let one = decode(text)?;
+            match acc.as_mut() {
+                None => acc = Some(one),
+                Some(a) => add_into(a, &one)?,
+            }
+        }
+        Ok(acc)
+    };
+    let open = OpenLoad {
+        offered_rps: opens.iter().map(|o| o.offered_rps).sum(),
+        arrivals: opens[0].arrivals,
+    };
+    Ok((
+        Some(open),
+        add(|h| h.from_slot.as_ref())?,
+        add(|h| h.late_by.as_ref())?,
+    ))
+}
+
+fn open_model_of(
+    parts: &[&Run],
+    from_slot: &Option<hdrhistogram::Histogram<u64>>,
+    late_by: &Option<hdrhistogram::Histogram<u64>>,
+    all: &hdrhistogram::Histogram<u64>,
+    achieved_rps: f64,
+) -> Option<OpenModel> {
+    let (from_slot, late_by) = (from_slot.as_ref()?, late_by.as_ref()?);
+    let first = parts.first()?.open_model.as_ref()?;
+    Some(OpenModel {
+        achieved_rps,
+        late_starts: parts
+            .iter()
+            .map(|r| r.open_model.as_ref().map_or(0, |o| o.late_starts))
+            .sum(),
+        late_after_us: first.late_after_us,
+        late_by_us: percentiles(late_by),
+        latency_us_intended: percentiles(from_slot),
+        latency_us_actual: percentiles(all),
+    })
 }

@@ -202,6 +202,8 @@ impl Window {
         Ok(Histograms {
             all: encode(&all)?,
             by_route,
+            from_slot: self.from_slot.as_ref().map(encode).transpose()?,
+            late_by: self.late_by.as_ref().map(encode).transpose()?,
         })
     }
 

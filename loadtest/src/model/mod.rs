@@ -615,6 +615,11 @@ impl std::fmt::Display for Instance {
 pub struct Histograms {
     pub all: String,
     pub by_route: BTreeMap<String, String>,
+    /// At a fixed rate: latency from each request's slot, and how late each started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_slot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
