@@ -100,7 +100,8 @@ pub struct Measure {
     #[arg(long)]
     pub warmup: Option<Span>,
     /// Concurrent simulated users; with --rate, the connections the requests are spread
-    /// over [default: 64; with --rate, enough for 10 ms of arrivals if that is more].
+    /// over [default: 64, or 32 per CPU on a machine of more than 2; with --rate, enough for
+    /// 10 ms of arrivals if that is more].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub users: Option<u32>,
     /// The open model: start this many requests per second on a schedule that does not wait
@@ -152,6 +153,15 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 /// request waits for one only when answers take longer than that.
 const OPEN_CONNECTIONS_FOR: f64 = 0.010;
 const DEFAULT_USERS: u32 = 64;
+/// Closed-loop users per CPU of the machine: enough that the users are not what limits a
+/// big machine's sweep (on 16 cores, 64 users capped 8 replicas at 74k reads/s where 512
+/// served 122k).
+const USERS_PER_CPU: u32 = 32;
+
+/// `--users` by default on a machine of `cpus` CPUs.
+pub fn default_users(cpus: usize) -> u32 {
+    DEFAULT_USERS.max(USERS_PER_CPU.saturating_mul(cpus as u32))
+}
 /// `--quick` runs at most this many users (or connections).
 const QUICK_USERS: u32 = 8;
 
@@ -243,10 +253,13 @@ pub struct CompareArgs {
     /// store behind a delaying proxy, 0, 0.5 and 2 ms each way). The last two are not in the
     /// default set (about 2 more minutes; the default run keeps to 10 minutes on 2 CPUs):
     /// name them, e.g. `--experiments store-bound,store-cluster,store-latency`.
+    /// `latency-curve` (in the default set): each group's capacity on one replica with a
+    /// whole core, then fixed-rate runs at 10, 50, 75 and 90% of it, latency counted from
+    /// each request's slot.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser"
+        default_value = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser,latency-curve"
     )]
     pub experiments: Vec<Experiment>,
     /// Run the sweep only.
@@ -381,10 +394,10 @@ impl Measure {
             duration: self.duration.unwrap_or(duration),
             warmup: self.warmup.unwrap_or(warmup),
             users: {
+                let base = default_users(crate::infra::procfs::available_cpus());
                 let users = self.users.unwrap_or_else(|| {
-                    self.rate.map_or(DEFAULT_USERS, |r| {
-                        DEFAULT_USERS.max((r * OPEN_CONNECTIONS_FOR).ceil() as u32)
-                    })
+                    self.rate
+                        .map_or(base, |r| base.max((r * OPEN_CONNECTIONS_FOR).ceil() as u32))
                 });
                 if self.quick {
                     users.min(QUICK_USERS)
@@ -515,11 +528,15 @@ mod tests {
         let m = c.measure.effective(Repeats::Rounds);
         assert_eq!(m.duration.0, Duration::from_secs(4));
         assert_eq!(m.warmup.0, Duration::from_secs(2));
-        assert_eq!(m.users, 64);
+        assert_eq!(
+            m.users,
+            default_users(crate::infra::procfs::available_cpus())
+        );
+        assert_eq!((default_users(2), default_users(16)), (64, 512));
         assert_eq!(m.scenarios.len(), 4);
         assert_eq!(c.cpus_per_replica, BudgetChoice::Auto);
         assert_eq!(c.rounds(), 3);
-        assert_eq!(c.experiments.len(), 11);
+        assert_eq!(c.experiments.len(), 12);
         let Command::Compare(t) = parse(&["compare", "--thorough"]).unwrap().command else {
             panic!()
         };

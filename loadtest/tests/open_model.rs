@@ -121,7 +121,7 @@ async fn a_frozen_replica_shows_from_the_slot_and_a_rate_above_capacity_is_inval
         &out,
         &[
             "--rate",
-            "400000",
+            "100000",
             "--users",
             "64",
             "--warmup",
@@ -141,7 +141,7 @@ async fn a_frozen_replica_shows_from_the_slot_and_a_rate_above_capacity_is_inval
         overload
             .invalid
             .iter()
-            .any(|i| matches!(i, Invalid::BelowOfferedRate { offered_rps, .. } if *offered_rps == 400000.0)),
+            .any(|i| matches!(i, Invalid::BelowOfferedRate { offered_rps, .. } if *offered_rps == 100000.0)),
         "{:?}",
         overload.invalid
     );

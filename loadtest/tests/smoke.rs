@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use loadtest::model::{Experiment, FaultKind, Phase, Results, Run, Scenario, ServerKind, Variant};
 
 /// `compare`'s default `--experiments`.
-const DEFAULT_EXPERIMENTS: &str = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser";
+const DEFAULT_EXPERIMENTS: &str = "shared-store,redis-outage,replica-loss,revocation,token-anatomy,signing,store-bound,server-memory,authority,access-token-lifetime,browser,latency-curve";
 
 fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_loadtest"))
@@ -592,6 +592,74 @@ fn a_dead_replica_loses_only_the_sessions_it_kept_in_memory() {
     }
 }
 
+/// Experiment `latency-curve`: every group's capacity on one unbudgeted replica, then four
+/// fixed-rate runs at fractions of it, each with latency from its slot and from its send.
+#[test]
+fn the_latency_curve_measures_every_group_at_fixed_fractions_of_its_capacity() {
+    let runs: Vec<&Run> = results()
+        .runs
+        .iter()
+        .filter(|r| r.experiment == Some(Experiment::LatencyCurve))
+        .collect();
+    let groups = [
+        (ServerKind::Session, Variant::Standard),
+        (ServerKind::Token, Variant::Standard),
+        (ServerKind::Public, Variant::Standard),
+        (ServerKind::Token, Variant::Denylist),
+        (ServerKind::Token, Variant::Eddsa),
+    ];
+    for (server, v) in groups {
+        let of: Vec<&&Run> = runs
+            .iter()
+            .filter(|r| r.server == server && r.variant() == v)
+            .collect();
+        let capacity = of
+            .iter()
+            .find(|r| r.setup.open.is_none())
+            .unwrap_or_else(|| panic!("{server:?} {v:?}: a capacity run"));
+        assert!(capacity.setup.unbudgeted && capacity.cpus_per_replica.is_none());
+        assert_eq!(capacity.replicas, 1);
+        assert!(capacity.rps > 0.0 && capacity.valid(), "{}", name(capacity));
+        let mut offered: Vec<f64> = of
+            .iter()
+            .filter_map(|r| r.setup.open.map(|o| o.offered_rps))
+            .collect();
+        offered.sort_by(f64::total_cmp);
+        let fractions: Vec<f64> = offered
+            .iter()
+            .map(|o| (o / capacity.rps * 100.0).round())
+            .collect();
+        assert_eq!(fractions, [10.0, 50.0, 75.0, 90.0], "{server:?} {v:?}");
+        for r in of.iter().filter(|r| r.setup.open.is_some()) {
+            let o = r
+                .open_model
+                .as_ref()
+                .expect("a fixed-rate run records its slots");
+            assert!(
+                o.latency_us_intended.p50 >= o.latency_us_actual.p50,
+                "{}",
+                name(r)
+            );
+            assert!(o.latency_us_actual.p50 > 0, "{}", name(r));
+        }
+        // The lightest load is far below capacity: achieved as offered.
+        let lightest = of
+            .iter()
+            .filter(|r| r.setup.open.is_some())
+            .min_by(|a, b| a.rps.total_cmp(&b.rps))
+            .unwrap();
+        assert!(
+            lightest.valid(),
+            "{}: {:?}",
+            name(lightest),
+            lightest.invalid
+        );
+    }
+    let md = std::fs::read_to_string(run().0.join("report.md")).unwrap();
+    assert!(md.contains("What a request costs a user: latency against load"));
+    assert!(md.contains("What checking a credential costs a user"));
+}
+
 #[test]
 fn the_report_is_written() {
     let (out, results) = run();
@@ -606,6 +674,7 @@ fn the_report_is_written() {
         "charts/store-failover-1.svg",
         "charts/store-latency.svg",
         "charts/access-token-lifetime.svg",
+        "charts/latency-curve.svg",
         "charts/flow-session.svg",
     ] {
         assert!(out.join(file).is_file(), "{file} was written");

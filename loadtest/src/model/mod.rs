@@ -169,6 +169,9 @@ pub enum Experiment {
     /// The store behind a delaying proxy (a stand-in for a network): what a round trip to
     /// the store costs each model.
     StoreLatency,
+    /// Latency against load: each group's capacity on one replica with a whole core, then
+    /// fixed-rate runs at fractions of it (latency from each request's slot).
+    LatencyCurve,
 }
 
 impl Experiment {
@@ -187,6 +190,7 @@ impl Experiment {
             Experiment::Browser => "browser",
             Experiment::StoreCluster => "store-cluster",
             Experiment::StoreLatency => "store-latency",
+            Experiment::LatencyCurve => "latency-curve",
         }
     }
 }

@@ -354,6 +354,11 @@ impl Deployment for Services {
                 .map(|ip| format!("http://{ip}:8080"))
                 .collect(),
             lb_workers: (lb.len() - 1).max(1) as u32,
+            // As `up` set it: one worker per whole CPU of the budget (the compose file's
+            // default is 1).
+            replica_workers: self
+                .cpus_per_replica
+                .map_or(1, |c| c.ceil().max(1.0) as u32),
             cpu_visible: true,
         };
         Ok(Stage {

@@ -111,6 +111,7 @@ impl Deployment for Existing {
                 failover: None,
                 replica_urls: replica_urls.clone(),
                 lb_workers: 1,
+                replica_workers: 1,
                 // Only this process is visible: no replica, Redis or balancer CPU.
                 cpu_visible: false,
             },

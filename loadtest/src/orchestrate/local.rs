@@ -142,6 +142,7 @@ impl Shared {
                 .map(|r| format!("http://127.0.0.1:{}", r.port))
                 .collect(),
             lb_workers: self.lb_workers,
+            replica_workers: self.workers_per_replica,
             cpu_visible: true,
         }
     }
@@ -688,8 +689,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                 plan::experiments(&args.experiments, &replicas, m.quick, m.users, store_cpus)
             }
         };
+        let counted = plan_experiments(f64::NAN);
         super::announce(&sweep, &m, &mut journal);
-        super::announce(&plan_experiments(f64::NAN).jobs, &m, &mut journal);
+        super::announce(&counted.jobs, &m, &mut journal);
+        let curve_runs = plan::latency_curve_runs(&counted);
+        journal.expect(curve_runs, (m.warmup.0 + m.duration.0) * curve_runs as u32);
         super::execute_announced(&mut local, &sweep, &m, &mut journal).await?;
         let store_cpus = calibrate::store_budget(
             session_redis_ratio(journal.results()),
@@ -698,6 +702,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         );
         let experiments = plan_experiments(store_cpus);
         super::execute_announced(&mut local, &experiments.jobs, &m, &mut journal).await?;
+        // The latency curve's fixed rates follow from the capacities just measured.
+        let curve = plan::latency_curve(journal.results());
+        super::execute_announced(&mut local, &curve, &m, &mut journal).await?;
         // The last job's own store (a cluster, the delaying proxy) goes before the probes.
         local.private = None;
         local

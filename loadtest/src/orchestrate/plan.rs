@@ -90,6 +90,29 @@ pub const STICKY_LOSS_USERS_QUICK: u32 = 16;
 /// time is its work plus its round trips (with a queue, the wait would hide them).
 pub const STORE_LATENCY_USERS: u32 = 4;
 
+/// Experiment `latency-curve`: the groups whose latency is drawn against load. Public is
+/// everything but the credential check, so each other group's difference from it at light
+/// load is what the check costs a user.
+pub const CURVE_GROUPS: [(ServerKind, Variant); 5] = [
+    (ServerKind::Session, Variant::Standard),
+    (ServerKind::Token, Variant::Standard),
+    (ServerKind::Public, Variant::Standard),
+    (ServerKind::Token, Variant::Denylist),
+    (ServerKind::Token, Variant::Eddsa),
+];
+
+/// Users of a `latency-curve` capacity run (a closed loop), even with `--quick`: enough
+/// to keep one replica's worker busy, so the run finds the replica's capacity, not theirs.
+pub const CURVE_CAPACITY_USERS: u32 = 32;
+
+/// The fixed rates of experiment `latency-curve`, as fractions of each group's capacity.
+pub const CURVE_FRACTIONS: [f64; 4] = [0.10, 0.50, 0.75, 0.90];
+
+/// Connections of a fixed-rate curve run: enough for this long of arrivals (at least
+/// `CURVE_MIN_CONNECTIONS`); each logs in before the run, on the one replica.
+const CURVE_CONNECTIONS_FOR: f64 = 0.005;
+const CURVE_MIN_CONNECTIONS: u32 = 8;
+
 /// Experiments that need no load, only a few careful requests against fresh servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -453,6 +476,18 @@ pub fn experiments(
                     }
                 }
             }
+            // First each group's capacity: a closed loop on one replica with a whole core
+            // (no quota: a quota replica's latency is its period). The fixed-rate runs follow
+            // from what it measured (`latency_curve`).
+            Experiment::LatencyCurve => {
+                for (server, v) in CURVE_GROUPS {
+                    let users = users.max(CURVE_CAPACITY_USERS);
+                    plan.jobs.push(Job {
+                        scenarios: vec![server.main_scenario()],
+                        ..Job::arm(e, server, 1, v, users).with(|s| s.unbudgeted = true)
+                    });
+                }
+            }
             Experiment::ServerMemory => plan.probes.push(Probe::ServerMemory {
                 users: if quick {
                     MEMORY_USERS_QUICK
@@ -499,6 +534,48 @@ pub fn experiments(
     plan.probes
         .sort_by_key(|p| !matches!(p, Probe::TokenAnatomy));
     plan
+}
+
+/// Experiment `latency-curve`'s fixed-rate runs: for each group whose capacity run was
+/// valid, `CURVE_FRACTIONS` of the throughput it measured, on the same set-up.
+pub fn latency_curve(results: &crate::model::Results) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for capacity in results
+        .experiment(Experiment::LatencyCurve)
+        .into_iter()
+        .filter(|r| r.setup.open.is_none() && r.rps > 0.0)
+    {
+        for f in CURVE_FRACTIONS {
+            let rate = f * capacity.rps;
+            jobs.push(Job {
+                server: capacity.server,
+                replicas: capacity.replicas,
+                scenarios: vec![capacity.scenario],
+                experiment: Some(Experiment::LatencyCurve),
+                fault: None,
+                round: 1,
+                setup: Setup {
+                    users: CURVE_MIN_CONNECTIONS.max((rate * CURVE_CONNECTIONS_FOR).ceil() as u32),
+                    open: Some(crate::model::OpenLoad {
+                        offered_rps: rate,
+                        arrivals: crate::model::Arrivals::Constant,
+                    }),
+                    ..capacity.setup.clone()
+                },
+            });
+        }
+    }
+    jobs
+}
+
+/// How many fixed-rate runs `latency_curve` will plan when `plan` has run: progress counts
+/// them from the start.
+pub fn latency_curve_runs(plan: &Plan) -> usize {
+    plan.jobs
+        .iter()
+        .filter(|j| j.experiment == Some(Experiment::LatencyCurve))
+        .count()
+        * CURVE_FRACTIONS.len()
 }
 
 /// How a variant's servers are set up: extra environment for every replica, and how nginx

@@ -152,40 +152,41 @@ pub fn store_bound(results: &Results) -> Option<Section> {
             ));
         }
     }
-    // In scale: what one whole Redis core serves of session reads, from the sweep.
-    if let Some(r) = results.first_run(ServerKind::Session, Scenario::Read) {
-        if let Some(redis_us) = r.cpu_us_per_request.redis.filter(|v| *v > 0.0) {
-            let core = 1e6 / redis_us;
-            let best = results
-                .sweep(ServerKind::Session, Scenario::Read)
-                .iter()
-                .map(|r| r.rps)
-                .fold(0.0, f64::max);
-            reading.push(format!(
-                "In scale: in the sweep, where Redis had no budget, it spent {} per session read, so one whole Redis \
-                 core would serve about {} session reads per second on this machine{}. {}",
-                us(Some(redis_us)),
-                fmt_num(core),
-                budget.map_or(String::new(), |b| format!(
-                    ", and about {} at the {} CPU it had here",
-                    fmt_num(b * core),
-                    fmt_num(b)
-                )),
-                if core > 2.0 * best {
-                    format!(
-                        "That is more than twice the {} req/s the sweep's replicas reached: on this machine the store \
-                         would not be the limit without its budget.",
-                        fmt_num(best)
-                    )
-                } else {
-                    format!(
-                        "The sweep's replicas reached {} req/s, close to that: the store is near its limit here even \
-                         without a budget.",
-                        fmt_num(best)
-                    )
-                }
-            ));
-        }
+    // In scale: what one whole Redis core serves of session reads, from the sweep (the
+    // same figure the CPU section gives, with its spread).
+    if let Some(redis_us) =
+        super::figures::cpu_us(results, ServerKind::Session, |c| c.redis).filter(|f| f.lo > 0.0)
+    {
+        let core = redis_us.map(|us| 1e6 / us);
+        let best = results
+            .sweep(ServerKind::Session, Scenario::Read)
+            .iter()
+            .map(|r| r.rps)
+            .fold(0.0, f64::max);
+        reading.push(format!(
+            "In scale: in the sweep, where Redis had no budget, it spent {} per session read, so one whole Redis \
+             core would serve about {} session reads per second on this machine{}. {}",
+            redis_us.text("µs"),
+            core.text(""),
+            budget.map_or(String::new(), |b| format!(
+                ", and about {} at the {} CPU it had here",
+                core.map(|c| c * b).text(""),
+                fmt_num(b)
+            )),
+            if core.lo > 2.0 * best {
+                format!(
+                    "That is more than twice the {} req/s the sweep's replicas reached: on this machine the store \
+                     would not be the limit without its budget.",
+                    fmt_num(best)
+                )
+            } else {
+                format!(
+                    "The sweep's replicas reached {} req/s, close to that: the store is near its limit here even \
+                     without a budget.",
+                    fmt_num(best)
+                )
+            }
+        ));
     }
     let opts = LineOptions {
         marked_means: Some("hollow: Redis saturated (at its budget)".into()),
@@ -1008,27 +1009,16 @@ pub fn token_anatomy(results: &Results) -> Option<Section> {
 /// Requests each active user is assumed to make per second in the projection.
 pub const REQUESTS_PER_USER_PER_S: f64 = 0.1;
 
-/// The median of what `f` gives over the read sweep's replica-bound runs of `server`.
-fn stable(results: &Results, server: ServerKind, f: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
-    let mut v: Vec<f64> = results
-        .sweep(server, Scenario::Read)
-        .into_iter()
-        .filter(|r| r.bottleneck == Some(Bottleneck::Replicas))
-        .filter_map(f)
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len().checked_sub(1)? / 2).copied()
-}
-
 pub fn cost_projection(results: &Results) -> Option<Section> {
     let memory = results.server_memory.as_ref();
     let mut rows = Vec::new();
     let mut used = Vec::new();
     for server in [ServerKind::Session, ServerKind::Token] {
+        use super::figures::{cpu_us, redis_commands};
         let (Some(replica_us), Some(redis_us), Some(cmds)) = (
-            stable(results, server, |r| r.cpu_us_per_request.replicas),
-            stable(results, server, |r| r.cpu_us_per_request.redis),
-            stable(results, server, |r| r.redis_commands_per_request),
+            cpu_us(results, server, |c| c.replicas).map(|f| f.median),
+            cpu_us(results, server, |c| c.redis).map(|f| f.median),
+            redis_commands(results, server).map(|f| f.median),
         ) else {
             continue;
         };
@@ -1071,14 +1061,12 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
             ));
         }
     }
-    for (server, replica_us, redis_us, cmds, _) in &used {
-        reading.push(format!(
-            "{}: {} of replica CPU, {} of Redis CPU and {} Redis commands per request.",
-            server.name(),
-            us(Some(*replica_us)),
-            us(Some(*redis_us)),
-            fmt_num(*cmds)
-        ));
+    if !used.is_empty() {
+        reading.push(
+            "The CPU per request is the median of the CPU section's table (where its spread is given); the \
+             Redis commands per request are the median over the same runs."
+                .into(),
+        );
     }
     Some(Section {
         reading,

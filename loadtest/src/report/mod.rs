@@ -9,7 +9,9 @@
 //! them (`student.rs`: flows, security, glossary).
 
 mod browser;
+mod curve;
 mod experiments;
+pub mod figures;
 mod store;
 mod student;
 pub mod summary;
@@ -125,6 +127,7 @@ fn run_name(r: &Run) -> String {
 pub fn sections(results: &Results) -> Vec<Section> {
     let mut v = Vec::new();
     v.extend(sweep::scaling(results));
+    v.extend(curve::section(results));
     v.extend(sweep::latency(results));
     v.extend(sweep::open_model(results));
     v.extend(sweep::cpu(results));

@@ -348,7 +348,10 @@ pub fn open_model(results: &Results) -> Option<Section> {
     let runs: Vec<&Run> = results
         .runs
         .iter()
-        .filter(|r| r.open_model.is_some())
+        // The latency curve's runs have a section of their own.
+        .filter(|r| {
+            r.open_model.is_some() && r.experiment != Some(crate::model::Experiment::LatencyCurve)
+        })
         .collect();
     if runs.is_empty() {
         return None;
@@ -494,62 +497,62 @@ pub fn cpu(results: &Results) -> Option<Section> {
             comp(|r| r.cpu_us_per_request.loadgen),
         ),
     ];
+    // Each figure once: the median over every replica-bound round of the group, with its
+    // spread; the chart draws the same medians.
+    use super::figures::cpu_us;
+    let fig = |s: ServerKind, pick: fn(&crate::model::CpuPerRequest) -> Option<f64>| {
+        cpu_us(results, s, pick).map_or("not visible".to_string(), |f| f.text("µs"))
+    };
     let rows = runs
         .iter()
         .map(|r| {
-            let c = &r.cpu_us_per_request;
             row(&[
-                format!("{} x{}", super::group_scenario(r), r.replicas),
-                us(c.replicas),
-                us(c.redis),
-                us(c.lb),
-                us(c.loadgen),
+                super::group_scenario(r),
+                fig(r.server, |c| c.replicas),
+                fig(r.server, |c| c.redis),
+                fig(r.server, |c| c.lb),
+                fig(r.server, |c| c.loadgen),
             ])
         })
         .collect();
-    let mut reading = Vec::new();
-    let get = |s: ServerKind| runs.iter().find(|r| r.server == s).copied();
-    if let (Some(t), Some(p)) = (get(ServerKind::Token), get(ServerKind::Public)) {
+    let mut reading = vec![
+        "A token read and a public request ask for different routes (GET /api/me and /api/items against GET \
+         /api/public), so their difference holds checking the token and building the user's answer together; \
+         a session read adds Redis's column to its replica's."
+            .to_string(),
+    ];
+    let above: Vec<&str> = runs
+        .iter()
+        .filter(|r| {
+            match (
+                cpu_us(results, r.server, |c| c.loadgen),
+                cpu_us(results, r.server, |c| c.replicas),
+            ) {
+                (Some(g), Some(rep)) => g.median > rep.median,
+                _ => false,
+            }
+        })
+        .map(|r| r.server.name())
+        .collect();
+    if !above.is_empty() {
         reading.push(format!(
-            "A token read cost the replicas {} of CPU per request; a public request {}. The two scenarios ask for \
-             different routes (GET /api/me and /api/items against GET /api/public), so the difference holds checking \
-             the token and building the user's answer together.",
-            us(t.cpu_us_per_request.replicas),
-            us(p.cpu_us_per_request.replicas)
-        ));
-    }
-    if let (Some(s), Some(t)) = (get(ServerKind::Session), get(ServerKind::Token)) {
-        reading.push(format!(
-            "A session read cost {} in the replica plus {} in Redis; a token read {} and {} in Redis.",
-            us(s.cpu_us_per_request.replicas),
-            us(s.cpu_us_per_request.redis),
-            us(t.cpu_us_per_request.replicas),
-            us(t.cpu_us_per_request.redis)
-        ));
-    }
-    if let Some(r) = runs.iter().find(|r| {
-        r.cpu_us_per_request.loadgen.unwrap_or(0.0)
-            > r.cpu_us_per_request.replicas.unwrap_or(f64::MAX)
-    }) {
-        reading.push(format!(
-            "The load generator spent more CPU per request ({}) than the {} replicas ({}): on a small machine the tool \
-             measuring can cost more than the thing measured, which is why the CPU budget leaves it room.",
-            us(r.cpu_us_per_request.loadgen),
-            r.server.name(),
-            us(r.cpu_us_per_request.replicas)
+            "The load generator spent more CPU per request than the replicas it measured ({}): on a small machine \
+             the tool measuring can cost more than the thing measured, which is why the CPU budget leaves it room.",
+            above.join(", ")
         ));
     }
     Some(Section {
         reading,
-        method: "CPU microseconds per measured request for each component, from /proc, in the median round at the smallest \
-                 replica count."
+        method: "CPU microseconds per measured request for each component, from each thread's /proc schedstat (ns): \
+                 the median over every sweep round bound by the replicas alone, with the lowest and highest round, \
+                 rounded to what that spread supports. The chart draws the median round at the smallest replica count."
             .into(),
         charts: vec![(
             "cpu.svg".into(),
             bar_chart("CPU microseconds per request", "µs per request", &cats, &series, true),
         )],
         table: Some(Table::new(
-            &["run", "replicas' CPU", "Redis's CPU", "nginx's CPU", "load generator's CPU"],
+            &["group", "replicas' CPU", "Redis's CPU", "nginx's CPU", "load generator's CPU"],
             rows,
         )),
         ..Section::new("cpu", "Where the CPU goes per request")

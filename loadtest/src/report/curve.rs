@@ -1,0 +1,199 @@
+//! Experiment `latency-curve`: what a request costs a user, against load. Each group's
+//! capacity on one replica with a whole core, then its latency at fixed fractions of it,
+//! counted from each request's slot (the open model), on shared axes.
+
+use super::svg::{fmt_num, line_chart_with, LineOptions, Series};
+use super::{bottleneck_text, row, Section, Table};
+use crate::model::{Experiment, Results, Run, ServerKind, Variant};
+
+/// The latency goal a rate must meet to count as sustained: p99 from the slot.
+pub const LATENCY_GOAL_P99_MS: f64 = 10.0;
+
+/// One group of the curve: its capacity run and its fixed-rate runs, slowest first.
+pub struct Curve<'a> {
+    pub server: ServerKind,
+    pub variant: Variant,
+    pub capacity: &'a Run,
+    pub points: Vec<&'a Run>,
+}
+
+impl Curve<'_> {
+    pub fn name(&self) -> String {
+        match self.variant {
+            Variant::Standard => self.server.name().to_string(),
+            v => format!("{} ({})", self.server.name(), v.describe(self.server)),
+        }
+    }
+
+    /// The highest rate achieved whose p99 from the slot met the goal.
+    pub fn within_goal(&self) -> Option<f64> {
+        self.points
+            .iter()
+            .filter_map(|r| {
+                let o = r.open_model.as_ref()?;
+                let p99_ms = o.latency_us_intended.p99 as f64 / 1000.0;
+                (p99_ms <= LATENCY_GOAL_P99_MS).then_some(o.achieved_rps)
+            })
+            .reduce(f64::max)
+    }
+
+    /// p50 from the send at the lightest load, in µs: a request's own time, no queue.
+    pub fn unloaded_us(&self) -> Option<u64> {
+        let r = self.points.first()?;
+        Some(r.open_model.as_ref()?.latency_us_actual.p50)
+    }
+}
+
+/// Every group of the curve that has a capacity run, in the order they ran.
+pub fn curves(results: &Results) -> Vec<Curve<'_>> {
+    let runs = results.experiment(Experiment::LatencyCurve);
+    let mut out: Vec<Curve> = Vec::new();
+    for r in runs.iter().filter(|r| r.setup.open.is_none()) {
+        let mut points: Vec<&Run> = runs
+            .iter()
+            .copied()
+            .filter(|p| {
+                p.setup.open.is_some() && p.server == r.server && p.variant() == r.variant()
+            })
+            .collect();
+        points.sort_by(|a, b| offered(a).total_cmp(&offered(b)));
+        out.push(Curve {
+            server: r.server,
+            variant: r.variant(),
+            capacity: r,
+            points,
+        });
+    }
+    out
+}
+
+fn offered(r: &Run) -> f64 {
+    r.setup.open.map_or(0.0, |o| o.offered_rps)
+}
+
+pub fn section(results: &Results) -> Option<Section> {
+    let curves = curves(results);
+    if curves.iter().all(|c| c.points.is_empty()) {
+        return None;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut series = Vec::new();
+    for c in &curves {
+        let pts = |q: fn(&crate::model::Percentiles) -> u64| {
+            c.points
+                .iter()
+                .filter_map(|r| {
+                    let o = r.open_model.as_ref()?;
+                    Some((o.achieved_rps, ms(q(&o.latency_us_intended))))
+                })
+                .collect()
+        };
+        series.push(Series::line(format!("{} p99", c.name()), pts(|q| q.p99)));
+        series.push(Series::line(format!("{} p50", c.name()), pts(|q| q.p50)).dashed());
+    }
+    let public = curves
+        .iter()
+        .find(|c| c.server == ServerKind::Public)
+        .and_then(Curve::unloaded_us);
+    let rows = curves
+        .iter()
+        .map(|c| {
+            let at = |i: usize| {
+                c.points
+                    .get(i)
+                    .and_then(|r| {
+                        let o = r.open_model.as_ref()?;
+                        Some(format!(
+                            "{} / {}",
+                            fmt_num(ms(o.latency_us_intended.p50)),
+                            fmt_num(ms(o.latency_us_intended.p99))
+                        ))
+                    })
+                    .unwrap_or_else(|| "not measured".into())
+            };
+            let cost = match (c.unloaded_us(), public, c.server) {
+                (_, _, ServerKind::Public) => "(the baseline)".into(),
+                (Some(own), Some(base), _) => format!("{} µs", own as i64 - base as i64),
+                _ => "not measured".into(),
+            };
+            let mut cells = vec![
+                c.name(),
+                format!(
+                    "{} ({})",
+                    fmt_num(c.capacity.rps),
+                    bottleneck_text(c.capacity)
+                ),
+                c.within_goal()
+                    .map_or("none of the rates tried".into(), fmt_num),
+            ];
+            cells.extend((0..4).map(at));
+            cells.push(cost);
+            row(&cells)
+        })
+        .collect();
+    let costs: Vec<String> = curves
+        .iter()
+        .filter(|c| c.server != ServerKind::Public)
+        .filter_map(|c| {
+            Some(format!(
+                "{} {} µs",
+                c.name(),
+                c.unloaded_us()? as i64 - public? as i64
+            ))
+        })
+        .collect();
+    let mut reading = vec![format!(
+        "Read the curves from the left: at light load each line is a request's own time; each bends up as \
+         its group nears its capacity, where requests start to queue. A group whose line sits lower at the \
+         same requests per second answers faster there; one that reaches further right serves more on the \
+         same core. The goal here is a p99 of at most {} ms from the slot.",
+        fmt_num(LATENCY_GOAL_P99_MS)
+    )];
+    if !costs.is_empty() {
+        reading.push(format!(
+            "What checking a credential costs a user, as the median at the lightest load minus the public \
+             group's (the same server and balancer, no check): {}. Differences of a few tens of µs are within \
+             what one run's timing varies.",
+            costs.join("; ")
+        ));
+    }
+    Some(Section {
+        reading,
+        method: format!(
+            "Each group ran on one replica with one worker and no CPU quota (a quota replica's latency would \
+             be its quota period), behind the same nginx. Its capacity is a closed-loop run's throughput ({} \
+             users); then fixed-rate runs at 10, 50, 75 and 90% of it, each request's latency counted from \
+             when it should have started. Table: ms from the slot, p50 / p99, at each fraction; \"within the \
+             goal\" is the highest rate achieved with p99 ≤ {} ms.",
+            curves.first().map_or(0, |c| c.capacity.users()),
+            fmt_num(LATENCY_GOAL_P99_MS)
+        ),
+        charts: vec![(
+            "latency-curve.svg".into(),
+            line_chart_with(
+                "Latency from the slot against requests per second (p50 dashed, p99 solid)",
+                "requests per second achieved",
+                "milliseconds",
+                &series,
+                &LineOptions {
+                    numeric_x: true,
+                    ..LineOptions::default()
+                },
+            ),
+        )],
+        table: Some(Table::new(
+            &[
+                "group",
+                "capacity, req/s (bound by)",
+                "within the goal, req/s",
+                "10%",
+                "50%",
+                "75%",
+                "90%",
+                "a credential check costs",
+            ],
+            rows,
+        )),
+        ..Section::new("latency-curve", "What a request costs a user: latency against load")
+    })
+}
