@@ -162,6 +162,18 @@ const USERS_PER_CPU: u32 = 32;
 pub fn default_users(cpus: usize) -> u32 {
     DEFAULT_USERS.max(USERS_PER_CPU.saturating_mul(cpus as u32))
 }
+/// The default sweep on a machine of `cpus` CPUs: 1, 2, 4, and further doublings while the
+/// machine has two CPUs per replica (one for the replica, one shared by the load generator,
+/// nginx and Redis), so a 16-CPU machine is measured up to 8 replicas and not like a 2-CPU one.
+pub fn default_replica_counts(cpus: usize) -> Vec<u32> {
+    let mut counts = vec![1, 2, 4];
+    let mut next = 8u32;
+    while next <= 64 && (next as usize) * 2 <= cpus {
+        counts.push(next);
+        next *= 2;
+    }
+    counts
+}
 /// `--quick` runs at most this many users (or connections).
 const QUICK_USERS: u32 = 8;
 
@@ -218,7 +230,8 @@ impl FromStr for BudgetChoice {
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Replica counts to sweep [default: 1,2,4; with --quick: 1; with --thorough: 1,2,3,4].
+    /// Replica counts to sweep [default: 1,2,4, doubled while a replica still has two of the
+    /// machine's CPUs (1,2,4,8 on 16 CPUs); with --quick: 1; with --thorough: 1,2,3,4].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
     pub replicas: Option<Vec<u32>>,
     /// How often each sweep point is measured, in interleaved rounds [default: 3; with
@@ -354,7 +367,7 @@ impl CompareArgs {
             Some(r) => r.clone(),
             None if self.measure.quick => vec![1],
             None if self.measure.thorough => vec![1, 2, 3, 4],
-            None => vec![1, 2, 4],
+            None => default_replica_counts(crate::infra::procfs::available_cpus()),
         }
     }
 
@@ -388,7 +401,9 @@ impl Measure {
         } else if self.thorough || repeats == Repeats::Once {
             (secs(20), secs(5))
         } else {
-            (secs(4), secs(2))
+            // Users are ready within the warm-up's second (the warm-up waits for them when
+            // they are not), and a replica needs no longer to reach its steady pace.
+            (secs(4), secs(1))
         };
         Effective {
             duration: self.duration.unwrap_or(duration),
@@ -520,14 +535,21 @@ mod tests {
         let Command::Compare(c) = parse(&["compare"]).unwrap().command else {
             panic!()
         };
-        assert_eq!(c.replica_counts(), vec![1, 2, 4]);
+        assert_eq!(
+            c.replica_counts(),
+            default_replica_counts(crate::infra::procfs::available_cpus())
+        );
+        assert_eq!(default_replica_counts(2), vec![1, 2, 4]);
+        assert_eq!(default_replica_counts(15), vec![1, 2, 4]);
+        assert_eq!(default_replica_counts(16), vec![1, 2, 4, 8]);
+        assert_eq!(default_replica_counts(64), vec![1, 2, 4, 8, 16, 32]);
         assert_eq!(
             c.servers,
             vec![ServerKind::Session, ServerKind::Token, ServerKind::Public]
         );
         let m = c.measure.effective(Repeats::Rounds);
         assert_eq!(m.duration.0, Duration::from_secs(4));
-        assert_eq!(m.warmup.0, Duration::from_secs(2));
+        assert_eq!(m.warmup.0, Duration::from_secs(1));
         assert_eq!(
             m.users,
             default_users(crate::infra::procfs::available_cpus())

@@ -95,6 +95,12 @@ pub const STORE_THROTTLED: f64 = 0.5;
 /// within 1/20 s.
 const OPEN_LAUNCHES_PER_USER: u64 = 20;
 
+/// Goose's run time beyond the planned warm-up and window, in seconds (see `run`).
+const RUN_TIME_SLACK_S: u64 = 6;
+
+/// Why goose stops: every run's users are stopped this way once its window closes.
+const WINDOW_CLOSED: &str = "the measured window closed";
+
 /// At a fixed rate, the schedule runs at least this long before the window opens: the
 /// connections are opened and warm.
 const OPEN_WARMUP_MIN: Duration = Duration::from_millis(500);
@@ -309,6 +315,7 @@ async fn window(
     let start = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
     recorder.open(true, plan.fault.is_some());
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
+    let shortened = until < start.at + plan.duration;
     let mut fault_error = None;
     let mut write_before_kill_ms = 0;
     while Instant::now() < until {
@@ -377,7 +384,7 @@ async fn window(
     if let Some(e) = fault_error {
         return Err(e);
     }
-    if late > Duration::from_millis(500) {
+    if shortened {
         notes.push(format!(
             "the warm-up ended {late:.1?} late (set-up took longer, or the load generator was behind); the window was shortened to fit the run"
         ));
@@ -422,8 +429,10 @@ pub async fn measure(
         Arc::clone(&recorder),
         schedule.clone(),
     )?;
-    // Goose stops on whole seconds; leave a second of load after the window closes.
-    let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + 1;
+    // Goose's run time (whole seconds) is only the bound: the window stops the users as
+    // soon as it closes (below), so the bound leaves room for a slow set-up (hundreds of
+    // connections logging in before a fixed-rate run) without shortening the window.
+    let run_time_s = (plan.warmup + plan.duration).as_secs_f64().ceil() as u64 + RUN_TIME_SLACK_S;
     // A failover's watched logins are made before the load starts (password hashing is
     // slow, and goose's run time is fixed).
     let marks = match (plan.fault, target.failover) {
@@ -435,10 +444,14 @@ pub async fn measure(
     let attack = goose_attack(target, plan, run_time_s, &ctx)?;
     let goose_ends = Instant::now() + Duration::from_secs(run_time_s);
     let start_memory = snapshot::used_memory(&target.redis_urls).await;
-    let (goose_result, window) = tokio::join!(
-        attack.execute(),
-        window(target, budgets, plan, marks, &ctx, &http, goose_ends)
-    );
+    let measured = async {
+        let w = window(target, budgets, plan, marks, &ctx, &http, goose_ends).await;
+        // Load after the window is measured by nobody: stop the users now rather than at
+        // goose's whole-second run time (a second or two per run, a tenth of `compare`).
+        goose::trigger_killswitch(WINDOW_CLOSED);
+        w
+    };
+    let (goose_result, window) = tokio::join!(attack.execute(), measured);
     goose_result.map_err(|e| anyhow::anyhow!("goose: {e}"))?;
     let window = window?;
     let taken = recorder.take();

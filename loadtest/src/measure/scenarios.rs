@@ -9,19 +9,28 @@
 //! re-parses every URL and runs redirect and decompression layers, about a third of the
 //! load generator's CPU per request); URIs are parsed once per run, credentials are kept as
 //! ready-made header values, and answers are read as bytes (every body is read whole, so
-//! connections are reused, not measured).
+//! connections are reused, not measured). Each user owns one HTTP/1.1 connection and drives
+//! it in its own task ([`Conn`]), as oha does: a pooled client hands every request to a
+//! separate connection task through a channel, and that hop (a wake-up on another thread
+//! once the runtime has several) cost a third more CPU per request with 2 threads.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use auth_core::contract::TokenResponse;
 use bytes::Bytes;
 use goose::prelude::*;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE,
+};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::pacing::Schedule;
 use super::recorder::Recorder;
@@ -90,8 +99,11 @@ pub struct RunContext {
     user_prefix: String,
     refresh: RefreshPolicy,
     request_timeout: Duration,
-    /// `Route::ALL[i]`'s URI on the target.
+    /// `Route::ALL[i]`'s path (the origin form a request on an open connection carries).
     uris: Vec<Uri>,
+    /// Where connections go (`host:port`), and the `Host` header they send.
+    authority: String,
+    host: HeaderValue,
     recorder: Arc<Recorder>,
     /// The open model: when each request should start. `None`: a closed loop.
     schedule: Option<Arc<Schedule>>,
@@ -107,12 +119,30 @@ impl RunContext {
         recorder: Arc<Recorder>,
         schedule: Option<Arc<Schedule>>,
     ) -> anyhow::Result<Arc<Self>> {
-        let base = target.trim_end_matches('/');
+        let not_base = |why: String| anyhow::anyhow!("`{target}` is not a base URL: {why}");
+        let base = target
+            .trim_end_matches('/')
+            .parse::<Uri>()
+            .map_err(|e| not_base(e.to_string()))?;
+        if base.scheme_str() != Some("http") {
+            return Err(not_base("the load generator speaks plain http://".into()));
+        }
+        let Some(authority) = base.authority() else {
+            return Err(not_base("it names no host".into()));
+        };
+        let host =
+            HeaderValue::from_str(authority.as_str()).map_err(|e| not_base(e.to_string()))?;
+        let authority = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let prefix = base.path().trim_end_matches('/');
         let uris = Route::ALL
             .iter()
-            .map(|r| format!("{base}{}", r.path()).parse::<Uri>())
+            .map(|r| format!("{prefix}{}", r.path()).parse::<Uri>())
             .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("`{target}` is not a base URL: {e}"))?;
+            .map_err(|e| not_base(e.to_string()))?;
         Ok(Arc::new(Self {
             server,
             user_prefix: user_prefix.to_owned(),
@@ -122,6 +152,8 @@ impl RunContext {
             },
             request_timeout,
             uris,
+            authority,
+            host,
             recorder,
             schedule,
         }))
@@ -147,7 +179,9 @@ impl RunContext {
 struct UserState {
     /// The recorder's number for this user.
     id: usize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The user's connection, open between requests (shared only with goose's clones of
+    /// the state, which never send).
+    conn: Arc<std::sync::Mutex<Option<Conn>>>,
     client_id: HeaderValue,
     username: String,
     password: String,
@@ -272,11 +306,10 @@ impl Step {
 
 fn new_user(ctx: &RunContext) -> UserState {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let client = Client::builder(TokioExecutor::new()).build_http();
     let n = ctx.recorder.next_user();
     UserState {
         id: n,
-        client,
+        conn: Arc::default(),
         username: format!("lt{}{n}", ctx.user_prefix),
         client_id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("lt")),
         password: "load-test-password".into(),
@@ -310,6 +343,7 @@ async fn send(
     let mut request = Request::builder()
         .method(route.method())
         .uri(ctx.uri(route))
+        .header(HOST, ctx.host.clone())
         .header(CLIENT_ID, state.client_id.clone());
     if let Some((name, value)) = &state.credential {
         request = request.header(name, value.clone());
@@ -324,23 +358,11 @@ async fn send(
     let Ok(request) = request.body(body) else {
         return (0, Bytes::new());
     };
-    let client = state.client.clone();
+    let open = Arc::clone(&state.conn);
     let start = Instant::now();
-    let exchange = async {
-        let response = client.request(request).await.ok()?;
-        let status = response.status().as_u16();
-        // The session server sets the cookie at login and refresh.
-        let cookie = response
-            .headers()
-            .get(SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .and_then(|v| HeaderValue::from_str(v).ok());
-        let body = response.into_body().collect().await.ok()?.to_bytes();
-        Some((status, cookie, body))
-    };
     // No answer within the time limit counts as status 0, like a refused connection.
-    let (status, body) = match tokio::time::timeout(ctx.request_timeout, exchange).await {
+    let answer = tokio::time::timeout(ctx.request_timeout, exchange(ctx, &open, request)).await;
+    let (status, body) = match answer {
         Ok(Some((status, cookie, body))) => {
             if let (Some(cookie), Some(state)) = (cookie, user.get_session_data_mut::<UserState>())
             {
@@ -360,6 +382,108 @@ async fn send(
         }
     }
     (status, body)
+}
+
+/// A user's HTTP/1.1 connection: the handle requests go through, and the connection itself,
+/// polled by the user's task while a request is out (between requests nothing is due on it).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+impl Conn {
+    async fn open(ctx: &RunContext) -> Option<Conn> {
+        let stream = TcpStream::connect(ctx.authority.as_str()).await.ok()?;
+        // One write per request: nothing for Nagle's algorithm to gather.
+        stream.set_nodelay(true).ok()?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+        Some(Conn {
+            sender,
+            driver: Box::pin(driver),
+        })
+    }
+
+    /// Whether the peer closed the connection while it was idle: one poll of the connection
+    /// reads the end of stream that is already there.
+    async fn closed_while_idle(&mut self) -> bool {
+        if self.sender.is_closed() {
+            return true;
+        }
+        let driver = &mut self.driver;
+        std::future::poll_fn(|cx| Poll::Ready(driver.as_mut().poll(cx).is_ready())).await
+    }
+
+    /// One request and its whole answer. `Err(Some(request))`: the request was never
+    /// written (the connection had closed), so it can go out on another one.
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Answer, Option<Request<Full<Bytes>>>> {
+        let Conn { sender, driver } = self;
+        let request_and_answer = async {
+            let response = sender
+                .try_send_request(request)
+                .await
+                .map_err(|mut e| e.take_message())?;
+            let status = response.status().as_u16();
+            // The session server sets the cookie at login and refresh.
+            let cookie = response
+                .headers()
+                .get(SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .and_then(|v| HeaderValue::from_str(v).ok());
+            let body = response.into_body().collect().await.map_err(|_| None)?;
+            Ok((status, cookie, body.to_bytes()))
+        };
+        tokio::select! {
+            biased;
+            answer = request_and_answer => answer,
+            // The connection ended (closed by the peer, or an error) before the answer did.
+            _ = driver.as_mut() => Err(None),
+        }
+    }
+}
+
+type Answer = (u16, Option<HeaderValue>, Bytes);
+
+/// One request and its whole answer on the user's connection: opened first when there is
+/// none or the peer closed it, and opened again once when a kept connection turns out to
+/// have closed before the request went out (as a pooled client retries). The connection is
+/// kept for the next request only when this one completed: an abandoned exchange (timed
+/// out) leaves it mid-answer.
+async fn exchange(
+    ctx: &RunContext,
+    open: &std::sync::Mutex<Option<Conn>>,
+    mut request: Request<Full<Bytes>>,
+) -> Option<Answer> {
+    let mut kept = open.lock().ok()?.take();
+    if let Some(c) = &mut kept {
+        if c.closed_while_idle().await {
+            kept = None;
+        }
+    }
+    let mut reused = kept.is_some();
+    let mut conn = match kept {
+        Some(c) => c,
+        None => Conn::open(ctx).await?,
+    };
+    loop {
+        match conn.send(request).await {
+            Ok(answer) => {
+                if let Ok(mut slot) = open.lock() {
+                    *slot = Some(conn);
+                }
+                return Some(answer);
+            }
+            Err(Some(unsent)) if reused => {
+                request = unsent;
+                reused = false;
+                conn = Conn::open(ctx).await?;
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 async fn sign_up(ctx: &RunContext, user: &mut GooseUser) -> bool {

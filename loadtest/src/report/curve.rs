@@ -71,6 +71,32 @@ fn offered(r: &Run) -> f64 {
     r.setup.open.map_or(0.0, |o| o.offered_rps)
 }
 
+/// A fixed-rate run's offered rate as a whole percentage of its group's capacity.
+fn percent_of_capacity(c: &Curve, r: &Run) -> Option<u32> {
+    (c.capacity.rps > 0.0).then(|| (100.0 * offered(r) / c.capacity.rps).round() as u32)
+}
+
+/// The fractions of capacity the curves were run at, as they ran (a table column each).
+fn percents(curves: &[Curve]) -> Vec<u32> {
+    let mut all: Vec<u32> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().filter_map(|r| percent_of_capacity(c, r)))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// "10, 50 and 80%".
+fn list_percents(p: &[u32]) -> String {
+    let words: Vec<String> = p.iter().map(u32::to_string).collect();
+    match words.split_last() {
+        Some((last, [])) => format!("{last}%"),
+        Some((last, rest)) => format!("{} and {last}%", rest.join(", ")),
+        None => "no fraction".into(),
+    }
+}
+
 pub fn section(results: &Results) -> Option<Section> {
     let curves = curves(results);
     if curves.iter().all(|c| c.points.is_empty()) {
@@ -95,12 +121,14 @@ pub fn section(results: &Results) -> Option<Section> {
         .iter()
         .find(|c| c.server == ServerKind::Public)
         .and_then(Curve::unloaded_us);
+    let percents = percents(&curves);
     let rows = curves
         .iter()
         .map(|c| {
-            let at = |i: usize| {
+            let at = |pct: &u32| {
                 c.points
-                    .get(i)
+                    .iter()
+                    .find(|r| percent_of_capacity(c, r) == Some(*pct))
                     .and_then(|r| {
                         let o = r.open_model.as_ref()?;
                         Some(format!(
@@ -119,14 +147,14 @@ pub fn section(results: &Results) -> Option<Section> {
             let mut cells = vec![
                 c.name(),
                 format!(
-                    "{} ({})",
+                    "{}: {}",
                     fmt_num(c.capacity.rps),
                     bottleneck_text(c.capacity)
                 ),
                 c.within_goal()
                     .map_or("none of the rates tried".into(), fmt_num),
             ];
-            cells.extend((0..4).map(at));
+            cells.extend(percents.iter().map(at));
             cells.push(cost);
             row(&cells)
         })
@@ -157,15 +185,28 @@ pub fn section(results: &Results) -> Option<Section> {
             costs.join("; ")
         ));
     }
+    let header: Vec<String> = [
+        "group",
+        "capacity, req/s: bound by",
+        "within the goal, req/s",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(percents.iter().map(|p| format!("{p}%")))
+    .chain(["a credential check costs".to_string()])
+    .collect();
     Some(Section {
         reading,
         method: format!(
             "Each group ran on one replica with one worker and no CPU quota (a quota replica's latency would \
              be its quota period), behind the same nginx. Its capacity is a closed-loop run's throughput ({} \
-             users); then fixed-rate runs at 10, 50, 75 and 90% of it, each request's latency counted from \
+             users); then fixed-rate runs at {} of it, each request's latency counted from \
              when it should have started. Table: ms from the slot, p50 / p99, at each fraction; \"within the \
-             goal\" is the highest rate achieved with p99 ≤ {} ms.",
+             goal\" is the highest rate achieved with p99 ≤ {} ms. Latency from the slot includes up to a \
+             millisecond of the load generator's own timer (it wakes on whole milliseconds, as wrk2's does), \
+             the same for every group: what a credential check costs is therefore taken from the send.",
             curves.first().map_or(0, |c| c.capacity.users()),
+            list_percents(&percents),
             fmt_num(LATENCY_GOAL_P99_MS)
         ),
         charts: vec![(
@@ -182,16 +223,7 @@ pub fn section(results: &Results) -> Option<Section> {
             ),
         )],
         table: Some(Table::new(
-            &[
-                "group",
-                "capacity, req/s (bound by)",
-                "within the goal, req/s",
-                "10%",
-                "50%",
-                "75%",
-                "90%",
-                "a credential check costs",
-            ],
+            &header.iter().map(String::as_str).collect::<Vec<_>>(),
             rows,
         )),
         ..Section::new("latency-curve", "What a request costs a user: latency against load")
