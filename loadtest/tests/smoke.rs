@@ -629,7 +629,11 @@ fn the_latency_curve_measures_every_group_at_fixed_fractions_of_its_capacity() {
             .iter()
             .map(|o| (o / capacity.rps * 100.0).round())
             .collect();
-        assert_eq!(fractions, [10.0, 50.0, 75.0, 90.0], "{server:?} {v:?}");
+        let planned: Vec<f64> = loadtest::orchestrate::plan::CURVE_FRACTIONS
+            .iter()
+            .map(|f| (f * 100.0).round())
+            .collect();
+        assert_eq!(fractions, planned, "{server:?} {v:?}");
         for r in of.iter().filter(|r| r.setup.open.is_some()) {
             let o = r
                 .open_model

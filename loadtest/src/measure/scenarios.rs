@@ -590,10 +590,26 @@ mod tests {
         for route in Route::ALL {
             assert_eq!(ctx.uri(route).path(), route.path());
         }
-        assert_eq!(
-            ctx.uri(Route::Me).to_string(),
-            "http://127.0.0.1:8080/api/me"
-        );
+        // Origin form on the user's own connection, which goes to the authority.
+        assert_eq!(ctx.uri(Route::Me).to_string(), "/api/me");
+        assert_eq!(ctx.authority, "127.0.0.1:8080");
+        assert_eq!(ctx.host, "127.0.0.1:8080");
+        let behind = |base: &str| {
+            RunContext::new(
+                base,
+                ServerKind::Token,
+                "p",
+                RefreshPolicy::Every(10),
+                Duration::from_secs(1),
+                Arc::new(Recorder::default()),
+                None,
+            )
+        };
+        let prefixed = behind("http://lb/auth-demo/").unwrap();
+        assert_eq!(prefixed.uri(Route::Me).to_string(), "/auth-demo/api/me");
+        assert_eq!(prefixed.authority, "lb:80");
+        let refused = behind("https://127.0.0.1:8443").err().unwrap().to_string();
+        assert!(refused.contains("plain http://"), "{refused}");
         assert!(RunContext::new(
             "not a url",
             ServerKind::Token,
