@@ -46,7 +46,9 @@ PROFILE=$PROFILE bash deploy/ci/app-image.sh
 export REPLICAS=2 REPLICA_CPUS=0.5 LOADTEST_ARGS=--quick
 export LOADTEST_UID=$(id -u) LOADTEST_GID=$(id -g)
 # Published ports that nothing else on this machine uses.
-export SESSION_PORT=$((20000 + $$ % 10000)) TOKEN_PORT=$((30000 + $$ % 10000)) REDIS_PORT=$((40000 + $$ % 10000))
+. deploy/ci/free-ports.sh
+read -r SESSION_PORT TOKEN_PORT REDIS_PORT < <(free_ports 3)
+export SESSION_PORT TOKEN_PORT REDIS_PORT
 mkdir -p reports
 
 healthy() {

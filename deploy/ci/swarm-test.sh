@@ -63,7 +63,9 @@ docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 # The settings a user would put in .env; published ports nothing else uses.
 export REPLICAS=2 REPLICA_CPUS=0.5 LOADTEST_ARGS="--quick --scenarios read --out /work/$reports"
 export LOADTEST_UID=$(id -u) LOADTEST_GID=$(id -g)
-export SESSION_PORT=$((21000 + $$ % 9000)) TOKEN_PORT=$((31000 + $$ % 9000))
+. deploy/ci/free-ports.sh
+read -r SESSION_PORT TOKEN_PORT < <(free_ports 2)
+export SESSION_PORT TOKEN_PORT
 mkdir -p "$reports"
 
 step "docker stack deploy: 2 replicas per server, the load test held back"
