@@ -34,7 +34,7 @@ fn values_where(
         .collect()
 }
 
-fn list(v: &[&str]) -> String {
+pub(super) fn list(v: &[&str]) -> String {
     match v {
         [] => "none".into(),
         [a] => (*a).into(),
@@ -294,7 +294,96 @@ fn sent_text(r: &SentRequest) -> String {
     )
 }
 
-pub fn section(results: &crate::model::Results) -> Option<Section> {
+/// Why a case came out as it did: which request carried which credential, which defence
+/// acted, and why the outcome followed.
+fn explain(c: &BrowserCase) -> String {
+    let carried_cookie = c.sent.iter().any(|r| r.cookie);
+    let third_party = c.browser_said.iter().any(|r| r.contains("UserPreferences"));
+    let same_site = same_site(c.carrier);
+    match c.outcome {
+        Outcome::Worked if c.carrier.is_session() => format!(
+            "The browser attached the cookie (SameSite={same_site} lets it go on same-site requests) and the server \
+             accepted it; CORS allowed the app's origin with credentials, so the page could read the answer."
+        ),
+        Outcome::Worked => "The app's script put the token in Authorization itself; CORS allowed the app's origin \
+                            (a preflight first), so the call worked from any site."
+            .into(),
+        Outcome::CookieWithheld if third_party => "Third-party cookie blocking: the browser refused to store the \
+            cookie set by another site's API (DevTools: UserPreferences), so it had none to send, whatever SameSite \
+            said; CORS was not what stopped it."
+            .into(),
+        Outcome::CookieWithheld if c.carrier == Carrier::TokenMemory => "The token handler's cookie is \
+            SameSite=Strict: the browser kept it off the attacker's form, so the refresh was refused (401)."
+            .into(),
+        Outcome::CookieWithheld => format!(
+            "SameSite={same_site}: the browser kept the cookie off a request started by another site."
+        ),
+        Outcome::PreflightRefused => "A PUT with JSON needs a CORS preflight; the server's CORS does not allow the \
+            attacker's origin, so the browser never sent the request itself (the OPTIONS got 405)."
+            .into(),
+        Outcome::OriginRefused => format!(
+            "SameSite={same_site} let the cookie go with the forged request; the session server's origin check saw a \
+             foreign Origin and refused it (403)."
+        ),
+        Outcome::WithheldAndOriginRefused => format!(
+            "Two defences: SameSite={same_site} kept the cookie off the forged request, and the origin check refused \
+             the cookieless request as well (403), so its answer could not clear the victim's cookie."
+        ),
+        Outcome::NothingAttached => "The browser attaches no token by itself: the forged form carried no credential \
+            and was refused."
+            .into(),
+        Outcome::ActedAsUser => "The injected script runs inside the app's page, so the page's own requests carried \
+            its credential (the cookie the browser attaches, or the token the app adds): HttpOnly and keeping a token \
+            out of reach hide a credential from scripts, they do not stop the page from being used."
+            .into(),
+        Outcome::CredentialStolen => "localStorage is readable by any script on the page: the injected script read \
+            the tokens and sent them to the collector, where they worked until the access token expired."
+            .into(),
+        Outcome::NothingReadable if c.carrier.is_session() => {
+            "HttpOnly: JavaScript cannot read the cookie, so there was nothing to send away.".into()
+        }
+        Outcome::NothingReadable => "The access token lived in a variable the injected script could not reach, and \
+            the refresh token in an HttpOnly cookie."
+            .into(),
+        Outcome::ScriptBlocked => "The page's Content-Security-Policy allows only the app's own scripts, so the \
+            injected one never ran."
+            .into(),
+        Outcome::Refused => "The credential was sent and refused by the server.".into(),
+        Outcome::NotSent => "Nothing of the attempt reached the server.".into(),
+        Outcome::VictimLoggedOut if !carried_cookie => "The forged logout carried no cookie (SameSite kept it off), \
+            yet the server's answer cleared the cookie anyway, and the browser applied it: a logout that answers a \
+            request it cannot attribute, not a cookie sent by the attacker. SameSite did its part; an origin check on \
+            logout is what stops this."
+            .into(),
+        Outcome::VictimLoggedOut => format!(
+            "SameSite={same_site} let the cookie go with the forged logout, and nothing refused it: the victim's \
+             session ended."
+        ),
+    }
+}
+
+/// The browser section for the results, and every case explained (for the appendix).
+pub fn sections(results: &crate::model::Results) -> Option<(Section, Section)> {
+    let mut body = section(results)?;
+    let mut table = body.table.take()?;
+    table.headers.push("why".into());
+    if let Some(b) = results.browser.as_ref() {
+        for (row, c) in table.rows.iter_mut().zip(&b.cases) {
+            row.push(explain(c));
+        }
+    }
+    let cases = Section {
+        table: Some(table),
+        method: std::mem::take(&mut body.method),
+        ..Section::new("browser-cases", "Every browser case, explained")
+    };
+    body.method =
+        "See \"Every browser case, explained\" in the appendix for how the browser was driven."
+            .into();
+    Some((body, cases))
+}
+
+fn section(results: &crate::model::Results) -> Option<Section> {
     let b = results.browser.as_ref()?;
     let mut reading = Vec::new();
     if let Some(s) = cross_site(b) {

@@ -3,7 +3,7 @@
 //! counted from each request's slot (the open model), on shared axes.
 
 use super::svg::{fmt_num, line_chart_with, LineOptions, Series};
-use super::{bottleneck_text, row, Section, Table};
+use super::{bottleneck_text, row, Chart, Section, Table};
 use crate::model::{Experiment, Results, Run, ServerKind, Variant};
 
 /// The latency goal a rate must meet to count as sustained: p99 from the slot.
@@ -209,8 +209,10 @@ pub fn section(results: &Results) -> Option<Section> {
             list_percents(&percents),
             fmt_num(LATENCY_GOAL_P99_MS)
         ),
-        charts: vec![(
-            "latency-curve.svg".into(),
+        charts: vec![Chart::new(
+            "latency-curve.svg",
+            "Read from the left: the lines lie on top of each other at light load (a request costs the same), and \
+             each bends up near its own capacity.",
             line_chart_with(
                 "Latency from the slot against requests per second (p50 dashed, p99 solid)",
                 "requests per second achieved",

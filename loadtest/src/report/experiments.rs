@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::figures::{FaultImpact, BACK_SHARE};
 use super::svg::{bar_chart, fmt_num, line_chart_with, LineOptions, Series};
-use super::{bottleneck_text, row, us, Section, Table};
+use super::{bottleneck_text, row, us, Chart, Section, Table};
 use crate::model::{
     Bottleneck, Experiment, MemoryPoint, Phase, Results, Run, Scenario, ServerKind, Variant,
 };
@@ -51,17 +52,6 @@ fn not_comparable(a: &Run, b: &Run) -> Option<String> {
 pub(super) fn users_kept(r: &Run) -> Option<(u32, u32)> {
     r.users_logged_out
         .map(|out| (r.users().saturating_sub(out), r.users()))
-}
-
-/// How long requests failed after a fault, and whether they still did when the window closed
-/// (then the seconds are a floor, not the length of the outage).
-pub(super) fn failing_text(r: &Run) -> String {
-    let s = fmt_num(r.failing_s().unwrap_or(0.0));
-    if r.failing_at_end() {
-        format!("for at least {s} s (they still failed when the measured window closed)")
-    } else {
-        format!("for {s} s")
-    }
 }
 
 pub(super) fn kept_text(r: &Run) -> String {
@@ -200,8 +190,10 @@ pub fn store_bound(results: &Results) -> Option<Section> {
              replicas keep the sweep's budget.",
             budget.map_or("a small share of a".into(), fmt_num)
         ),
-        charts: vec![(
-            "store-bound.svg".into(),
+        charts: vec![Chart::new(
+            "store-bound.svg",
+            "Look at the session line flattening while the token line keeps climbing: the session's store ran out, \
+             the token never asks it.",
             line_chart_with(
                 "Requests per second with Redis on a small CPU budget",
                 "replicas",
@@ -294,7 +286,12 @@ pub fn shared_store(results: &Results) -> Option<Section> {
                 .get("sticky_routing")
                 .map_or("nginx hashing", String::as_str)
         ),
-        charts: vec![("shared-store.svg".into(), chart)],
+        charts: vec![Chart::new(
+            "shared-store.svg",
+            "Compare the failed share of each set-up: sessions kept in one replica's memory fail whenever the balancer \
+             sends a user elsewhere.",
+            chart,
+        )],
         table: Some(Table::new(
             &["variant", "replicas", "requests", "failed", "failed %", "requests per replica"],
             rows,
@@ -303,52 +300,69 @@ pub fn shared_store(results: &Results) -> Option<Section> {
     })
 }
 
-/// Routes grouped the way a user sees them.
-fn route_group(route: &str) -> &'static str {
-    match route {
-        "/auth/refresh" => "refreshes",
-        "/auth/login" | "/auth/signup" => "logins",
-        _ => "reads",
-    }
-}
-
-/// Successful and failed requests per whole second of one run's timeline, reads and
-/// refreshes apart (GET /api/me and /api/items are one line: they behave alike).
+/// Requests answered and failed per second of one run's timeline, at the timeline's own
+/// resolution, named by the run's model so that it keeps the model's colour.
 fn timeline_series(r: &Run) -> Vec<Series> {
-    let mut per: BTreeMap<(&str, u64), (u64, u64)> = BTreeMap::new();
+    let step = if r.timeline_step_s > 0.0 {
+        r.timeline_step_s
+    } else {
+        1.0
+    };
+    let mut per: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     for p in &r.timeline {
-        let e = per
-            .entry((route_group(&p.route), p.t_s.floor() as u64))
-            .or_default();
+        let e = per.entry((p.t_s / step).round() as i64).or_default();
         e.0 += p.ok;
         e.1 += p.failed;
     }
-    let groups: std::collections::BTreeSet<&str> = per.keys().map(|(g, _)| *g).collect();
-    let mut out = Vec::new();
-    for g in groups {
-        let pts = |failed: bool| -> Vec<(f64, f64)> {
-            per.iter()
-                .filter(|((gg, _), _)| *gg == g)
-                .map(|((_, t), (ok, f))| (*t as f64, if failed { *f } else { *ok } as f64))
-                .collect()
-        };
-        out.push(Series::line(format!("{g} ok"), pts(false)));
-        out.push(Series::line(format!("{g} failed"), pts(true)).dashed());
+    let pts = |failed: bool| -> Vec<(f64, f64)> {
+        per.iter()
+            .map(|(k, (ok, f))| {
+                let n = if failed { *f } else { *ok };
+                (*k as f64 * step, n as f64 / step)
+            })
+            .collect()
+    };
+    vec![
+        Series::line(format!("{}: answered", server_arm(r)), pts(false)),
+        Series::line(format!("{}: failed", server_arm(r)), pts(true)).dashed(),
+    ]
+}
+
+/// "back after 3.1 s", or that it never was.
+pub(super) fn back_text(f: &FaultImpact) -> String {
+    match f.back_after_s {
+        Some(s) if s < f.run.timeline_step_s => "never down".into(),
+        Some(s) => format!("{} s", fmt_num(s)),
+        None => "not by the end".into(),
     }
-    out
 }
 
-/// The share of one route group's requests that succeeded after the fault was lifted.
-fn after_success(r: &Run, group: &str) -> Option<f64> {
-    let (ok, failed) = r
-        .points_in(Phase::After)
-        .filter(|p| route_group(&p.route) == group)
-        .fold((0, 0), |(o, f), p| (o + p.ok, f + p.failed));
-    (ok + failed > 0).then(|| ok as f64 * 100.0 / (ok + failed) as f64)
+/// Which model kept serving, per set-up: the answered rate during the fault as a share of
+/// before, side by side.
+fn kept_serving(impacts: &[FaultImpact]) -> Option<String> {
+    let parts: Vec<String> = impacts
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                server_arm(f.run),
+                FaultImpact::share_text(f.during_share),
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Answered while the fault lasted, as a share of the rate before: {}. The table adds who stayed logged in \
+             and how long until service was back.",
+            parts.join("; ")
+        )
+    })
 }
 
-/// A section for runs with a fault: a timeline chart per run, and what failed before,
-/// during and after it.
+/// A section for runs with a fault: what users lived (answered requests per second before,
+/// during and after, as a share of before; who stayed logged in; how long until service
+/// was back), and a timeline per set-up with both models on one chart, at the timeline's
+/// resolution, every chart on the same y axis.
 pub(super) fn fault_section(
     runs: Vec<&Run>,
     id: &'static str,
@@ -359,66 +373,94 @@ pub(super) fn fault_section(
     if runs.is_empty() {
         return None;
     }
-    let charts = runs
+    let impacts: Vec<FaultImpact> = runs.iter().filter_map(|r| FaultImpact::of(r)).collect();
+    // One chart per set-up (variant), the models side by side on it.
+    let mut groups: Vec<(crate::model::Variant, Vec<&Run>)> = Vec::new();
+    for r in &runs {
+        match groups.iter_mut().find(|(v, _)| *v == r.variant()) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((r.variant(), vec![r])),
+        }
+    }
+    let series: Vec<Vec<Series>> = groups
         .iter()
+        .map(|(_, g)| g.iter().flat_map(|r| timeline_series(r)).collect())
+        .collect();
+    let y_max = super::svg::nice_max(
+        series
+            .iter()
+            .map(|s| super::svg::max_y(s))
+            .fold(0.0, f64::max),
+    );
+    let charts = groups
+        .iter()
+        .zip(&series)
         .enumerate()
-        .map(|(i, r)| {
-            let name = format!("{id}-{}.svg", i + 1);
-            let fault = r.fault.map(|f| f.describe()).unwrap_or_default();
+        .map(|(i, ((v, g), series))| {
+            let fault = g[0].fault.map(|f| f.describe()).unwrap_or_default();
             let opts = LineOptions {
                 numeric_x: true,
-                band: r.fault.map(|f| (f.at_s, f.ended_s(), fault.clone())),
-                marked_means: None,
+                band: g[0].fault.map(|f| (f.at_s, f.ended_s(), fault.clone())),
+                y_max: Some(y_max),
+                ..LineOptions::default()
             };
-            (
-                name,
+            Chart::new(
+                format!("{id}-{}.svg", i + 1),
+                format!(
+                    "{}: look at the solid lines in the shaded span; one that drops to zero stopped serving, one \
+                     that dips kept serving (same y axis on every chart here).",
+                    v.describe(g[0].server)
+                ),
                 line_chart_with(
-                    &format!("{}: requests per second", server_arm(r)),
+                    &format!("{}: requests per second, in steps of {} s", v.describe(g[0].server), fmt_num(g[0].timeline_step_s)),
                     "seconds into the window (by when each request was sent)",
                     "requests per second",
-                    &timeline_series(r),
+                    series,
                     &opts,
                 ),
             )
         })
         .collect();
-    let rows = runs
+    let rows = impacts
         .iter()
-        .map(|r| {
+        .map(|f| {
+            let r = f.run;
             row(&[
                 server_arm(r),
                 r.fault.map(|f| f.describe()).unwrap_or_default(),
-                r.requests.to_string(),
-                r.failed_in(None, Phase::Before).to_string(),
+                fmt_num(f.before_rps),
+                FaultImpact::share_text(f.during_share),
+                FaultImpact::share_text(f.after_share),
                 r.failed_in(None, Phase::During).to_string(),
-                r.failed_in(None, Phase::After).to_string(),
-                (r.refused_in(None, Phase::During) + r.refused_in(None, Phase::After)).to_string(),
                 kept_text(r),
-                fmt_num(r.latency_ms.max),
+                back_text(f),
             ])
         })
         .collect();
+    let mut reading: Vec<String> = kept_serving(&impacts).into_iter().collect();
+    reading.extend(runs.iter().filter_map(|r| read(r)));
     Some(Section {
-        reading: runs.iter().filter_map(|r| read(r)).collect(),
+        reading,
         method: format!(
-            "{method} Before, during and after are by when each request was sent, in steps of 0.1 s, against the times \
-             the fault was really injected and lifted; a request sent just before the fault can still fail, because it \
-             was in flight (queued in a replica held to its CPU budget) when the fault hit. A user counts as logged \
-             out once a request with their credential was answered 401: their app would have to ask them to log in \
-             again."
+            "{method} Before, during and after are by when each request was sent, in steps of the timeline (0.1 s), \
+             against the times the fault was really injected and lifted; a request sent just before the fault can \
+             still fail, because it was in flight when the fault hit. \"Answered\" counts successful answers per \
+             second; \"back\" is the first moment from the fault on after which half a second ran at {}% of the rate \
+             before. A user counts as logged out once a request with their credential was answered 401: their app \
+             would have to ask them to log in again.",
+            (BACK_SHARE * 100.0).round()
         ),
         charts,
         table: Some(Table::new(
             &[
                 "arm",
                 "fault",
-                "requests",
-                "failed, sent before",
+                "answered/s before",
+                "during, share of before",
+                "after, share of before",
                 "failed, sent during",
-                "failed, sent after",
-                "401s from the fault on",
                 "users still logged in",
-                "slowest ms",
+                "back after",
             ],
             rows,
         )),
@@ -435,46 +477,34 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
          the window and then thawed (SIGCONT); nothing is restarted. Each arm ran with the retry grace of contract v2 \
          (REFRESH_REUSE_INTERVAL, a retried credential is answered as its successor) and without it.",
         |r| {
-            let (kept, n) = users_kept(r)?;
-            let reads_during = r.failed_in(Some("/api/me"), Phase::During)
-                + r.failed_in(Some("/api/items"), Phase::During);
-            let refresh_during = r.failed_in(Some("/auth/refresh"), Phase::During);
-            let mut text = format!(
-                "{}: {kept} of {n} users were still logged in at the end. While Redis was frozen, {reads_during} reads and \
-                 {refresh_during} refreshes failed{}.",
-                server_arm(r),
-                if r.server == ServerKind::Token && reads_during == 0 {
-                    " (token reads never ask Redis)"
-                } else {
-                    ""
-                }
-            );
             let refused = r.refused_in(None, Phase::After);
-            match (after_success(r, "reads"), after_success(r, "refreshes")) {
-                (Some(reads), Some(refresh)) => text.push_str(&format!(
-                    " After it came back, {}% of reads and {}% of refreshes succeeded",
-                    fmt_num(reads),
-                    fmt_num(refresh)
-                )),
-                (Some(reads), None) => text.push_str(&format!(
-                    " After it came back, {}% of reads succeeded",
-                    fmt_num(reads)
-                )),
-                _ => {}
+            let slowed = FaultImpact::of(r)
+                .and_then(|f| f.during_share)
+                .is_some_and(|s| s < BACK_SHARE);
+            let mut text = Vec::new();
+            if r.server == ServerKind::Token && slowed && r.variant() == Variant::Standard {
+                text.push(format!(
+                    "{}: a token read never asks Redis ({} of them failed), yet fewer were answered, because each user \
+                     whose access token expired waited on a refresh, which does ({} refreshes failed).",
+                    server_arm(r),
+                    r.failed_in(Some("/api/me"), Phase::During) + r.failed_in(Some("/api/items"), Phase::During),
+                    r.failed_in(Some("/auth/refresh"), Phase::During)
+                ));
             }
             if refused > 0 {
-                text.push_str(&format!(
-                    "; {refused} requests were refused with 401: those users' credentials were gone. A refresh cut \
-                     off by the freeze had been rotated in Redis, but its answer never reached the client, which \
-                     retried with the credential that had just been replaced."
+                text.push(format!(
+                    "{}: {refused} requests were refused with 401 after Redis came back: a refresh cut off by the freeze \
+                     had been rotated in Redis, but its answer never reached the client, which retried with the \
+                     credential just replaced{}.",
+                    server_arm(r),
+                    if r.variant() == Variant::NoRetryGrace {
+                        "; without the retry grace, that retry is reuse, and the login ends"
+                    } else {
+                        ""
+                    }
                 ));
-                if r.variant() == Variant::NoRetryGrace {
-                    text.push_str(" Without the retry grace, that retry is reuse, and the login ends.");
-                }
-            } else {
-                text.push_str("; no credential was refused.");
             }
-            Some(text)
+            (!text.is_empty()).then(|| text.join(" "))
         },
     )
 }
@@ -489,26 +519,21 @@ pub fn replica_loss(results: &Results) -> Option<Section> {
          longer be asked.)",
         |r| {
             let (kept, n) = users_kept(r)?;
-            let during = r.failed_in(None, Phase::During);
             let refused = r.refused_in(None, Phase::During);
-            Some(if kept < n && r.variant() == Variant::MemoryStoreSticky {
-                format!(
+            if kept < n {
+                return Some(format!(
                     "{}: {} of {n} users were logged out when replica 1 died ({refused} requests refused with 401): \
                      their sessions lived in its memory, and the survivor has never heard of them.",
                     server_arm(r),
                     n - kept
-                )
-            } else {
-                format!(
-                    "{}: {kept} of {n} users still logged in at the end; {during} requests failed from the kill on \
-                     ({refused} of them 401){}.",
-                    server_arm(r),
-                    if refused == 0 {
-                        ": the survivor can check every credential on its own (or in Redis)"
-                    } else {
-                        ""
-                    }
-                )
+                ));
+            }
+            // Said once, on the token arm: what every arm that kept its users shows.
+            (r.server == ServerKind::Token && r.variant() == Variant::Standard).then(|| {
+                "With one of two replicas gone, each model answered about half its rate before: capacity halves with \
+                 the servers, and service is not back to its old rate until a replica is added. Every user whose \
+                 credential the survivor could check on its own or in Redis stayed logged in."
+                    .to_string()
             })
         },
     )
@@ -776,8 +801,10 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        charts: vec![(
-            "access-token-lifetime.svg".into(),
+        charts: vec![Chart::new(
+            "access-token-lifetime.svg",
+            "Read the curve from left to right: a shorter revocation window costs more refreshes, steeply below a \
+             few seconds.",
             line_chart_with(
                 "Refreshes against the revocation window",
                 "seconds a stolen access token keeps working (lifetime + leeway)",
@@ -1009,12 +1036,32 @@ pub fn token_anatomy(results: &Results) -> Option<Section> {
 /// Requests each active user is assumed to make per second in the projection.
 pub const REQUESTS_PER_USER_PER_S: f64 = 0.1;
 
+/// An access token's lifetime in the projection: the token server's default.
+const PROJECTED_ACCESS_TTL_S: f64 = 900.0;
+/// How often an active user logs in, in the projection: once a working day.
+const PROJECTED_LOGIN_EVERY_S: f64 = 8.0 * 3600.0;
+
+/// Redis commands one refresh (or one login) costs, from its scenario's run: the run's
+/// commands less those of its reads, per refresh.
+fn commands_per(
+    results: &Results,
+    server: ServerKind,
+    scenario: Scenario,
+    route: &str,
+    read_cmds: f64,
+) -> Option<f64> {
+    let r = results.first_run(server, scenario)?;
+    let total = r.redis_commands_per_request? * r.requests as f64;
+    let of_route = *r.requests_by_route.get(route)? as f64;
+    let reads = r.requests as f64 - of_route;
+    (of_route > 0.0).then(|| ((total - reads * read_cmds) / of_route).max(0.0))
+}
+
 pub fn cost_projection(results: &Results) -> Option<Section> {
+    use super::figures::{cpu_us, redis_commands};
     let memory = results.server_memory.as_ref();
     let mut rows = Vec::new();
-    let mut used = Vec::new();
     for server in [ServerKind::Session, ServerKind::Token] {
-        use super::figures::{cpu_us, redis_commands};
         let (Some(replica_us), Some(redis_us), Some(cmds)) = (
             cpu_us(results, server, |c| c.replicas).map(|f| f.median),
             cpu_us(results, server, |c| c.redis).map(|f| f.median),
@@ -1026,16 +1073,35 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
         let per_user = memory
             .and_then(|m| memory_slope(&m.points, server, Variant::Standard))
             .map(|(_, redis)| redis.max(0.0));
-        used.push((server, replica_us, redis_us, cmds, per_user));
+        // Sessions are not refreshed (the cookie lives until logout or idle expiry); a
+        // token is, once per lifetime.
+        let per_refresh = (server == ServerKind::Token)
+            .then(|| commands_per(results, server, Scenario::Refresh, "/auth/refresh", cmds))
+            .flatten();
+        let per_login = commands_per(results, server, Scenario::Login, "/auth/login", cmds);
         for users in [10_000f64, 100_000.0, 1_000_000.0] {
             let rps = users * REQUESTS_PER_USER_PER_S;
+            let refreshes = per_refresh.map(|_| users / PROJECTED_ACCESS_TTL_S);
+            let logins = users / PROJECTED_LOGIN_EVERY_S;
+            let commands = rps * cmds
+                + refreshes.unwrap_or(0.0) * per_refresh.unwrap_or(0.0)
+                + logins * per_login.unwrap_or(0.0);
             rows.push(row(&[
                 format!("{users:.0}"),
                 server.name().into(),
                 format!("{rps:.0}"),
+                refreshes.map_or("none".into(), |r| format!("{r:.0}")),
+                format!("{logins:.1}"),
                 fmt_num(rps * replica_us / 1e6),
                 fmt_num(rps * redis_us / 1e6),
-                format!("{:.0}", rps * cmds),
+                format!(
+                    "{commands:.0}{}",
+                    if per_login.is_none() {
+                        " (logins not measured)"
+                    } else {
+                        ""
+                    }
+                ),
                 per_user.map_or("not measured".into(), |b| human_bytes(b * users)),
                 human_bytes(rps * bytes) + "/s",
             ]));
@@ -1044,40 +1110,34 @@ pub fn cost_projection(results: &Results) -> Option<Section> {
     if rows.is_empty() {
         return None;
     }
-    let mut reading = vec![format!(
-        "Assumptions: every active user makes {} requests per second (one every {} s), all of them reads like the \
-         read scenario. CPU per request is the median over every sweep run bound by the replicas alone (so it does not \
-         depend on the replica count); Redis memory is the per-user slope of the memory experiment (a session, or a \
-         refresh family, per logged-in user). Load balancers, TLS and the network are not included.",
+    let reading = vec![format!(
+        "Assumptions, next to the numbers: every active user makes {} reads per second (one every {} s), logs in once \
+         every {} hours, and, with tokens, refreshes once per access-token lifetime of {} s (the server's default); \
+         sessions are not refreshed. Redis commands count reads, refreshes and logins, each at what it cost in this \
+         run; CPU counts reads only (a login's password hash is deliberately slow, which is why the login runs \
+         managed only a few logins per second on a small CPU budget). Balancers, TLS and the network are not \
+         included.",
         REQUESTS_PER_USER_PER_S,
-        fmt_num(1.0 / REQUESTS_PER_USER_PER_S)
+        fmt_num(1.0 / REQUESTS_PER_USER_PER_S),
+        fmt_num(PROJECTED_LOGIN_EVERY_S / 3600.0),
+        fmt_num(PROJECTED_ACCESS_TTL_S)
     )];
-    if let Some(r) = results.first_run(ServerKind::Token, Scenario::Refresh) {
-        if let Some(b) = r.redis_bytes_per_user {
-            reading.push(format!(
-                "Refreshing adds to the token model's Redis memory too: during the refresh scenario's window Redis grew \
-                 by {} per user, beyond the login; the projection's memory column does not include it.",
-                human_bytes(b.max(0.0))
-            ));
-        }
-    }
-    if !used.is_empty() {
-        reading.push(
-            "The CPU per request is the median of the CPU section's table (where its spread is given); the \
-             Redis commands per request are the median over the same runs."
-                .into(),
-        );
-    }
     Some(Section {
         reading,
-        method: "A projection, not a measurement: the measured per-request and per-user costs multiplied out.".into(),
+        method: "A projection, not a measurement: the measured per-request and per-user costs multiplied out. CPU per \
+                 request is the median over every sweep run bound by the replicas (the CPU section's table); Redis \
+                 commands per refresh and per login come from the refresh and login scenarios (their runs' commands \
+                 less those of their reads); Redis memory is the per-user slope of the memory experiment."
+            .into(),
         table: Some(Table::new(
             &[
                 "active users",
                 "model",
-                "requests/s",
-                "replica CPUs",
-                "Redis CPUs",
+                "reads/s",
+                "refreshes/s",
+                "logins/s",
+                "replica CPUs (reads)",
+                "Redis CPUs (reads)",
                 "Redis commands/s",
                 "Redis memory",
                 "credential bytes",

@@ -1,7 +1,7 @@
 //! Figures computed once, from every round that measured them, and printed with as many
 //! significant figures as their spread supports (with the spread beside them).
 
-use crate::model::{Bottleneck, CpuPerRequest, Results, Run, ServerKind};
+use crate::model::{Bottleneck, CpuPerRequest, Phase, Results, Run, ServerKind};
 
 /// One quantity over the runs that measured it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,6 +114,126 @@ fn replica_bound(results: &Results, server: ServerKind) -> impl Iterator<Item = 
         .sweep(server, server.main_scenario())
         .into_iter()
         .filter(|r| r.bottleneck == Some(Bottleneck::Replicas))
+}
+
+/// How one group's main scenario grew over the sweep, first count to last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growth {
+    /// Ratio of the median rounds.
+    pub median: f64,
+    /// The lowest and highest ratio any pair of rounds gives (slowest last over fastest
+    /// first, and the other way round): the spread a difference must clear.
+    pub lo: f64,
+    pub hi: f64,
+    /// Ratio of the replica counts.
+    pub replicas: f64,
+    /// Every round at every count was bound by the replicas.
+    pub replica_bound: bool,
+}
+
+impl Growth {
+    pub fn of(results: &Results, server: ServerKind) -> Option<Self> {
+        let points = results.sweep_points(server, server.main_scenario());
+        let (a, b) = (points.first()?, points.last()?);
+        (b.replicas > a.replicas && a.min_rps() > 0.0).then(|| Self {
+            median: b.median_rps() / a.median_rps(),
+            lo: b.min_rps() / a.max_rps(),
+            hi: b.max_rps() / a.min_rps(),
+            replicas: f64::from(b.replicas) / f64::from(a.replicas),
+            replica_bound: points.iter().all(|p| p.replica_bound()),
+        })
+    }
+
+    /// Whether the two differ by more than the spread of their rounds.
+    pub fn differs_from(&self, other: &Growth) -> bool {
+        self.lo > other.hi || other.lo > self.hi
+    }
+
+    /// `3.73x (3.12 to 3.81)`.
+    pub fn text(&self) -> String {
+        format!(
+            "{}x ({} to {} over the rounds)",
+            super::svg::fmt_num(self.median),
+            super::svg::fmt_num(self.lo),
+            super::svg::fmt_num(self.hi)
+        )
+    }
+}
+
+/// What a fault did to the users of one run, computed once from its timeline: the rate of
+/// answered requests before, during and after it (by when each request was sent, on the
+/// timeline's own steps), who stayed logged in, and how long until service came back.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultImpact<'a> {
+    pub run: &'a Run,
+    /// Requests answered successfully per second, sent before the fault.
+    pub before_rps: f64,
+    /// Sent while it was in force, as a share of before (1.0 = unchanged).
+    pub during_share: Option<f64>,
+    /// Sent after it was lifted (a killed replica is never lifted: `None`).
+    pub after_share: Option<f64>,
+    /// Users still logged in at the end, of those who started.
+    pub kept: Option<(u32, u32)>,
+    /// Seconds from the fault until the answered rate was back to `BACK_SHARE` of before
+    /// for half a second; `None` when it never was within the window.
+    pub back_after_s: Option<f64>,
+}
+
+/// The share of the rate before a fault that counts as service being back.
+pub const BACK_SHARE: f64 = 0.9;
+
+impl<'a> FaultImpact<'a> {
+    pub fn of(run: &'a Run) -> Option<Self> {
+        let fault = run.fault?;
+        let step = run.timeline_step_s;
+        if step <= 0.0 || run.duration_s <= 0.0 {
+            return None;
+        }
+        let steps = (run.duration_s / step).round() as usize;
+        let ok_at = |k: usize| -> u64 {
+            let t = k as f64 * step;
+            run.timeline
+                .iter()
+                .filter(|p| (p.t_s - t).abs() < step / 2.0)
+                .map(|p| p.ok)
+                .sum()
+        };
+        let rate_in = |phase: Phase| -> Option<f64> {
+            let ks: Vec<usize> = (0..steps)
+                .filter(|k| fault.phase(*k as f64 * step, step) == phase)
+                .collect();
+            (!ks.is_empty()).then(|| {
+                ks.iter().map(|k| ok_at(*k)).sum::<u64>() as f64 / (ks.len() as f64 * step)
+            })
+        };
+        let before_rps = rate_in(Phase::Before)?;
+        let share = |v: Option<f64>| v.filter(|_| before_rps > 0.0).map(|v| v / before_rps);
+        // Back: the first step from the fault on that opens half a second at BACK_SHARE of
+        // the rate before.
+        let span = ((0.5 / step).round() as usize).max(1);
+        let first = (fault.at_s / step).floor() as usize;
+        let back_after_s = (first..steps.saturating_sub(span))
+            .find(|k| {
+                let served: u64 = (*k..k + span).map(ok_at).sum();
+                served as f64 / (span as f64 * step) >= BACK_SHARE * before_rps
+            })
+            .map(|k| (k as f64 * step - fault.at_s).max(0.0));
+        Some(Self {
+            run,
+            before_rps,
+            during_share: share(rate_in(Phase::During)),
+            after_share: share(rate_in(Phase::After)),
+            kept: run
+                .users_logged_out
+                .map(|out| (run.users().saturating_sub(out), run.users())),
+            back_after_s,
+        })
+    }
+
+    /// `31% of before`, or what was not seen.
+    pub fn share_text(share: Option<f64>) -> String {
+        share.map_or("-".into(), |s| format!("{:.0}%", s * 100.0))
+    }
 }
 
 #[cfg(test)]

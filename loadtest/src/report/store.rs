@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::experiments::{failing_text, fault_section, kept_text, server_arm};
+use super::experiments::{fault_section, kept_text, server_arm};
 use super::svg::{fmt_num, line_chart_with, LineOptions, Series};
-use super::{bottleneck_text, num_or, row, us, Section, Table};
+use super::{bottleneck_text, num_or, row, us, Chart, Section, Table};
 use crate::model::{Bottleneck, Experiment, Results, Run, ServerKind};
 
 /// One model's best run with one Redis on a budget (`store-bound`) and with the cluster
@@ -273,8 +273,10 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
              which a cluster of separate machines would not.",
             budget.map_or("a small share of a".into(), fmt_num)
         ),
-        charts: vec![(
-            "store-cluster.svg".into(),
+        charts: vec![Chart::new(
+            "store-cluster.svg",
+            "Compare each model's solid line (one Redis) with its dashed line (a cluster): the gap is what spreading \
+             the store bought.",
             line_chart_with(
                 "Requests per second: one Redis (solid) against a Redis Cluster (dashed), each primary on the same budget",
                 "replicas",
@@ -316,10 +318,9 @@ pub fn store_failover(results: &Results) -> Option<Section> {
         |r| {
             let f = r.fault?;
             let mut text = format!(
-                "{}: {}. Requests failed {} after the kill; {} users still logged in at the end.",
+                "{}: {}; {} users still logged in at the end.",
                 server_arm(r),
                 f.describe(),
-                failing_text(r),
                 kept_text(r)
             );
             if let Some(fo) = r.failover {
@@ -424,8 +425,9 @@ pub fn store_latency(results: &Results) -> Option<Section> {
                  Redis PING through the proxy, measured before each run (median of 50). A token read never asks the \
                  store; only login and refresh do."
             .into(),
-        charts: vec![(
-            "store-latency.svg".into(),
+        charts: vec![Chart::new(
+            "store-latency.svg",
+            "Look at the slopes: a session read pays the store's distance on every request; a token read does not.",
             line_chart_with(
                 "Median read latency against the store's distance",
                 "delay added each way (ms)",

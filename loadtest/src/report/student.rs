@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::experiments::users_kept;
 use super::svg::escape;
-use super::{row, Section, Table};
+use super::{row, Chart, Section, Table};
 use crate::model::{Experiment, Results, Scenario, ServerKind, Variant};
 
 /// One step of a sequence diagram: from actor, to actor (the same for work done in place),
@@ -118,8 +118,16 @@ pub fn flows() -> Section {
         method: "Drawn from the routes of the HTTP contract (API.md, version 2) and what each server stores; not measured."
             .into(),
         charts: vec![
-            ("flow-session.svg".into(), session),
-            ("flow-token.svg".into(), token),
+            Chart::new(
+                "flow-session.svg",
+                "Sessions: every request goes through Redis.",
+                session,
+            ),
+            Chart::new(
+                "flow-token.svg",
+                "Tokens: reads are checked by the replica alone; Redis is asked at login, refresh and logout.",
+                token,
+            ),
         ],
         ..Section::new("flows", "How a request flows in each model")
     }
@@ -172,8 +180,8 @@ pub fn security(results: &Results) -> Option<Section> {
         row(&[
             "Secure (session cookie)".into(),
             has("Secure").unwrap_or(
-                "absent: this run served plain HTTP on loopback (COOKIE_SECURE=false); deployments behind TLS set it, \
-                 and the __Host- name with it"
+                "absent on the load test's server, which served plain HTTP on loopback (COOKIE_SECURE=false); \
+                 deployments behind TLS set it, with the __Host- name, as the browser experiment's servers did"
                     .into(),
             ),
             "the cookie never travels unencrypted".into(),
@@ -260,11 +268,16 @@ pub fn security(results: &Results) -> Option<Section> {
                  contract costs per request, is below; costs come from this run where it measured them.",
                 a.set_cookie
             ),
-            "Tokens kept in JavaScript (localStorage, memory) are not sent by the browser on its own, so CSRF does not \
-             reach them, but any script on the page (an XSS) can read and send them away; an HttpOnly cookie cannot be \
-             read, yet a script can still use it from inside the page. Which risk is worse takes a real browser to \
-             measure; this run measures neither."
-                .into(),
+            if results.browser.is_some() {
+                "What these attributes did in a real browser, case by case (CSRF, XSS, cookies across sites), is in \
+                 the browser section: this section is what each defence costs."
+                    .into()
+            } else {
+                "Tokens kept in JavaScript are not sent by the browser on its own, so CSRF does not reach them, but any \
+                 script on the page (an XSS) can read and send them away; an HttpOnly cookie cannot be read, yet a script \
+                 can still use it from inside the page. Experiment browser measures both; it did not run here."
+                    .into()
+            },
         ],
         method: "The Set-Cookie header of a real session login of this run, taken apart; the defences of contract v2 with \
                  their cost from this run's measurements."

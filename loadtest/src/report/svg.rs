@@ -4,16 +4,46 @@
 
 use std::fmt::Write;
 
-/// Colour-blind-safe palette (Okabe-Ito).
-const COLOURS: [&str; 6] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+/// One colour per model on every chart (Okabe-Ito, colour-blind safe), chosen by the
+/// series' name, so a model keeps its colour wherever it appears; the variants of the token
+/// model have their own.
+const MODEL_COLOURS: [(&str, &str); 5] = [
+    ("denylist", "#CC79A7"),
+    ("EdDSA", "#E69F00"),
+    ("session", "#0072B2"),
+    ("token", "#D55E00"),
+    ("public", "#009E73"),
 ];
+/// Series that are not a model (CPU by component, route groups), also by name.
+const OTHER_COLOURS: [(&str, &str); 6] = [
+    ("replica", "#56B4E9"),
+    ("Redis", "#882255"),
+    ("nginx", "#999933"),
+    ("load generator", "#555555"),
+    ("refresh", "#44AA99"),
+    ("login", "#AA4499"),
+];
+const FALLBACK: [&str; 3] = ["#332288", "#117733", "#888888"];
+
+/// The colour of a series, from its name: the first model named in it, else a component.
+pub fn colour_of(name: &str, index: usize) -> &'static str {
+    let lower = name.to_lowercase();
+    MODEL_COLOURS
+        .iter()
+        .chain(OTHER_COLOURS.iter())
+        .find(|(key, _)| lower.contains(&key.to_lowercase()))
+        .map_or(FALLBACK[index % FALLBACK.len()], |(_, c)| c)
+}
+
 const W: f64 = 640.0;
+/// The plot's own height; the legend below it adds rows.
 const H: f64 = 320.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 150.0;
+const LEFT: f64 = 78.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 30.0;
-const BOTTOM: f64 = 50.0;
+const BOTTOM: f64 = 64.0;
+/// Roughly the width of one character at 12 px, for laying out the legend.
+const CHAR_W: f64 = 6.8;
 
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -61,6 +91,10 @@ pub struct LineOptions {
     pub band: Option<(f64, Option<f64>, String)>,
     /// What a hollow point means, for the legend.
     pub marked_means: Option<String>,
+    /// The top of the y axis, when charts compared side by side must share it.
+    pub y_max: Option<f64>,
+    /// Draw each series' ideal scaling from its first point (y grows with x), dotted.
+    pub ideal: bool,
 }
 
 /// A tidy upper bound for an axis: 1, 2 or 5 times a power of ten.
@@ -137,16 +171,27 @@ fn frame(out: &mut String, title: &str, y_label: &str, y_max: f64) {
     }
     let _ = write!(
         out,
-        r#"<text transform="translate(14,{cy}) rotate(-90)" text-anchor="middle">{l}</text>"#,
+        r#"<text transform="translate(16,{cy}) rotate(-90)" text-anchor="middle">{l}</text>"#,
         cy = TOP + plot_h / 2.0,
         l = escape(y_label)
     );
 }
 
-fn legend(out: &mut String, names: &[(String, bool)]) {
+/// The legend, below the plot in rows that wrap at the chart's width (no name is ever
+/// cut); returns the height it took.
+fn legend(out: &mut String, names: &[(String, bool)], extra: &[(String, &str)]) -> f64 {
+    let (mut x, mut y) = (LEFT, H + 4.0);
+    let mut place = |w: f64| -> (f64, f64) {
+        if x + w > W - 4.0 && x > LEFT {
+            x = LEFT;
+            y += 18.0;
+        }
+        let at = (x, y);
+        x += w + 16.0;
+        at
+    };
     for (i, (name, dashed)) in names.iter().enumerate() {
-        let y = TOP + 10.0 + i as f64 * 18.0;
-        let x = W - RIGHT + 12.0;
+        let (lx, ly) = place(24.0 + name.chars().count() as f64 * CHAR_W);
         let dash = if *dashed {
             r#" stroke-dasharray="5,3""#
         } else {
@@ -154,14 +199,46 @@ fn legend(out: &mut String, names: &[(String, bool)]) {
         };
         let _ = write!(
             out,
-            r#"<line x1="{x}" x2="{x2}" y1="{y}" y2="{y}" stroke="{c}" stroke-width="3"{dash}/><text x="{tx}" y="{ty}">{n}</text>"#,
-            x2 = x + 18.0,
-            c = COLOURS[i % COLOURS.len()],
-            tx = x + 24.0,
-            ty = y + 4.0,
+            r#"<line x1="{lx}" x2="{x2}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="3"{dash}/><text x="{tx}" y="{ty}">{n}</text>"#,
+            x2 = lx + 18.0,
+            c = colour_of(name, i),
+            tx = lx + 24.0,
+            ty = ly + 4.0,
             n = escape(name)
         );
     }
+    for (text, sample) in extra {
+        let (lx, ly) = place(24.0 + text.chars().count() as f64 * CHAR_W);
+        let _ = write!(
+            out,
+            r#"{sample}<text x="{tx}" y="{ty}" font-size="12">{t}</text>"#,
+            sample = sample
+                .replace("{x}", &format!("{lx}"))
+                .replace("{y}", &format!("{ly}"))
+                .replace("{x2}", &format!("{}", lx + 18.0)),
+            tx = lx + 24.0,
+            ty = ly + 4.0,
+            t = escape(text)
+        );
+    }
+    y - H + 18.0
+}
+
+/// Closes the SVG, setting its height to hold the legend.
+fn finish(mut out: String, legend_h: f64) -> String {
+    let total = H + legend_h;
+    out = out.replacen(
+        &format!("viewBox=\"0 0 {W} {H}\""),
+        &format!("viewBox=\"0 0 {W} {total}\""),
+        1,
+    );
+    out = out.replacen(
+        &format!("<rect width=\"{W}\" height=\"{H}\""),
+        &format!("<rect width=\"{W}\" height=\"{total}\""),
+        1,
+    );
+    out.push_str("</svg>");
+    out
 }
 
 /// Lines over replica counts: one per series, with points marked.
@@ -186,17 +263,7 @@ pub fn line_chart_with(
         v.dedup();
         v
     };
-    let y_max = nice_max(
-        series
-            .iter()
-            .flat_map(|s| {
-                s.points
-                    .iter()
-                    .map(|p| p.1)
-                    .chain(s.spread.iter().map(|r| r.1))
-            })
-            .fold(0.0, f64::max),
-    );
+    let y_max = opts.y_max.unwrap_or_else(|| nice_max(max_y(series)));
     let mut out = String::new();
     frame(&mut out, title, y_label, y_max);
     let plot_w = W - LEFT - RIGHT;
@@ -225,9 +292,8 @@ pub fn line_chart_with(
         let x2 = to.map_or(W - RIGHT, &x_of);
         let _ = write!(
             out,
-            r##"<rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}" fill="#f0e442" fill-opacity="0.25"><title>{c}</title></rect><text x="{x1:.1}" y="{ty}" font-size="11">{c}</text>"##,
+            r##"<rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}" fill="#f0e442" fill-opacity="0.25"><title>{c}</title></rect>"##,
             w = (x2 - x1).max(1.0),
-            ty = TOP - 4.0,
             c = escape(caption)
         );
     }
@@ -253,11 +319,25 @@ pub fn line_chart_with(
         out,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
         LEFT + plot_w / 2.0,
-        H - 10.0,
+        H - 14.0,
         escape(x_label)
     );
     for (i, s) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let c = colour_of(&s.name, i);
+        if let (true, Some(&(x0, y0))) = (opts.ideal, s.points.first()) {
+            if x0 > 0.0 {
+                let pts: Vec<String> = xs
+                    .iter()
+                    .filter(|x| **x >= x0)
+                    .map(|x| format!("{:.1},{:.1}", x_of(*x), y_of((y0 * x / x0).min(y_max))))
+                    .collect();
+                let _ = write!(
+                    out,
+                    r#"<polyline fill="none" stroke="{c}" stroke-width="1.5" stroke-dasharray="1,4" points="{}"/>"#,
+                    pts.join(" ")
+                );
+            }
+        }
         let pts: Vec<String> = s
             .points
             .iter()
@@ -300,28 +380,43 @@ pub fn line_chart_with(
             );
         }
     }
-    legend(
-        &mut out,
-        &series
-            .iter()
-            .map(|s| (s.name.clone(), s.dashed))
-            .collect::<Vec<_>>(),
-    );
+    let mut extra = Vec::new();
+    if opts.ideal {
+        extra.push((
+            "ideal: the first point times the replicas".to_string(),
+            r##"<line x1="{x}" x2="{x2}" y1="{y}" y2="{y}" stroke="#444" stroke-width="1.5" stroke-dasharray="1,4"/>"##,
+        ));
+    }
     if let Some(means) = &opts.marked_means {
         if series.iter().any(|s| s.marked.iter().any(|m| *m)) {
-            let _ = write!(
-                out,
-                r##"<circle cx="{x}" cy="{y}" r="5" fill="white" stroke="#444" stroke-width="2"/><text x="{tx}" y="{ty}" font-size="11">{m}</text>"##,
-                x = LEFT + 6.0,
-                y = H - 12.0,
-                tx = LEFT + 16.0,
-                ty = H - 8.0,
-                m = escape(means)
-            );
+            extra.push((
+                means.clone(),
+                r##"<circle cx="{x}" cy="{y}" r="5" fill="white" stroke="#444" stroke-width="2"/>"##,
+            ));
         }
     }
-    out.push_str("</svg>");
-    out
+    if let Some((_, _, caption)) = &opts.band {
+        extra.push((
+            caption.clone(),
+            r##"<rect x="{x}" y="{y}" width="18" height="8" transform="translate(0,-4)" fill="#f0e442" fill-opacity="0.5"/>"##,
+        ));
+    }
+    let names: Vec<(String, bool)> = series.iter().map(|s| (s.name.clone(), s.dashed)).collect();
+    let h = legend(&mut out, &names, &extra);
+    finish(out, h)
+}
+
+/// The highest value any series reaches (its whiskers included).
+pub fn max_y(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|p| p.1)
+                .chain(s.spread.iter().map(|r| r.1))
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Bars per category; `stack` piles each category's values (CPU split by component),
@@ -365,7 +460,12 @@ pub fn bar_chart(
             let _ = write!(
                 out,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{c}"><title>{cat} {name}: {v}</title></rect>"#,
-                c = COLOURS[si % COLOURS.len()],
+                // One series: the categories are what differ (models), so they get the colours.
+                c = if series.len() == 1 {
+                    colour_of(cat, ci)
+                } else {
+                    colour_of(name, si)
+                },
                 cat = escape(cat),
                 name = escape(name),
                 v = fmt_num(v)
@@ -383,15 +483,13 @@ pub fn bar_chart(
         }
         category_label(&mut out, x0 + width / 2.0, H - BOTTOM + 16.0, cat);
     }
-    legend(
-        &mut out,
-        &series
-            .iter()
-            .map(|(n, _)| (n.clone(), false))
-            .collect::<Vec<_>>(),
-    );
-    out.push_str("</svg>");
-    out
+    let names: Vec<(String, bool)> = if series.len() == 1 {
+        Vec::new()
+    } else {
+        series.iter().map(|(n, _)| (n.clone(), false)).collect()
+    };
+    let h = legend(&mut out, &names, &[]);
+    finish(out, h)
 }
 
 #[cfg(test)]
@@ -422,7 +520,7 @@ mod tests {
         // Two points, and the legend's hollow sample.
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(
-            svg.contains(r##"fill="white" stroke="#0072B2""##),
+            svg.contains(r##"fill="white" stroke="#332288""##),
             "the bound point is hollow"
         );
         assert!(svg.contains("1800 to 2500"), "the whisker spans the rounds");

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::svg::{bar_chart, fmt_num, line_chart_with, LineOptions, Series};
-use super::{bottleneck_text, num_or, row, run_name, us, Section, Table};
+use super::{bottleneck_text, num_or, row, run_name, us, Chart, Section, Table};
 use crate::model::{Bottleneck, Mode, Results, Run, Scenario, ServerKind, SweepPoint};
 
 /// Why a sweep point is not a measure of the model's capacity, if it is not.
@@ -65,7 +65,8 @@ fn budget_sentence(results: &Results) -> String {
     }
 }
 
-pub fn scaling(results: &Results) -> Vec<Section> {
+/// The scaling section, and how the CPU budget it used was chosen (for the appendix).
+pub fn scaling(results: &Results) -> (Option<Section>, Option<Section>) {
     let mut series = Vec::new();
     let mut rows = Vec::new();
     let mut reading = Vec::new();
@@ -114,7 +115,7 @@ pub fn scaling(results: &Results) -> Vec<Section> {
         }
         let ratio = last.median_rps() / first.median_rps();
         let head = format!(
-            "{}: {} req/s with {} replica{}, {} req/s with {}: {}x the throughput for {}x the replicas.",
+            "{}: {} req/s with {} replica{}, {} with {}: {}x for {}x the replicas.",
             s.name(),
             fmt_num(first.median_rps()),
             first.replicas,
@@ -131,9 +132,7 @@ pub fn scaling(results: &Results) -> Vec<Section> {
                 caveats.join("; ")
             )
         } else if points.iter().all(SweepPoint::replica_bound) {
-            " Every round at every count was bound by the replicas' own budget, so this is how the model itself scales \
-             here."
-                .into()
+            String::new()
         } else if first.runs[0].cpu_us_per_request.replicas.is_none() {
             " The replicas' CPU was not visible from the load generator, so what bound these runs is not known.".into()
         } else {
@@ -152,7 +151,20 @@ pub fn scaling(results: &Results) -> Vec<Section> {
         reading.push(head + &tail);
     }
     if series.is_empty() {
-        return Vec::new();
+        return (None, calibration(results));
+    }
+    let all_bound = results.servers().iter().all(|s| {
+        results
+            .sweep_points(*s, s.main_scenario())
+            .iter()
+            .all(SweepPoint::replica_bound)
+    });
+    if all_bound {
+        reading.push(
+            "Every round at every count was bound by the replicas' own CPU budget, so this is how each model itself \
+             scales here; the dotted lines are ideal scaling (the first point times the replicas)."
+                .into(),
+        );
     }
     if let Some(w) = spreads.iter().copied().reduce(f64::max) {
         let rounds = results
@@ -172,17 +184,20 @@ pub fn scaling(results: &Results) -> Vec<Section> {
         marked_means: Some(
             "hollow: bound by something other than the replicas, or oversubscribed".into(),
         ),
+        ideal: true,
         ..LineOptions::default()
     };
-    let mut out = vec![Section {
+    let scaling = Section {
         reading,
         method: format!(
             "{} Each group's main scenario (read: GET /api/me and GET /api/items with a credential; public: GET \
              /api/public without one) ran at every replica count, behind nginx.",
             budget_sentence(results)
         ),
-        charts: vec![(
-            "throughput.svg".into(),
+        charts: vec![Chart::new(
+            "throughput.svg",
+            "Look at how close each line stays to its dotted ideal as replicas are added, and at the gap between the \
+             lines: the same CPU per replica serves more token reads than session reads.",
             line_chart_with(
                 "Requests per second by replica count (median, whiskers: lowest to highest round)",
                 "replicas",
@@ -196,9 +211,8 @@ pub fn scaling(results: &Results) -> Vec<Section> {
             rows,
         )),
         ..Section::new("scaling", "Does throughput grow with replicas?")
-    }];
-    out.extend(calibration(results));
-    out
+    };
+    (Some(scaling), calibration(results))
 }
 
 fn calibration(results: &Results) -> Option<Section> {
@@ -328,8 +342,13 @@ pub fn latency(results: &Results) -> Option<Section> {
     Some(Section {
         reading,
         method,
-        charts: vec![(
-            "latency.svg".into(),
+        charts: vec![Chart::new(
+            "latency.svg",
+            if open {
+                "Look at where each line bends upward: past it, requests wait for each other."
+            } else {
+                "These lines fall as replicas are added because the queue shortens, not because a request got faster."
+            },
             line_chart_with(
                 "Latency p50 (dashed) and p99 by replica count",
                 "replicas",
@@ -547,8 +566,10 @@ pub fn cpu(results: &Results) -> Option<Section> {
                  the median over every sweep round bound by the replicas alone, with the lowest and highest round, \
                  rounded to what that spread supports. The chart draws the median round at the smallest replica count."
             .into(),
-        charts: vec![(
-            "cpu.svg".into(),
+        charts: vec![Chart::new(
+            "cpu.svg",
+            "Compare the bars' heights: a session read pays for its replica and for Redis; a token read for its \
+             replica only.",
             bar_chart("CPU microseconds per request", "µs per request", &cats, &series, true),
         )],
         table: Some(Table::new(
@@ -606,8 +627,9 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
     }
     let mut charts = Vec::new();
     if !seen.is_empty() {
-        charts.push((
-            "redis.svg".into(),
+        charts.push(Chart::new(
+            "redis.svg",
+            "Only the session bars and the refresh bar rise above zero: those are the requests that need the store.",
             bar_chart(
                 "Redis commands per request",
                 "commands per request",
@@ -617,8 +639,9 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
             ),
         ));
     }
-    charts.push((
-        "credential-bytes.svg".into(),
+    charts.push(Chart::new(
+        "credential-bytes.svg",
+        "A token carries its own proof, so it is several times the size of a session id on every request.",
         bar_chart(
             "Credential bytes per request",
             "bytes per request",
