@@ -187,9 +187,19 @@ mod tests {
         assert!(ns > 0 && !ns.is_multiple_of(10_000_000), "{ns} ns");
         // This process, threads that exited included, in µs steps.
         let before = cpu_time(std::process::id()).unwrap();
+        // Spin until the thread itself has had 30 ms of CPU (by wall time, a busy machine
+        // could give it less).
         std::thread::spawn(|| {
-            let t = std::time::Instant::now();
-            while t.elapsed() < Duration::from_millis(30) {}
+            let own = || {
+                let mut t = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: `t` is a valid timespec for the call to fill.
+                unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+                Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+            };
+            while own() < Duration::from_millis(30) {}
         })
         .join()
         .unwrap();

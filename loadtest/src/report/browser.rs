@@ -109,8 +109,9 @@ impl CrossSite {
 /// Claim T4: CSRF and XSS, model by model.
 pub struct Attacks {
     /// Forged requests against sessions that got what the attacker wanted: the attempt,
-    /// what came of it, and under which SameSite values.
-    pub session_csrf_won: Vec<(Attempt, Outcome, Vec<&'static str>)>,
+    /// what came of it, under which SameSite values, and whether any of them carried the
+    /// cookie (a logout answered without it still clears it).
+    pub session_csrf_won: Vec<(Attempt, Outcome, Vec<&'static str>, bool)>,
     /// Forged requests against the token in localStorage that got anything.
     pub token_csrf_won: usize,
     pub token_csrf_tried: usize,
@@ -138,12 +139,14 @@ pub fn attacks(b: &BrowserStudy) -> Option<Attacks> {
         .iter()
         .filter_map(|a| {
             let won = values_where(b, *a, Outcome::attack_succeeded);
-            let how = SESSIONS
+            let won_cases: Vec<&BrowserCase> = SESSIONS
                 .iter()
                 .filter_map(|c| b.case(*c, *a))
-                .map(|c| c.outcome)
-                .find(|o| o.attack_succeeded())?;
-            Some((*a, how, won))
+                .filter(|c| c.outcome.attack_succeeded())
+                .collect();
+            let how = won_cases.first()?.outcome;
+            let carried = won_cases.iter().any(|c| c.sent.iter().any(|r| r.cookie));
+            Some((*a, how, won, carried))
         })
         .collect();
     let token: Vec<&BrowserCase> = forged
@@ -189,12 +192,18 @@ impl Attacks {
             let won: Vec<String> = self
                 .session_csrf_won
                 .iter()
-                .map(|(a, how, v)| {
+                .map(|(a, how, v, carried)| {
                     format!(
-                        "when {}: {} (SameSite={})",
+                        "when {}: {} (SameSite={}{})",
                         a.describe(),
                         how.describe(),
-                        list(v)
+                        list(v),
+                        if *carried {
+                            ""
+                        } else {
+                            "; the forged request carried no cookie, SameSite kept it off, yet the answer cleared \
+                             the cookie: a logout that does not check the origin"
+                        }
                     )
                 })
                 .collect();
@@ -210,11 +219,10 @@ impl Attacks {
     pub fn xss_sentence(&self) -> String {
         let (stolen, usable, refresh) = self.stolen.unwrap_or((Outcome::NotSent, None, None));
         format!(
-            "XSS: the token in localStorage: {} (the access token worked from outside the browser for {}; the \
-             stolen refresh token's refresh answered {}); the HttpOnly session cookie: {}, yet the script acted as \
-             the user through the page (sessions: {}; tokens: {}); a token kept in memory: {}, but the app's token \
-             handler minted the script a fresh one that worked for {}; the same injection under a \
-             Content-Security-Policy: {}",
+            "XSS: the token in localStorage: {} (it worked from outside for {}; the stolen refresh token's refresh \
+             answered {}); the HttpOnly session cookie: {}, yet the script acted as the user through the page \
+             (sessions: {}; tokens: {}); a token in memory: {}, but the token handler minted the script one that \
+             worked {}; under a Content-Security-Policy: {}",
             stolen.describe(),
             seconds(usable),
             refresh.map_or("-".into(), |s| s.to_string()),
@@ -243,18 +251,14 @@ fn defences(b: &BrowserStudy) -> String {
         .filter_map(|c| c.stolen_usable_s)
         .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
     format!(
-        "The defences that decided these cases: the browser withholding a cookie ({withheld} cases: \
-         SameSite, or its third-party cookie blocking), the session server's origin check ({origin}{}), \
-         the CORS preflight ({preflight}), HttpOnly keeping the session cookie from the injected script \
-         ({http_only}), the Content-Security-Policy keeping the script from running ({csp}), and the \
-         access token's lifetime, which bounded every stolen access token ({}).",
+        "Which defence decided how many cases (each explained in the appendix): the browser withholding a cookie \
+         ({withheld}: SameSite or third-party cookie blocking), the origin check ({origin}{}), the CORS preflight \
+         ({preflight}), HttpOnly ({http_only}), the Content-Security-Policy ({csp}), and the access token's \
+         lifetime, which bounded every stolen access token ({}).",
         if both == 0 {
             String::new()
         } else {
-            format!(
-                ", {both} of them forged requests the browser had already stripped of the cookie: refused \
-                 anyway, so that their answer could not clear the victim's cookie"
-            )
+            format!(", {both} of them already stripped of the cookie")
         },
         longest.map_or("none was stolen".into(), |s| format!(
             "the longest worked {} s",
@@ -388,25 +392,17 @@ fn section(results: &crate::model::Results) -> Option<Section> {
     let mut reading = Vec::new();
     if let Some(s) = cross_site(b) {
         reading.push(format!(
-            "Cookies across sites (S5): {}. A cookie is the browser's to send: CORS only decides whether the page may \
-             read the answer, and it was configured to allow the app's origin with credentials in every case.",
+            "Cookies across sites (S5): {}. CORS decides whether a page may read an answer, not whether the browser \
+             sends a cookie; it allowed the app's origin with credentials in every case.",
             s.sentence(b)
         ));
     }
     if let Some(a) = attacks(b) {
+        reading.push(format!("{}.", a.csrf_sentence()));
         reading.push(format!(
-            "{}. What stopped the forgeries is visible per row: the browser withholding the cookie (SameSite, \
-             third-party cookie blocking), the CORS preflight that a PUT with JSON needs, and the session server's \
-             origin check.",
-            a.csrf_sentence()
-        ));
-        reading.push(format!(
-            "{}. So tokens remove what rides on automatic cookies (CSRF), not what a script in the page can do: a \
-             credential JavaScript can read is one an injected script can send away, and a stolen access token works \
-             until it expires ({} s lifetime + {} s leeway here), wherever it is used from.",
-            a.xss_sentence(),
-            b.access_token_ttl_s,
-            b.leeway_s
+            "{}. Tokens remove what rides on cookies the browser sends by itself (CSRF), not what a script in the page \
+             can do.",
+            a.xss_sentence()
         ));
     }
     reading.push(defences(b));
@@ -417,7 +413,12 @@ fn section(results: &crate::model::Results) -> Option<Section> {
             row(&[
                 c.carrier.describe().into(),
                 c.attempt.describe().into(),
-                c.from.clone(),
+                // Runs before the fix recorded `https:/` for pages on the app's host.
+                if c.from.split_once("://").is_some_and(|(_, h)| !h.is_empty()) {
+                    c.from.clone()
+                } else {
+                    "the app's page (its origin was not recorded)".into()
+                },
                 if c.sent.is_empty() {
                     "nothing reached the server".into()
                 } else {
@@ -442,10 +443,21 @@ fn section(results: &crate::model::Results) -> Option<Section> {
             ])
         })
         .collect();
+    // One nginx per kind of credential, each on its own port: the hosts are what the
+    // sites share, the ports are in the rows.
     let sites: Vec<String> = b
         .sites
         .iter()
-        .map(|s| format!("{} {}", s.role, s.origin))
+        .map(|s| {
+            let host = s
+                .origin
+                .split_once("://")
+                .map_or(s.origin.as_str(), |(_, h)| h)
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            format!("{} {host}", s.role)
+        })
         .collect();
     Some(Section {
         reading,
@@ -453,8 +465,8 @@ fn section(results: &crate::model::Results) -> Option<Section> {
             "{} ({}), headless, driven over the DevTools protocol. Each kind of credential got its own server \
              (one replica; COOKIE_SECURE=true, COOKIE_SAMESITE as shown, CORS_ALLOWED_ORIGINS = the app's origin, \
              ACCESS_TOKEN_TTL={} s), its own nginx terminating TLS with a certificate made for this run (the browser \
-             trusted that key only, for this run only) and a fresh browser profile. Sites (each group on a port \
-             of its own): {}; the browser resolved \
+             trusted that key only, for this run only) and a fresh browser profile. Sites: {} (each kind of \
+             credential on a port of its own, as the rows show); the browser resolved \
              these names, and nothing else, to 127.0.0.1, so same-site and cross-site are its own decisions. The \
              pages are the project's own small app (with one deliberate injection point, served only here), an \
              attacker's page, and a collector. What was sent comes from nginx's log (whether a cookie or \

@@ -153,20 +153,19 @@ impl Verdict {
     pub fn rule(self) -> &'static str {
         match self {
             Verdict::Confirmed => {
-                "what this run measured is what the claim says, for the reason it gives"
+                "the run measured what the claim says, for its reason"
             }
             Verdict::Qualified => {
-                "the measured part holds only under a condition the row names, for another reason than the claim \
-                 gives, or for both models alike"
+                "it holds only under a condition the row names, for another reason, or for both models alike"
             }
             Verdict::NoDifference => {
-                "the claim says one model does better, and the two differed by less than the spread between rounds"
+                "one model is said to do better, but the two differed by less than the spread of rounds"
             }
             Verdict::PartlyMeasured => {
-                "the claim has a part this run did not measure; the row says what the measured part showed"
+                "a part of the claim was not measured; the row gives the part that was"
             }
-            Verdict::Refuted => "what this run measured contradicts the claim",
-            Verdict::NotMeasurable => "this run has no figure for it; the row says why",
+            Verdict::Refuted => "the run measured the opposite",
+            Verdict::NotMeasurable => "no figure for it here; the row says why",
         }
     }
 

@@ -171,17 +171,14 @@ pub fn section(results: &Results) -> Option<Section> {
         })
         .collect();
     let mut reading = vec![format!(
-        "Read the curves from the left: at light load each line is a request's own time; each bends up as \
-         its group nears its capacity, where requests start to queue. A group whose line sits lower at the \
-         same requests per second answers faster there; one that reaches further right serves more on the \
-         same core. The goal here is a p99 of at most {} ms from the slot.",
+        "At light load each line is a request's own time; it bends up near the group's capacity, where requests \
+         queue. Lower is faster; further right is more served per core. The goal: p99 at most {} ms from the slot.",
         fmt_num(LATENCY_GOAL_P99_MS)
     )];
     if !costs.is_empty() {
         reading.push(format!(
-            "What checking a credential costs a user, as the median at the lightest load minus the public \
-             group's (the same server and balancer, no check): {}. Differences of a few tens of µs are within \
-             what one run's timing varies.",
+            "What a credential check costs a user (the median at the lightest load, minus the public group's): \
+             {}. A few tens of µs either way is within one run's timing noise.",
             costs.join("; ")
         ));
     }
@@ -211,8 +208,8 @@ pub fn section(results: &Results) -> Option<Section> {
         ),
         charts: vec![Chart::new(
             "latency-curve.svg",
-            "Read from the left: the lines lie on top of each other at light load (a request costs the same), and \
-             each bends up near its own capacity.",
+            "Read from the left: compare the lines at light load (a request's own time), then where each bends up \
+             (near its own capacity).",
             line_chart_with(
                 "Latency from the slot against requests per second (p50 dashed, p99 solid)",
                 "requests per second achieved",

@@ -134,8 +134,8 @@ pub fn store_bound(results: &Results) -> Option<Section> {
                     " Redis was never its bottleneck.".to_string()
                 } else {
                     format!(
-                        " Redis, held to its budget, was the bottleneck at {} replicas: adding replicas there adds \
-                         nothing, every request waits for the one store.",
+                        " Redis, on its budget, was the bottleneck at {} replicas: every request waited for the one \
+                         store.",
                         redis_bound.join(", ")
                     )
                 }
@@ -154,8 +154,8 @@ pub fn store_bound(results: &Results) -> Option<Section> {
             .map(|r| r.rps)
             .fold(0.0, f64::max);
         reading.push(format!(
-            "In scale: in the sweep, where Redis had no budget, it spent {} per session read, so one whole Redis \
-             core would serve about {} session reads per second on this machine{}. {}",
+            "With no budget (the sweep), Redis spent {} per session read: one Redis core would serve about {} \
+             session reads/s{}. {}",
             redis_us.text("µs"),
             core.text(""),
             budget.map_or(String::new(), |b| format!(
@@ -165,8 +165,7 @@ pub fn store_bound(results: &Results) -> Option<Section> {
             )),
             if core.lo > 2.0 * best {
                 format!(
-                    "That is more than twice the {} req/s the sweep's replicas reached: on this machine the store \
-                     would not be the limit without its budget.",
+                    "The sweep reached {} req/s: without a budget the store would not be the limit here.",
                     fmt_num(best)
                 )
             } else {
@@ -192,8 +191,7 @@ pub fn store_bound(results: &Results) -> Option<Section> {
         ),
         charts: vec![Chart::new(
             "store-bound.svg",
-            "Look at the session line flattening while the token line keeps climbing: the session's store ran out, \
-             the token never asks it.",
+            "Look for a line that flattens as replicas are added: that model's store ran out.",
             line_chart_with(
                 "Requests per second with Redis on a small CPU budget",
                 "replicas",
@@ -252,24 +250,23 @@ pub fn shared_store(results: &Results) -> Option<Section> {
     let mut reading = Vec::new();
     if let Some(r) = find(Variant::MemoryStore) {
         reading.push(format!(
-            "With sessions in each replica's memory and round-robin balancing, {}% of requests failed: a request \
-             that lands on a replica other than the one where its user logged in finds no session there.",
+            "Sessions in each replica's memory, round robin: {}% of requests failed (a request on another replica \
+             than the login's finds no session).",
             fmt_num(error_rate(r))
         ));
     }
     if let Some(r) = find(Variant::MemoryStoreSticky) {
         reading.push(format!(
-            "Sticky routing (every request of a client goes to the same replica) brought failures to {}%, and the \
-             replicas got {} of the requests: stickiness works, but the load is only as even as the hash of the \
-             clients, and a replica that goes away takes its users' sessions with it (see \"When a replica dies\").",
+            "Sticky routing (a client always on the same replica): {}% failed, the replicas got {} of the requests; \
+             a replica that goes away takes its users' sessions with it.",
             fmt_num(error_rate(r)),
             spread_text(r)
         ));
     }
     if let Some(r) = find(Variant::Standard) {
         reading.push(format!(
-            "With the sessions in Redis, round robin worked with {}% failures: any replica can serve any session, \
-             at the price of one Redis read per request ({} measured).",
+            "Sessions in Redis, round robin: {}% failed; any replica serves any session, for {} Redis commands per \
+             request.",
             fmt_num(error_rate(r)),
             super::num_or(r.redis_commands_per_request, "not seen")
         ));
@@ -288,8 +285,7 @@ pub fn shared_store(results: &Results) -> Option<Section> {
         ),
         charts: vec![Chart::new(
             "shared-store.svg",
-            "Compare the failed share of each set-up: sessions kept in one replica's memory fail whenever the balancer \
-             sends a user elsewhere.",
+            "Compare the failed share of each set-up.",
             chart,
         )],
         table: Some(Table::new(
@@ -314,11 +310,14 @@ fn timeline_series(r: &Run) -> Vec<Series> {
         e.0 += p.ok;
         e.1 += p.failed;
     }
+    // Every step of the window, a step in which nothing was sent drawn as 0.
+    let steps = ((r.duration_s / step).round() as i64).max(per.keys().max().map_or(0, |k| k + 1));
     let pts = |failed: bool| -> Vec<(f64, f64)> {
-        per.iter()
-            .map(|(k, (ok, f))| {
-                let n = if failed { *f } else { *ok };
-                (*k as f64 * step, n as f64 / step)
+        (0..steps)
+            .map(|k| {
+                let (ok, f) = per.get(&k).copied().unwrap_or_default();
+                let n = if failed { f } else { ok };
+                (k as f64 * step, n as f64 / step)
             })
             .collect()
     };
@@ -352,8 +351,7 @@ fn kept_serving(impacts: &[FaultImpact]) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "Answered while the fault lasted, as a share of the rate before: {}. The table adds who stayed logged in \
-             and how long until service was back.",
+            "Answered during the fault, as a share of the rate before: {}.",
             parts.join("; ")
         )
     })
@@ -427,7 +425,6 @@ pub(super) fn fault_section(
             let r = f.run;
             row(&[
                 server_arm(r),
-                r.fault.map(|f| f.describe()).unwrap_or_default(),
                 fmt_num(f.before_rps),
                 FaultImpact::share_text(f.during_share),
                 FaultImpact::share_text(f.after_share),
@@ -437,7 +434,14 @@ pub(super) fn fault_section(
             ])
         })
         .collect();
-    let mut reading: Vec<String> = kept_serving(&impacts).into_iter().collect();
+    // The fault as it happened, once (every arm's is in its chart).
+    let mut reading: Vec<String> = runs
+        .first()
+        .and_then(|r| r.fault)
+        .map(|f| format!("Fault (first arm): {}.", f.describe()))
+        .into_iter()
+        .collect();
+    reading.extend(kept_serving(&impacts));
     reading.extend(runs.iter().filter_map(|r| read(r)));
     Some(Section {
         reading,
@@ -454,7 +458,6 @@ pub(super) fn fault_section(
         table: Some(Table::new(
             &[
                 "arm",
-                "fault",
                 "answered/s before",
                 "during, share of before",
                 "after, share of before",
@@ -522,18 +525,29 @@ pub fn replica_loss(results: &Results) -> Option<Section> {
             let refused = r.refused_in(None, Phase::During);
             if kept < n {
                 return Some(format!(
-                    "{}: {} of {n} users were logged out when replica 1 died ({refused} requests refused with 401): \
-                     their sessions lived in its memory, and the survivor has never heard of them.",
+                    "{}: {} of {n} users were logged out when replica 1 died ({refused} answers 401): their sessions \
+                     lived in its memory.",
                     server_arm(r),
                     n - kept
                 ));
             }
             // Said once, on the token arm: what every arm that kept its users shows.
             (r.server == ServerKind::Token && r.variant() == Variant::Standard).then(|| {
-                "With one of two replicas gone, each model answered about half its rate before: capacity halves with \
-                 the servers, and service is not back to its old rate until a replica is added. Every user whose \
-                 credential the survivor could check on its own or in Redis stayed logged in."
-                    .to_string()
+                let shares: Vec<f64> = results
+                    .experiment(Experiment::ReplicaLoss)
+                    .into_iter()
+                    .filter(|x| users_kept(x).is_some_and(|(k, n)| k == n))
+                    .filter_map(|x| FaultImpact::of(x)?.during_share)
+                    .collect();
+                let lo = shares.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = shares.iter().copied().fold(0.0, f64::max);
+                format!(
+                    "With one of two replicas gone, the arms that kept every user answered {} to {} of their rate \
+                     before: capacity falls with the servers, and service does not come back to its old rate until a \
+                     replica is added.",
+                    FaultImpact::share_text(Some(lo)),
+                    FaultImpact::share_text(Some(hi))
+                )
             })
         },
     )
@@ -568,15 +582,12 @@ pub fn revocation(results: &Results) -> Option<Section> {
     ];
     let plain = results.first_run(ServerKind::Token, Scenario::Read);
     let deny = results.arm(Experiment::Revocation, ServerKind::Token, Variant::Denylist);
-    let mut reading = vec![
-        "Logging out of a session deletes it on the server, so the very next request with the old cookie fails.".to_string(),
-        format!(
-            "An access token is checked with the key alone, so logging out cannot reach it: it keeps working until \
-             it expires ({} s here) plus the {} s the server allows for clocks that disagree. That window is the \
-             price of not asking a store on every request.",
-            r.access_token_ttl_s, r.leeway_s
-        ),
-    ];
+    let mut reading = vec![format!(
+        "Logout deletes a session on the server, so the next request with its cookie fails. An access token is \
+         checked with the key alone, so logout cannot reach it: it works until its lifetime ({} s here) plus the \
+         leeway for clocks that disagree ({} s, this project's setting) have passed.",
+        r.access_token_ttl_s, r.leeway_s
+    )];
     if let (Some(p), Some(d)) = (plain, deny) {
         rows.push(row(&[
             "Redis commands per request, without / with denylist".into(),
@@ -587,8 +598,8 @@ pub fn revocation(results: &Results) -> Option<Section> {
             ),
         ]));
         let mut text = format!(
-            "The denylist closes the window (the server asks Redis whether the token's login still lives), and so it \
-             pays what sessions pay: {} Redis commands per request instead of {}.",
+            "The denylist closes the window by asking Redis on every request, as sessions do: {} Redis commands per \
+             request instead of {}.",
             super::num_or(d.redis_commands_per_request, "not seen"),
             super::num_or(p.redis_commands_per_request, "not seen")
         );
@@ -662,33 +673,19 @@ pub fn authority(results: &Results) -> Option<Section> {
         ]),
     ];
     let mut reading = vec![format!(
-        "Demoted, a session's old credential was {} on the admin route (the server rewrites every live session of \
-         the user). An access token keeps the roles it was signed with: it was {} (lifetime {} s plus {} s leeway); \
-         the token a refresh handed out then got {} there.",
-        ms_text(a.demoted_session_ms, limit),
-        ms_text(a.demoted_token_ms, limit),
-        a.access_token_ttl_s,
-        a.leeway_s,
-        a.demoted_token_after_refresh_status
+        "A session is looked up on every request, so a demotion or a logout everywhere acts on the next one. An \
+         access token keeps the roles and login it was signed with until it expires ({} s lifetime + {} s leeway), \
+         unless the denylist is on.",
+        a.access_token_ttl_s, a.leeway_s
     )];
-    reading.push(format!(
-        "Logging out everywhere: the session's other logins were {}; the token's access tokens {}, unless the \
-         denylist is on: {}. (The contract revokes the refresh tokens at once; this probe timed the access \
-         tokens.)",
-        ms_text(a.logout_all_session_ms, limit),
-        ms_text(a.logout_all_token_ms, limit),
-        ms_text(a.logout_all_denylist_ms, limit)
-    ));
     let (s, t) = (
         a.read_scope_session.admin_status,
         a.read_scope_token.admin_status,
     );
     reading.push(if s == 403 && t == 403 {
         format!(
-            "Limited credentials: both models gave the admin a read-only credential that the admin route refused \
-             (403 from each). What tokens add is that the limit travels inside the credential (scope claim \"{}\"), \
-             so another service can check it offline, without asking the server; what they don't add is the limit \
-             itself, which a session carries just as well.",
+            "Limited credentials: both models' read-only credential was refused on the admin route (403). What a \
+             token adds is that the limit travels inside it (scope \"{}\"), for other services to check offline.",
             a.read_scope_token_claim
         )
     } else {
@@ -803,8 +800,13 @@ pub fn access_token_lifetime(results: &Results) -> Option<Section> {
         ),
         charts: vec![Chart::new(
             "access-token-lifetime.svg",
-            "Read the curve from left to right: a shorter revocation window costs more refreshes, steeply below a \
-             few seconds.",
+            match leeway {
+                Some(l) if l > 0 => format!(
+                    "Read from left to right: what each shorter window costs in refreshes; no point can sit left \
+                     of {l} s, the leeway."
+                ),
+                _ => "Read from left to right: what each shorter window costs in refreshes.".to_string(),
+            },
             line_chart_with(
                 "Refreshes against the revocation window",
                 "seconds a stolen access token keeps working (lifetime + leeway)",
@@ -909,25 +911,15 @@ pub fn server_memory(results: &Results) -> Option<Section> {
             human_bytes(replica.max(0.0) * 1e6),
             human_bytes(redis.max(0.0) * 1e6),
         ]));
-        let held = if v == Variant::MemoryStore {
-            replica
-        } else {
-            redis
-        };
-        reading.push(format!(
-            "{name}: each logged-in user held {} ({} per million users) in {}.",
-            per_user(held),
-            human_bytes(held.max(0.0) * 1e6),
-            if v == Variant::MemoryStore {
-                "the replica's memory"
-            } else {
-                "Redis"
-            }
-        ));
     }
     if rows.is_empty() {
         return None;
     }
+    reading.push(
+        "Where a logged-in user's state lives: sessions in the replica's memory or in Redis, a token's refresh \
+         family in Redis. Each figure is the growth per user, the memory a process holds anyway left out."
+            .to_string(),
+    );
     Some(Section {
         reading,
         method: "One replica of each arm; users log in (eight at a time, each once), and the replica's resident memory (VmRSS) and \
@@ -977,16 +969,13 @@ pub fn token_anatomy(results: &Results) -> Option<Section> {
         ),
         format!(
             "The last part is a {}-byte signature: HMAC-SHA256(server key, base64url(header) \".\" base64url(payload)) \
-             for HS256{}. Change a single claim and the server answers {}; flip a single bit of the signature and \
-             it answers {}.",
+             for HS256{}. The table shows what the server answers when either is changed.",
             a.signature_bytes,
             match a.signature_recomputed {
-                Some(true) => "; recomputed here with the run's key, it matched the token's signature byte for byte",
+                Some(true) => "; recomputed here with the run's key, it matched byte for byte",
                 Some(false) => "; recomputed here with the run's key, it did NOT match",
                 None => "",
-            },
-            a.tampered_payload_status,
-            a.tampered_signature_status
+            }
         ),
     ];
     if let Some(found) = a.password_in_token {
@@ -1188,15 +1177,13 @@ pub fn signing(results: &Results) -> Option<Section> {
         }
     }
     reading.push(
-        "What the key pair buys: only the token server holds the private key; any other service can verify tokens with \
-         the public key it publishes at /.well-known/jwks.json, without a secret that would also let it mint tokens \
-         (token-server's tests verify a token with the published key alone)."
+        "What the key pair buys: only the token server holds the private key; other services verify with the public \
+         key it publishes at /.well-known/jwks.json, and cannot mint tokens."
             .into(),
     );
     if eddsa.errors == 0 && eddsa.redis_commands_per_request == Some(0.0) {
         reading.push(format!(
-            "In this run every one of {} EdDSA-authenticated requests was verified by whichever replica got it, with \
-             no Redis command.",
+            "All {} EdDSA-authenticated requests were verified with no Redis command.",
             eddsa.requests
         ));
     }

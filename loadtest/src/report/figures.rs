@@ -75,6 +75,17 @@ impl Figure {
     }
 }
 
+impl Figure {
+    /// `35 (31 to 37)`, for a table whose header names the unit and the runs.
+    pub fn cell(&self) -> String {
+        let t = self.text("");
+        match t.split_once(" over ") {
+            Some((head, _)) => format!("{head})"),
+            None => t,
+        }
+    }
+}
+
 /// Three significant figures.
 fn sig3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {

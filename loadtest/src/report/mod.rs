@@ -194,13 +194,13 @@ pub fn sections(results: &Results) -> Vec<Section> {
     results_part.extend(experiments::signing(results));
     let (browser, browser_cases) = browser::sections(results).unzip();
     results_part.extend(browser);
-    results_part.extend(experiments::cost_projection(results));
     put(Part::Results, results_part);
     let mut appendix = Vec::new();
     appendix.extend(calibration);
     appendix.extend(sweep::latency(results));
     appendix.extend(browser_cases);
     appendix.extend(student::security(results));
+    appendix.extend(experiments::cost_projection(results));
     appendix.extend(sweep::invalid_runs(results));
     appendix.push(sweep::machine(results));
     appendix.push(student::glossary());

@@ -275,8 +275,7 @@ pub fn store_cluster(results: &Results) -> Option<Section> {
         ),
         charts: vec![Chart::new(
             "store-cluster.svg",
-            "Compare each model's solid line (one Redis) with its dashed line (a cluster): the gap is what spreading \
-             the store bought.",
+            "Compare each model's solid line (one Redis) with its dashed line (a cluster).",
             line_chart_with(
                 "Requests per second: one Redis (solid) against a Redis Cluster (dashed), each primary on the same budget",
                 "replicas",
@@ -427,7 +426,7 @@ pub fn store_latency(results: &Results) -> Option<Section> {
             .into(),
         charts: vec![Chart::new(
             "store-latency.svg",
-            "Look at the slopes: a session read pays the store's distance on every request; a token read does not.",
+            "Compare the slopes: how much a read slows per millisecond of distance to the store.",
             line_chart_with(
                 "Median read latency against the store's distance",
                 "delay added each way (ms)",

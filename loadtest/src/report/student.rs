@@ -110,9 +110,9 @@ pub fn flows() -> Section {
     );
     Section {
         reading: vec![
-            "Read the two diagrams side by side: the session model asks Redis on every request; the token model asks it \
-             only at login, refresh and logout. Everything else in this report follows from that difference: who can \
-             serve a request, what a Redis outage breaks, and how fast a logout or a demotion takes effect."
+            "Side by side: sessions ask Redis on every request; tokens only at login, refresh and logout. The rest of \
+             this report follows from that: who can serve a request, what a Redis outage breaks, how fast a logout \
+             acts."
                 .into(),
         ],
         method: "Drawn from the routes of the HTTP contract (API.md, version 2) and what each server stores; not measured."

@@ -112,14 +112,13 @@ pub fn nice_max(v: f64) -> f64 {
 }
 
 /// Axis ticks: as many decimals as the scale needs, and no more.
-fn fmt_tick(v: f64, max: f64) -> String {
-    if max >= 50.0 {
-        format!("{v:.0}")
-    } else if max >= 5.0 {
-        format!("{v:.1}")
+fn fmt_tick(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
     } else {
-        format!("{v:.2}")
-    }
+        (-step.log10().floor()) as usize
+    };
+    format!("{v:.decimals$}")
 }
 
 /// A category label on up to two lines (`session read` becomes `session` over `read`).
@@ -157,16 +156,19 @@ fn frame(out: &mut String, title: &str, y_label: &str, y_max: f64) {
         t = escape(title)
     );
     let plot_h = H - TOP - BOTTOM;
-    for i in 0..=4 {
-        let v = y_max * i as f64 / 4.0;
-        let y = TOP + plot_h - plot_h * i as f64 / 4.0;
+    // Ticks at round values: a top of 2×10^k in four steps, 1× or 5× in five.
+    let mantissa = y_max / 10f64.powf(y_max.log10().floor());
+    let n = if (mantissa - 2.0).abs() < 1e-9 { 4 } else { 5 };
+    for i in 0..=n {
+        let v = y_max * i as f64 / n as f64;
+        let y = TOP + plot_h - plot_h * i as f64 / n as f64;
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{v}</text>"##,
             x2 = W - RIGHT,
             tx = LEFT - 6.0,
             ty = y + 4.0,
-            v = fmt_tick(v, y_max)
+            v = fmt_tick(v, y_max / n as f64)
         );
     }
     let _ = write!(
@@ -272,8 +274,9 @@ pub fn line_chart_with(
         xs.first().copied().unwrap_or(0.0),
         xs.last().copied().unwrap_or(1.0),
     );
+    // A numeric axis ends at the data's end, so none of it is left empty.
     let x_span = if opts.numeric_x {
-        (nice_max(x_max.max(1.0)) - x_min.min(0.0)).max(1e-9)
+        (x_max.max(1e-9) - x_min.min(0.0)).max(1e-9)
     } else {
         1.0
     };
@@ -298,11 +301,10 @@ pub fn line_chart_with(
         );
     }
     let ticks: Vec<f64> = if opts.numeric_x {
-        let top = nice_max(x_max.max(1.0));
-        let step = nice_max(top / 8.0);
+        let step = nice_max(x_max.max(1e-9) / 8.0);
         (0..)
             .map(|i| i as f64 * step)
-            .take_while(|t| *t <= top + 1e-9)
+            .take_while(|t| *t <= x_max + 1e-9)
             .collect()
     } else {
         xs.clone()
@@ -365,6 +367,10 @@ pub fn line_chart_with(
                     fmt_num(*hi),
                     cx = x_of(*x),
                 );
+            }
+            // A dense line (a timeline) is its points; markers would hide it.
+            if s.points.len() > 30 && s.marked.is_empty() {
+                continue;
             }
             let hollow = s.marked.get(i).copied().unwrap_or(false);
             let fill = if hollow { "white" } else { c };

@@ -77,7 +77,10 @@ pub fn scaling(results: &Results) -> (Option<Section>, Option<Section>) {
             continue;
         }
         let mut line = Series::line(
-            format!("{} {}", s.name(), s.main_scenario().name()),
+            match s {
+                ServerKind::Public => s.name().to_string(),
+                _ => format!("{} {}", s.name(), s.main_scenario().name()),
+            },
             points
                 .iter()
                 .map(|p| (f64::from(p.replicas), p.median_rps()))
@@ -115,12 +118,11 @@ pub fn scaling(results: &Results) -> (Option<Section>, Option<Section>) {
         }
         let ratio = last.median_rps() / first.median_rps();
         let head = format!(
-            "{}: {} req/s with {} replica{}, {} with {}: {}x for {}x the replicas.",
+            "{}: {} to {} req/s from {} to {} replicas, {}x for {}x.",
             s.name(),
             fmt_num(first.median_rps()),
-            first.replicas,
-            if first.replicas == 1 { "" } else { "s" },
             fmt_num(last.median_rps()),
+            first.replicas,
             last.replicas,
             fmt_num(ratio),
             fmt_num(f64::from(last.replicas) / f64::from(first.replicas))
@@ -196,8 +198,8 @@ pub fn scaling(results: &Results) -> (Option<Section>, Option<Section>) {
         ),
         charts: vec![Chart::new(
             "throughput.svg",
-            "Look at how close each line stays to its dotted ideal as replicas are added, and at the gap between the \
-             lines: the same CPU per replica serves more token reads than session reads.",
+            "Look at how close each line stays to its dotted ideal as replicas are added, and at the gap between \
+             the models at the same replica count.",
             line_chart_with(
                 "Requests per second by replica count (median, whiskers: lowest to highest round)",
                 "replicas",
@@ -520,7 +522,7 @@ pub fn cpu(results: &Results) -> Option<Section> {
     // spread; the chart draws the same medians.
     use super::figures::cpu_us;
     let fig = |s: ServerKind, pick: fn(&crate::model::CpuPerRequest) -> Option<f64>| {
-        cpu_us(results, s, pick).map_or("not visible".to_string(), |f| f.text("µs"))
+        cpu_us(results, s, pick).map_or("not visible".to_string(), |f| f.cell())
     };
     let rows = runs
         .iter()
@@ -535,9 +537,8 @@ pub fn cpu(results: &Results) -> Option<Section> {
         })
         .collect();
     let mut reading = vec![
-        "A token read and a public request ask for different routes (GET /api/me and /api/items against GET \
-         /api/public), so their difference holds checking the token and building the user's answer together; \
-         a session read adds Redis's column to its replica's."
+        "A token read and a public request ask for different routes, so their difference holds checking the token \
+         and building the user's answer together; a session read adds Redis's column to its replica's."
             .to_string(),
     ];
     let above: Vec<&str> = runs
@@ -568,12 +569,18 @@ pub fn cpu(results: &Results) -> Option<Section> {
             .into(),
         charts: vec![Chart::new(
             "cpu.svg",
-            "Compare the bars' heights: a session read pays for its replica and for Redis; a token read for its \
-             replica only.",
+            "Compare the stacks' heights, and what each is made of: the replica, Redis, nginx, the load \
+             generator.",
             bar_chart("CPU microseconds per request", "µs per request", &cats, &series, true),
         )],
         table: Some(Table::new(
-            &["group", "replicas' CPU", "Redis's CPU", "nginx's CPU", "load generator's CPU"],
+            &[
+                "group (µs of CPU per request: median, lowest to highest round)",
+                "replicas",
+                "Redis",
+                "nginx",
+                "load generator",
+            ],
             rows,
         )),
         ..Section::new("cpu", "Where the CPU goes per request")
@@ -613,9 +620,8 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
     if let (Some(s), Some(t)) = (read(ServerKind::Session), read(ServerKind::Token)) {
         if let (Some(sc), Some(tc)) = (s.redis_commands_per_request, t.redis_commands_per_request) {
             reading.push(format!(
-                "Every session read asked Redis {} times per request; every token read {} times. That is the stateful \
-                 versus stateless difference in one number: the session lives in Redis, the token carries its own \
-                 proof.",
+                "Every session read asked Redis {} times per request, every token read {}: the session lives in \
+                 Redis, the token carries its own proof.",
                 fmt_num(sc),
                 fmt_num(tc)
             ));
@@ -629,7 +635,7 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
     if !seen.is_empty() {
         charts.push(Chart::new(
             "redis.svg",
-            "Only the session bars and the refresh bar rise above zero: those are the requests that need the store.",
+            "A bar above zero is a request that needs the store.",
             bar_chart(
                 "Redis commands per request",
                 "commands per request",
@@ -641,7 +647,7 @@ pub fn redis_and_bytes(results: &Results) -> Option<Section> {
     }
     charts.push(Chart::new(
         "credential-bytes.svg",
-        "A token carries its own proof, so it is several times the size of a session id on every request.",
+        "Compare the bars: these bytes travel with every request.",
         bar_chart(
             "Credential bytes per request",
             "bytes per request",

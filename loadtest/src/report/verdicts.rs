@@ -102,9 +102,13 @@ fn s1(r: &Results) -> Option<Finding> {
     );
     let (sc, tc) = (s.redis_commands_per_request?, t.redis_commands_per_request?);
     found(
-        if sc >= 1.0 { Verdict::Confirmed } else { Verdict::Refuted },
+        if sc >= 1.0 {
+            Verdict::Confirmed
+        } else {
+            Verdict::Refuted
+        },
         format!(
-            "a session read asked Redis {} times per request (the session, looked up every time); a token read {}",
+            "a session read asked Redis {} times per request, a token read {}",
             fmt_num(sc),
             fmt_num(tc)
         ),
@@ -122,9 +126,8 @@ fn s2(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "a logged-in user held {} bytes of the replica's memory (memory store), {} bytes of Redis's (Redis \
-             store): {} per million users, on a machine with {:.0} GiB; it grows with users, it is not an \
-             overload at these sizes, and a shared store moves it out of the replicas",
+            "{} bytes of the replica's memory per user (memory store), {} of Redis's: {} per million users, on a \
+             {:.0} GiB machine; a shared store moves it out",
             fmt_num(replica.max(0.0)),
             fmt_num(redis.max(0.0)),
             human_bytes(replica.max(redis).max(0.0) * 1e6),
@@ -158,7 +161,7 @@ fn s3(r: &Results) -> Option<Finding> {
         .filter(|f| f.lo > 0.0)
         .map_or(String::new(), |f| {
             format!(
-                "; a whole Redis core would serve about {} session reads per second here",
+                "; one Redis core: about {} session reads/s",
                 f.map(|us| 1e6 / us).text("")
             )
         });
@@ -214,13 +217,13 @@ fn s4(r: &Results) -> Option<Finding> {
         .and_then(users_kept)
         .map_or(String::new(), |(k, n)| {
             format!(
-                "; sticky routing worked until a replica died ({} of {n} users logged out)",
+                "; sticky routing, until a replica died ({} of {n} users logged out)",
                 n - k
             )
         });
     let scaled = Growth::of(r, ServerKind::Session).map_or(String::new(), |g| {
         format!(
-            "; the session sweep went {} for {}x the replicas",
+            ", and sessions grew {} for {}x the replicas",
             g.text(),
             fmt_num(g.replicas)
         )
@@ -234,8 +237,7 @@ fn s4(r: &Results) -> Option<Finding> {
         .map_or(String::new(), |(x, f)| {
             let impact = FaultImpact::of(x);
             format!(
-                ". Past one Redis, a Redis Cluster spreads them; when a primary died, session requests ran at {} of \
-                 their rate before during the takeover and {} of {} logins written just before were lost",
+                ". A Redis Cluster's failover: session requests at {} of before, {} of {} fresh logins lost",
                 FaultImpact::share_text(impact.and_then(|i| i.during_share)),
                 f.lost,
                 f.written
@@ -244,8 +246,8 @@ fn s4(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "sessions in each replica's memory behind round robin: {}% of requests failed{sticky_loss}; with \
-             one shared Redis, {}% failed{scaled}. The distributing system is one Redis{cluster}",
+            "sessions in each replica's memory, round robin: {}% of requests failed{sticky_loss}; one shared Redis: {}% \
+             failed{scaled}{cluster}",
             fmt_num(rr.error_rate() * 100.0),
             fmt_num(shared.error_rate() * 100.0)
         ),
@@ -274,9 +276,8 @@ fn s5(r: &Results) -> Option<Finding> {
     found(
         verdict,
         format!(
-            "the session cookie worked from the same site under SameSite={}, from another site under {}; the token \
-             worked from another site: {}. CORS allowed the app's origin with credentials in every case: what \
-             stopped the cookie was {}, not CORS",
+            "the session cookie worked same-site under SameSite={}, cross-site under {}; a token cross-site: {}. \
+             CORS allowed the app's origin with credentials: {} stopped the cookie, not CORS",
             browser::list(&s.same_site_worked),
             if s.cross_site_worked.is_empty() {
                 "none".to_string()
@@ -285,9 +286,9 @@ fn s5(r: &Results) -> Option<Finding> {
             },
             s.token_cross_site.map_or("not tried", Outcome::describe),
             if s.why.iter().any(|w| w.contains("UserPreferences")) {
-                "the browser's third-party cookie blocking"
+                "third-party cookie blocking"
             } else {
-                "the browser's SameSite rules"
+                "SameSite"
             }
         ),
         "browser",
@@ -298,8 +299,11 @@ fn t1(r: &Results) -> Option<Finding> {
     let t = r.first_run(ServerKind::Token, Scenario::Read)?;
     let reads = t.redis_commands_per_request?;
     let refresh = refresh_commands(r).map_or(String::new(), |c| {
-            format!(", and Redis is asked on every refresh ({} commands per request of the refresh scenario)", fmt_num(c))
-        });
+        format!(
+            ", asked on every refresh ({} commands per request of the refresh scenario)",
+            fmt_num(c)
+        )
+    });
     let family = r
         .server_memory
         .as_ref()
@@ -313,7 +317,7 @@ fn t1(r: &Results) -> Option<Finding> {
         store::latency_ends(r, ServerKind::Session),
     ) {
         (Some((tn, tf)), Some((sn, sf))) => format!(
-            "; with the store {} ms away each way, a token read's median moved {} ms, a session read's {} ms",
+            "; a store {} ms away moved a token read's median {} ms, a session read's {} ms",
             fmt_num(tf.setup.store_delay_ms.unwrap_or(0.0)),
             fmt_num(store::p50_added_ms(tn, tf)),
             fmt_num(store::p50_added_ms(sn, sf))
@@ -323,8 +327,7 @@ fn t1(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "a token read asked Redis {} times per request{far}; but the server keeps every login's refresh \
-             family in Redis{family}{refresh}",
+            "a token read asked Redis {} times{far}; each login's refresh family lives in Redis{family}{refresh}",
             fmt_num(reads)
         ),
         "server-memory",
@@ -342,7 +345,10 @@ fn t2(r: &Results) -> Option<Finding> {
         )
         .and_then(users_kept)
         .map_or(String::new(), |(k, m)| {
-            format!("; when a replica died, {k} of {m} token users stayed logged in")
+            format!(
+                "; a replica's death logged out {} of {m} token users",
+                m - k
+            )
         });
     let scaled = token.replica_bound && token.median >= 0.75 * token.replicas;
     // The claim sets tokens against sessions: tokens scaling is not enough when sessions
@@ -355,20 +361,19 @@ fn t2(r: &Results) -> Option<Finding> {
     };
     let sessions = session.map_or(String::new(), |s| {
         format!(
-            "; sessions with one shared Redis {}{}",
+            "; sessions with a shared Redis {}{}",
             s.text(),
             if token.differs_from(&s) {
                 ""
             } else {
-                ": the ranges overlap, so the two scaled alike here, and the extra work sessions need is that \
-                 shared Redis"
+                ": the ranges overlap"
             }
         )
     });
     found(
         verdict,
         format!(
-            "token reads went {} for {}x the replicas{}{sessions}{survived}",
+            "token reads grew {} for {}x the replicas{}{sessions}{survived}",
             token.text(),
             fmt_num(token.replicas),
             if token.replica_bound {
@@ -388,8 +393,8 @@ fn t3(r: &Results) -> Option<Finding> {
     found(
         if refused && a.original_status == 200 { Verdict::Confirmed } else { Verdict::Refuted },
         format!(
-            "the token as issued: {}; a changed claim: {}; one flipped signature bit: {}. It proves a holder of \
-             the key signed it: with HS256 every service that can check a token can also make one",
+            "as issued: {}; a changed claim: {}; a flipped signature bit: {}. It proves a key holder signed it \
+             (with HS256, any checker can also sign)",
             a.original_status, a.tampered_payload_status, a.tampered_signature_status
         ),
         "token-anatomy",
@@ -413,9 +418,8 @@ fn t4(r: &Results) -> Option<Finding> {
             Verdict::Confirmed
         },
         format!(
-            "CSRF: {} of {} forged requests against the token got anything (the browser attaches no token), and {} \
-             against the session cookie; XSS: {}, and the injected script acted as the user in both models \
-             (sessions: {}; tokens: {})",
+            "CSRF: {} of {} forged requests won against the token, {} against the session cookie; XSS: {}; the \
+             injected script acted as the user in both models (sessions: {}; tokens: {})",
             a.token_csrf_won,
             a.token_csrf_tried,
             if a.session_csrf_won.is_empty() {
@@ -425,7 +429,7 @@ fn t4(r: &Results) -> Option<Finding> {
             },
             match a.stolen {
                 Some((Outcome::CredentialStolen, usable, _)) => format!(
-                    "the token in localStorage was stolen and worked from outside for {}",
+                    "a token in localStorage was stolen and worked {} from outside",
                     usable.map_or("(not measured)".into(), |s| format!("{} s", fmt_num(s)))
                 ),
                 Some((o, ..)) => format!("the token in localStorage: {}", o.describe()),
@@ -444,8 +448,8 @@ fn t5(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "after logout the access token kept working {} s (lifetime {} s + {} s leeway): the lifetime bounds \
-             a stolen token, logout does not; with the denylist it was refused after {}",
+            "after logout the access token kept working {} s ({} s lifetime + {} s leeway): the lifetime, not \
+             logout, bounds a stolen token; with the denylist it was refused after {}",
             fmt_num(ms / 1000.0),
             v.access_token_ttl_s,
             v.leeway_s,
@@ -485,12 +489,11 @@ fn t7(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "the refresh token travels on every refresh: with {} s access tokens it crossed the network once per \
-             {} reads. Less often than the access token, but it is the long-lived one; what limits a stolen copy \
-             here is rotation with reuse detection (a reused token revokes the whole login), not how rarely it \
-             travels",
+            "with {} s access tokens it crossed the network once per {} reads (users making {} reads a second); a \
+             stolen copy is limited by rotation with reuse detection, not by how rarely it travels",
             short.setup.access_token_ttl_s?,
-            fmt_num(reads as f64 / refreshes as f64)
+            fmt_num(reads as f64 / refreshes as f64),
+            fmt_num(reads as f64 / (f64::from(short.users().max(1)) * short.duration_s.max(1e-9)))
         ),
         "access-token-lifetime",
     )
@@ -518,8 +521,7 @@ fn t8(r: &Results) -> Option<Finding> {
     found(
         verdict,
         format!(
-            "this server's refresh token is a signed JWT whose payload holds {} ({}){}. An opaque random string \
-             would also do: carrying nothing is a design choice",
+            "this server's refresh token is a JWT holding {} ({}){}; carrying nothing is a design choice",
             keys.join(", "),
             if user_data.is_empty() {
                 "ids and times, no user data".to_string()
@@ -528,7 +530,7 @@ fn t8(r: &Results) -> Option<Finding> {
             },
             checked.map_or("; whether it is checked against the store was not measured".into(), |c| {
                 format!(
-                    "; it is checked against Redis ({} commands per request of the refresh scenario)",
+                    "; checked against Redis ({} commands per request of the refresh scenario)",
                     fmt_num(c)
                 )
             })
@@ -546,9 +548,8 @@ fn t9(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "an admin's read-scoped credential was refused on the admin route by both models ({s} session, {t} \
-             token); the token carries its scope (\"{}\") for other services to check offline, but a session \
-             limits privileges just as well",
+            "both models refused an admin's read-scoped credential on the admin route ({s} session, {t} token); the \
+             token carries its scope (\"{}\") for other services to check offline",
             a.read_scope_token_claim
         ),
         "authority",
@@ -567,8 +568,8 @@ fn t10(r: &Results) -> Option<Finding> {
             Verdict::Refuted
         },
         format!(
-            "the offline check: {} EdDSA-signed requests on {} replica{} verified with the public key alone ({} \
-             Redis commands per request, {} of replica CPU each); serving assets from a CDN was not measured",
+            "{} EdDSA-signed requests on {} replica{} verified with the public key alone ({} Redis commands, {} of \
+             CPU each); a CDN was not measured",
             e.requests,
             e.replicas,
             if e.replicas == 1 { "" } else { "s" },
@@ -585,8 +586,7 @@ fn j1(r: &Results) -> Option<Finding> {
     found(
         Verdict::Refuted,
         format!(
-            "the live token's header is {}: it names the signing algorithm and key; nothing is encrypted, \
-             and anyone can decode it",
+            "the live token's header is {}: it names the signing algorithm and key; nothing is encrypted",
             serde_json::to_string(&a.header).ok()?
         ),
         "token-anatomy",
@@ -622,8 +622,8 @@ fn j3(r: &Results) -> Option<Finding> {
     found(
         Verdict::Qualified,
         format!(
-            "anyone decoded the payload ({}); a changed payload was refused ({}): the exchange is tamper-evident, \
-             not secret, and stateless only for reads (see T1)",
+            "anyone decoded the payload ({}); a changed one was refused ({}): tamper-evident, not secret; stateless \
+             only for reads (T1)",
             keys.join(", "),
             a.tampered_payload_status
         ),

@@ -51,6 +51,18 @@ const PAGES: [(&str, &str); 5] = [
 ];
 
 /// How long a page's script, a forged request or the collector may take.
+/// `https://host:port` of a URL (splitting at a path would cut a host that begins with
+/// the path's name: `https://app.example.test/app/...` is not `https:/`).
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => url.to_string(),
+    }
+}
+
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the experiment needs from the run that starts it.
@@ -530,7 +542,7 @@ impl<'a> GroupRig<'a> {
         let link = format!("{}&name={}", self.victim_page(), encode(&payload));
         victim.page.goto(link.as_str()).await?;
         let from = victim.page.url().await?.unwrap_or_default();
-        let from = from.split("/app").next().unwrap_or_default().to_string();
+        let from = origin_of(&from);
         let got = self.collected(&id).await;
         let collected: Vec<String> = got
             .iter()
@@ -938,6 +950,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_origin_is_scheme_and_authority() {
+        assert_eq!(
+            origin_of("https://app.example.test:4443/app/app.html?x=1"),
+            "https://app.example.test:4443"
+        );
+        assert_eq!(
+            origin_of("https://api.example.test:1/"),
+            "https://api.example.test:1"
+        );
+        assert_eq!(origin_of("about:blank"), "about:blank");
+    }
 
     fn sent(
         method: &str,
