@@ -159,7 +159,11 @@ fn the_report_opens_with_the_answer_then_a_verdict_for_every_claim() {
         )));
     }
     for v in Verdict::ALL {
-        assert!(verdicts.contains(v.rule()), "the rule of {}", v.name());
+        assert!(verdicts.contains(v.rule()), "the meaning of {}", v.name());
+    }
+    let rules = section(&html, "claim-rules");
+    for c in ClaimId::ALL {
+        assert!(rules.contains(c.rule()), "{c}'s own rule is stated");
     }
     let label = |id: &str| rows.iter().find(|r| r[0] == id).unwrap()[2].clone();
     for j in ["J1", "J2"] {

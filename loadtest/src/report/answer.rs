@@ -224,8 +224,9 @@ pub fn caveats(results: &Results) -> Section {
             .first()
             .map_or(1, |p| p.runs.len());
         items.push(format!(
-            "Each sweep point is {rounds} round(s) of {} s; a difference smaller than the spread between rounds is \
+            "Each sweep point is {rounds} round{} of {} s; a difference smaller than the spread between rounds is \
              no difference.",
+            if rounds == 1 { "" } else { "s" },
             fmt_num(r.duration_s)
         ));
         if let Some(c) = r.cpus_per_replica {

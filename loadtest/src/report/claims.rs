@@ -96,6 +96,31 @@ impl ClaimId {
             ClaimId::J3 => "JWTs keep the system stateless and allow safe exchange of information.",
         }
     }
+
+    /// The rule that gives this claim its label (applied in `verdicts.rs`; stated in the
+    /// report's appendix).
+    pub fn rule(self) -> &'static str {
+        match self {
+            ClaimId::S1 => "confirmed if a session read asks Redis at least once per request, refuted otherwise",
+            ClaimId::S2 => "confirmed if a million users' state would not fit in this machine's memory, qualified if it grows per user but fits",
+            ClaimId::S3 => "confirmed if one whole Redis core would be the limit at the sweep's rates, qualified if only a small Redis budget made it the limit, refuted if even that never did",
+            ClaimId::S4 => "confirmed if sessions fail across replicas and a shared store did not make them scale, qualified if one shared store was enough, refuted if nothing failed without one",
+            ClaimId::S5 => "refuted if the cookie worked from another site, confirmed if CORS (a refused preflight) stopped it, qualified if the browser's own cookie rules did",
+            ClaimId::T1 => "refuted if a token read asks Redis, qualified if it does not but refreshes keep state in Redis, confirmed if nothing is kept",
+            ClaimId::T2 => "qualified unless token reads grew at least 0.75x per replica added with every run bound by the replicas; then no difference if sessions with a shared store grew within the same spread of rounds, refuted if they grew more, confirmed otherwise",
+            ClaimId::T3 => "confirmed if the token is accepted as issued and refused with a changed claim or a flipped signature bit, refuted otherwise",
+            ClaimId::T4 => "refuted if a forged request got anything from the token, qualified if an injected script stole it, confirmed otherwise",
+            ClaimId::T5 => "confirmed if the token stopped working at its lifetime, qualified if a leeway was added to it",
+            ClaimId::T6 => "confirmed if no user was logged out at any lifetime tried, qualified otherwise",
+            ClaimId::T7 => "partly measured: how often the refresh token travels is measured, whether that makes it safer is not",
+            ClaimId::T8 => "confirmed if the payload is empty and checked against the store, qualified if it holds ids and times only, refuted if it holds user data or is not checked",
+            ClaimId::T9 => "confirmed if only the token limits a credential's privileges, qualified if both models do, refuted if the token does not",
+            ClaimId::T10 => "partly measured if the token was checked with the public key alone (a CDN is never measured), refuted if the check asked the store",
+            ClaimId::J1 => "refuted if the header, decoded without a key, names the signing algorithm",
+            ClaimId::J2 => "refuted if the password appears nowhere in the token, confirmed if it does",
+            ClaimId::J3 => "qualified if a changed payload is refused (tamper-evident) while anyone can read it, refuted if it was accepted",
+        }
+    }
 }
 
 impl fmt::Display for ClaimId {

@@ -477,7 +477,7 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
         "redis-outage",
         "When Redis stops answering",
         "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
-         the window and then thawed (SIGCONT); nothing is restarted. Each arm ran with the retry grace of contract v2 \
+         the window and then thawed (SIGCONT); nothing is restarted. Each arm ran with the contract's retry grace \
          (REFRESH_REUSE_INTERVAL, a retried credential is answered as its successor) and without it.",
         |r| {
             let refused = r.refused_in(None, Phase::After);

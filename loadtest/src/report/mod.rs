@@ -195,7 +195,7 @@ pub fn sections(results: &Results) -> Vec<Section> {
     let (browser, browser_cases) = browser::sections(results).unzip();
     results_part.extend(browser);
     put(Part::Results, results_part);
-    let mut appendix = Vec::new();
+    let mut appendix = vec![verdicts::rules_section()];
     appendix.extend(calibration);
     appendix.extend(sweep::latency(results));
     appendix.extend(browser_cases);

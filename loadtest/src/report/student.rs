@@ -115,7 +115,7 @@ pub fn flows() -> Section {
              acts."
                 .into(),
         ],
-        method: "Drawn from the routes of the HTTP contract (API.md, version 2) and what each server stores; not measured."
+        method: "Drawn from the routes of the HTTP contract (API.md) and what each server stores; not measured."
             .into(),
         charts: vec![
             Chart::new(
@@ -263,11 +263,9 @@ pub fn security(results: &Results) -> Option<Section> {
     ]));
     Some(Section {
         reading: vec![
-            format!(
-                "The session cookie this run's server set: {}. What each part stops, and what each defence of the \
-                 contract costs per request, is below; costs come from this run where it measured them.",
-                a.set_cookie
-            ),
+            "The session cookie this run's server set is below, taken apart: what each attribute stops, and what \
+             each defence of the contract costs per request, from this run where it measured it."
+                .to_string(),
             if results.browser.is_some() {
                 "What these attributes did in a real browser, case by case (CSRF, XSS, cookies across sites), is in \
                  the browser section: this section is what each defence costs."
@@ -279,7 +277,7 @@ pub fn security(results: &Results) -> Option<Section> {
                     .into()
             },
         ],
-        method: "The Set-Cookie header of a real session login of this run, taken apart; the defences of contract v2 with \
+        method: "The Set-Cookie header of a real session login of this run, taken apart; the defences of the contract with \
                  their cost from this run's measurements."
             .into(),
         code: vec![("Set-Cookie as sent".into(), a.set_cookie.clone())],

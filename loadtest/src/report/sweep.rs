@@ -768,7 +768,27 @@ pub fn all_runs(results: &Results) -> Section {
             ])
         })
         .collect();
+    // The login runs look broken next to the reads; they are slow on purpose.
+    let login = results
+        .runs
+        .iter()
+        .find(|r| r.scenario == Scenario::Login && r.experiment.is_none());
     Section {
+        reading: login
+            .map(|r| {
+                format!(
+                    "The login runs are slow by design ({} logins/s, p50 {} ms, for {} at {} replica{}): a login \
+                     hashes the password with argon2id, deliberately costly so that a stolen password database is \
+                     slow to crack, and each replica has only its small CPU budget for it.",
+                    fmt_num(r.rps),
+                    fmt_num(r.latency_ms.p50),
+                    r.server.name(),
+                    r.replicas,
+                    if r.replicas == 1 { "" } else { "s" }
+                )
+            })
+            .into_iter()
+            .collect(),
         method: "One line per run: requests per second and latency seen by the client in the measured window, errors (any \
                  answer that is not 2xx), Redis commands per request, and the replicas' CPU per request."
             .into(),
