@@ -661,7 +661,7 @@ fn the_latency_curve_measures_every_group_at_fixed_fractions_of_its_capacity() {
     }
     let md = std::fs::read_to_string(run().0.join("report.md")).unwrap();
     assert!(md.contains("What a request costs a user: latency against load"));
-    assert!(md.contains("What checking a credential costs a user"));
+    assert!(md.contains("What a credential check costs a user"));
 }
 
 #[test]

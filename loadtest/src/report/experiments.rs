@@ -342,8 +342,14 @@ fn kept_serving(impacts: &[FaultImpact]) -> Option<String> {
     let parts: Vec<String> = impacts
         .iter()
         .map(|f| {
+            // Under a tenth of the rate before, users saw a service that had stopped.
+            let verb = match f.during_share {
+                Some(s) if s < 0.1 => "stopped serving",
+                Some(_) => "kept serving",
+                None => "not seen",
+            };
             format!(
-                "{} {}",
+                "{} {verb} ({})",
                 server_arm(f.run),
                 FaultImpact::share_text(f.during_share),
             )
@@ -351,7 +357,7 @@ fn kept_serving(impacts: &[FaultImpact]) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "Answered during the fault, as a share of the rate before: {}.",
+            "During the fault (answered, share of before): {}.",
             parts.join("; ")
         )
     })
