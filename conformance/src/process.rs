@@ -111,11 +111,32 @@ pub async fn sigterm_lets_in_flight_requests_finish(bin: &str, extra: &[(&str, &
         201
     );
     // Each login hashes a password (tens of milliseconds): several are in flight at once.
+    // SIGTERM goes once every one of them is being handled: each looks its user up (one
+    // GET) before the hash. A fixed delay instead let a busy machine signal before a request
+    // was read, and a connection with no request read yet is rightly closed.
+    let gets_before = get_calls(&url).await;
     let logins = futures_util::future::join_all(
         (0..4).map(|_| server.post_json("/auth/login", creds.clone())),
     );
     let term = async {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        wait_until(
+            "every login handled",
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            || {
+                let url = url.clone();
+                async move {
+                    let n = get_calls(&url).await - gets_before;
+                    if n >= 4 {
+                        Check::Done(())
+                    } else {
+                        Check::Waiting(format!("{n} of 4 logins looked their user up"))
+                    }
+                }
+            },
+        )
+        .await
+        .expect("the logins reach the server");
         server.signal(Signal::Term);
     };
     let (replies, ()) = tokio::join!(logins, term);
@@ -131,6 +152,24 @@ pub async fn sigterm_lets_in_flight_requests_finish(bin: &str, extra: &[(&str, &
         .await
         .expect("exits after SIGTERM");
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// GET commands Redis has executed so far (`INFO commandstats`).
+async fn get_calls(url: &str) -> u64 {
+    let client = redis::Client::open(url).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test's Redis answers");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs `bin` to its exit with a dead Redis and `vars`, and asserts that it failed with a
