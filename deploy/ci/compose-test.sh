@@ -10,8 +10,8 @@
 #
 # Steps: up with 2 replicas per server, wait for health, `loadtest run --quick` through the
 # balancers (the compose file's own loadtest service), check the report and that both
-# replicas of each server answered, `loadtest compare --via compose` over 1 and 2 replicas,
-# stop one token-server replica and check requests still succeed, `down -v`, check that
+# replicas of each server answered, `loadtest compare --via compose` over 1 and 2 replicas
+# from the host and again from inside the stack (`docker compose run --rm compare`), stop one token-server replica and check requests still succeed, `down -v`, check that
 # nothing is left.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,6 +105,35 @@ assert all(x["cpus_per_replica"] == 0.5 for x in r["runs"]), [x["cpus_per_replic
 print("compose test:   sweep runs (server, replicas, replicas answering, fewest requests):", got)
 PY
 [ -s "$work/sweep/report.html" ] || { echo "compose test: FAILED: the sweep wrote no report"; exit 1; }
+
+step "docker compose run --rm compare: the sweep from inside the stack, through the Engine's socket"
+"${compose[@]}" run --rm compare loadtest compare --via compose --quick --replicas 1,2 \
+  --servers session,token --scenarios read --cpus-per-replica 0.25 --out reports/ci-inside \
+  >"$work/inside.log" 2>&1 || { cat "$work/inside.log"; exit 1; }
+python3 - reports/ci-inside/results.json "$(id -u)" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+env = r["environment"]
+assert env["mode"] == "compose", env["mode"]
+assert "from inside project" in env["config"]["via"], env["config"]["via"]
+assert env["config"]["engine"].startswith("Docker Engine "), env["config"]["engine"]
+got = sorted((x["server"], x["replicas"], len(x["requests_per_replica"])) for x in r["runs"])
+assert got == [("session", 1, 1), ("session", 2, 2), ("token", 1, 1), ("token", 2, 2)], got
+for x in r["runs"]:
+    cores = x["cpu_cores_used"]
+    # Seen from inside a container: every component's CPU, from the Engine's counters.
+    assert all((cores[k] or 0) > 0 for k in ("replicas", "redis", "lb", "loadgen")), cores
+    assert x["errors"] == 0 and min(x["requests_per_replica"]) > 0, x["requests_per_replica"]
+    # The budget reached the containers: never more than 0.25 CPU each, with room for a
+    # reading's edges.
+    assert x["cpus_per_replica"] == 0.25 and cores["replicas"] <= 0.25 * x["replicas"] * 1.15, cores
+    print(f"compose test:   inside: {x['server']:>7} x{x['replicas']} {x['rps']:>7.0f} req/s, CPU cores {cores}")
+# Root inside the container; what it wrote belongs to the owner of ./reports.
+assert os.stat(os.path.dirname(sys.argv[1])).st_uid == os.stat("reports").st_uid
+PY
+[ "$("${compose[@]}" ps -q session-server | wc -l)" = 2 ] && [ "$("${compose[@]}" ps -q token-server | wc -l)" = 2 ] \
+  || { echo "compose test: FAILED: compare did not leave 2 replicas each as found"; "${compose[@]}" ps; exit 1; }
+rm -rf reports/ci-inside
 
 step "stop one token-server replica; requests must keep succeeding"
 victim=$("${compose[@]}" ps -q token-server | head -n 1)

@@ -67,6 +67,10 @@ def main():
     compose = yaml.safe_load(cfg)
     out = {"version": "3.8", "services": {}, "configs": {}}
     for name, svc in compose["services"].items():
+        # A service started only when named (`compare`, which drives the Engine of one
+        # machine through its socket) has no place in a stack.
+        if svc.get("profiles"):
+            continue
         for key in ("build", "restart", "container_name", "depends_on"):
             svc.pop(key, None)
         deploy = svc.setdefault("deploy", {})

@@ -1,8 +1,8 @@
 //! A fixed CPU budget per replica, so capacity grows with replicas instead of every replica
 //! fighting the load generator for the same cores: cgroup v2 `cpu.max` where writable,
 //! cgroup v1 `cpu.cfs_quota_us` where that is, `taskset` (whole CPUs only) otherwise;
-//! for containers (`compare --via compose`), the same quota written into each container's
-//! own cgroup.
+//! for containers (`compare --via compose`), each container's own limit set through the
+//! Docker Engine.
 //!
 //! The budget holds during measured windows only: set-up before a window (every user signs
 //! up and logs in, two password hashes each) runs unthrottled, or a small budget would
@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::engine::{CpuLimit, Engine};
 
 /// Throttling in 10 ms periods keeps a quota's pauses short next to request latencies;
 /// below 0.1 CPU the period grows, since a quota cannot be under 1 ms.
@@ -22,22 +24,15 @@ fn period_and_quota_us(cpus: f64) -> (u64, u64) {
     (period, ((cpus * period as f64).round() as u64).max(1000))
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Method {
     None,
     Cgroup2(PathBuf),
     Cgroup1(PathBuf),
     Taskset,
-    /// Containers' own cgroups, with the quota each had before (restored when off).
-    Container(Vec<ContainerCgroup>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerCgroup {
-    dir: PathBuf,
-    v2: bool,
-    /// `cpu.max` (v2) or `quota period` (v1) as found.
-    saved: String,
+    /// Containers' own limits, set through the Docker Engine, with the limit each had
+    /// before (restored when off).
+    Engine(Engine, Vec<(String, CpuLimit)>),
 }
 
 pub struct CpuBudget {
@@ -89,41 +84,32 @@ impl CpuBudget {
             Method::Cgroup2(_) => "cgroup2 cpu.max".into(),
             Method::Cgroup1(_) => "cgroup1 cpu.cfs_quota_us".into(),
             Method::Taskset => "taskset (whole CPUs only)".into(),
-            Method::Container(_) => "the containers' cgroup cpu quota".into(),
+            Method::Engine(..) => {
+                "each container's CPU limit, set through the Docker Engine".into()
+            }
         }
     }
 
-    /// A budget for running containers, given their main processes: written into each
-    /// one's own cgroup (the one Docker made), with the same period as local replicas.
-    pub fn containers(cpus_per_replica: Option<f64>, pids: &[u32]) -> anyhow::Result<Self> {
+    /// A budget for running containers, set through the Docker Engine (each container's
+    /// own limit, stored the way it was: Docker refuses to switch between NanoCpus and a
+    /// quota). Off, each container has the limit it was found with.
+    pub async fn containers(
+        cpus_per_replica: Option<f64>,
+        engine: &Engine,
+        ids: &[String],
+    ) -> anyhow::Result<Self> {
         let mut budget = Self::new(cpus_per_replica)?;
         if budget.cpus_per_replica.is_none() {
             return Ok(budget);
         }
-        let mut groups = Vec::new();
-        for &pid in pids {
-            let (dir, v2) = cgroup_of(pid).ok_or_else(|| {
-                anyhow::anyhow!("no cpu cgroup found for container process {pid}")
-            })?;
-            let read = |f: &str| {
-                std::fs::read_to_string(dir.join(f))
-                    .map(|s| s.trim().to_owned())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(f).display()))
-            };
-            let saved = if v2 {
-                read("cpu.max")?
-            } else {
-                format!(
-                    "{} {}",
-                    read("cpu.cfs_quota_us")?,
-                    read("cpu.cfs_period_us")?
-                )
-            };
-            groups.push(ContainerCgroup { dir, v2, saved });
+        let mut found = Vec::new();
+        for id in ids {
+            let host = engine.inspect(id).await?.host_config.unwrap_or_default();
+            found.push((id.clone(), CpuLimit::of(&host)));
         }
-        budget.method = Method::Container(groups);
-        // Fails here, before anything is measured, where the files cannot be written.
-        budget.limit(false)?;
+        budget.method = Method::Engine(engine.clone(), found);
+        // Fails here, before anything is measured, where the Engine refuses the change.
+        budget.limit(false).await?;
         Ok(budget)
     }
 
@@ -145,49 +131,33 @@ impl CpuBudget {
                 std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
                 Some(dir)
             }
-            Method::Taskset | Method::None | Method::Container(_) => None,
+            Method::Taskset | Method::None | Method::Engine(..) => None,
         };
         self.assigned.push((index, pid, dir));
-        self.limit(false)
+        self.limit_processes(false)
     }
 
-    /// Switches every assigned replica's budget on (`true`) or off.
-    pub fn limit(&self, on: bool) -> anyhow::Result<()> {
+    /// Switches the budget on (`true`) or off: every assigned replica's, or every
+    /// container's.
+    pub async fn limit(&self, on: bool) -> anyhow::Result<()> {
+        let (Some(cpus), Method::Engine(engine, found)) = (self.cpus_per_replica, &self.method)
+        else {
+            return self.limit_processes(on);
+        };
+        for (id, was) in found {
+            let limit = if on { was.with_cpus(cpus) } else { *was };
+            engine.set_cpu(id, limit).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::limit`] for processes of this machine (cgroups or taskset).
+    fn limit_processes(&self, on: bool) -> anyhow::Result<()> {
         let Some(cpus) = self.cpus_per_replica else {
             return Ok(());
         };
         let (period, quota) = period_and_quota_us(cpus);
         let all = super::procfs::available_cpus();
-        if let Method::Container(groups) = &self.method {
-            for g in groups {
-                let write = |f: &str, v: &str| {
-                    std::fs::write(g.dir.join(f), v).map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot set the CPU budget in {}: {e} (without --cpus-per-replica, \
-                             the compose file's REPLICA_CPUS limits each replica)",
-                            g.dir.join(f).display()
-                        )
-                    })
-                };
-                match (g.v2, on) {
-                    (true, true) => write("cpu.max", &format!("{quota} {period}"))?,
-                    (true, false) => write("cpu.max", &g.saved)?,
-                    (false, on) => {
-                        let (q, p) = if on {
-                            (quota.to_string(), period.to_string())
-                        } else {
-                            let (q, p) = g.saved.split_once(' ').unwrap_or(("-1", "100000"));
-                            (q.to_owned(), p.to_owned())
-                        };
-                        // Unlimited first, so no (quota, period) pair on the way is refused.
-                        write("cpu.cfs_quota_us", "-1")?;
-                        write("cpu.cfs_period_us", &p)?;
-                        write("cpu.cfs_quota_us", &q)?;
-                    }
-                }
-            }
-            return Ok(());
-        }
         for (index, pid, dir) in &self.assigned {
             match (&self.method, dir) {
                 (Method::Cgroup2(_), Some(dir)) => {
@@ -298,36 +268,6 @@ fn mounts() -> Vec<(PathBuf, String, String)> {
         .collect()
 }
 
-/// The cpu controller's cgroup folder of `pid`, and whether it is cgroup v2.
-fn cgroup_of(pid: u32) -> Option<(PathBuf, bool)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let (dir, v2) = cpu_cgroup(&text, &mounts())?;
-    let file = if v2 { "cpu.max" } else { "cpu.cfs_quota_us" };
-    dir.join(file).exists().then_some((dir, v2))
-}
-
-/// From `/proc/PID/cgroup` and the mounts: the v1 `cpu` hierarchy's folder when there is
-/// one (hybrid systems list both), else the v2 one.
-fn cpu_cgroup(proc_cgroup: &str, mounts: &[(PathBuf, String, String)]) -> Option<(PathBuf, bool)> {
-    let lines: Vec<(&str, &str)> = proc_cgroup
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            parts.next()?;
-            Some((parts.next()?, parts.next()?.trim_start_matches('/')))
-        })
-        .collect();
-    if let Some((_, rel)) = lines.iter().find(|(c, _)| c.split(',').any(|c| c == "cpu")) {
-        let (mp, ..) = mounts
-            .iter()
-            .find(|(_, t, o)| t == "cgroup" && o.split(',').any(|o| o == "cpu"))?;
-        return Some((mp.join(rel), false));
-    }
-    let (_, rel) = lines.iter().find(|(c, _)| c.is_empty())?;
-    let (mp, ..) = mounts.iter().find(|(_, t, _)| t == "cgroup2")?;
-    Some((mp.join(rel), true))
-}
-
 fn writable_dir(p: &Path) -> bool {
     let probe = p.join(format!("svt-probe-{}", std::process::id()));
     let ok = std::fs::create_dir(&probe).is_ok();
@@ -384,33 +324,6 @@ mod tests {
         assert_eq!(period_and_quota_us(0.1), (10_000, 1_000));
         assert_eq!(period_and_quota_us(0.05), (20_000, 1_000));
         assert_eq!(period_and_quota_us(2.0), (10_000, 20_000));
-    }
-
-    #[test]
-    fn a_containers_cpu_cgroup() {
-        let m = |p: &str, t: &str, o: &str| (PathBuf::from(p), t.to_owned(), o.to_owned());
-        let v1 = [
-            m("/sys/fs/cgroup/memory", "cgroup", "rw,memory"),
-            m("/sys/fs/cgroup/cpu,cpuacct", "cgroup", "rw,cpu,cpuacct"),
-            m("/sys/fs/cgroup/unified", "cgroup2", "rw"),
-        ];
-        let proc_cgroup = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/docker/abc\n";
-        assert_eq!(
-            cpu_cgroup(proc_cgroup, &v1),
-            Some((
-                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/docker/abc"),
-                false
-            ))
-        );
-        let v2 = [m("/sys/fs/cgroup", "cgroup2", "rw,nsdelegate")];
-        assert_eq!(
-            cpu_cgroup("0::/system.slice/docker-abc.scope\n", &v2),
-            Some((
-                PathBuf::from("/sys/fs/cgroup/system.slice/docker-abc.scope"),
-                true
-            ))
-        );
-        assert_eq!(cpu_cgroup("", &v2), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod cpu_budget;
 pub mod delay_proxy;
+pub mod engine;
 pub mod env_info;
 pub mod procfs;
 pub mod prometheus_text;

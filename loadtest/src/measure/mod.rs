@@ -287,7 +287,7 @@ async fn window(
     }
     let late = progress.began.elapsed().saturating_sub(plan.warmup);
     for b in budgets {
-        b.limit(true)?;
+        b.limit(true).await?;
     }
     if !budgets.is_empty() {
         // Let the throttled processes settle before the first reading.
@@ -353,7 +353,7 @@ async fn window(
     let end = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
     // The next run's set-up (sign-ups and logins) is not measured: it gets the whole machine.
     for b in budgets {
-        b.limit(false)?;
+        b.limit(false).await?;
     }
     // The logins written before a primary's kill are checked once its replica has taken
     // over (asked before, every one on the dead primary would count as lost); the takeover
@@ -496,18 +496,7 @@ pub async fn measure(
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / plan.setup.users as f64),
         _ => None,
     };
-    let peak = |pids: &[u32]| {
-        pids.iter()
-            .filter_map(|p| procfs::peak_rss(*p).ok())
-            .max()
-            .unwrap_or(0)
-    };
-    let lb_mem: u64 = target
-        .pids
-        .lb
-        .iter()
-        .filter_map(|p| procfs::peak_rss(*p).ok())
-        .sum();
+    let peak_memory = peak_memory(&target.pids).await;
     let errors_by_status = taken.errors_by_status();
     let bottleneck = if target.cpu_visible {
         bottleneck(
@@ -561,12 +550,7 @@ pub async fn measure(
         bottleneck,
         cpu_us_per_request: cpu_us,
         cpu_cores_used: cpu_cores,
-        peak_memory_bytes: PeakMemory {
-            replica_max: peak(&target.pids.replicas),
-            redis: peak(&target.pids.redis),
-            lb: lb_mem,
-            loadgen: peak(&[target.pids.loadgen]),
-        },
+        peak_memory_bytes: peak_memory,
         redis_bytes_per_user,
         credential_bytes,
         cpus_per_replica: plan.cpus_per_replica,
@@ -663,6 +647,28 @@ pub fn bottleneck(
         });
     }
     None
+}
+
+/// Each component's peak memory: from /proc for processes, from the Engine for containers
+/// (whose processes this machine may not see).
+async fn peak_memory(pids: &Pids) -> PeakMemory {
+    let rss = |p: &u32| procfs::peak_rss(*p).ok();
+    let loadgen = rss(&pids.loadgen).unwrap_or(0);
+    if let Some(c) = &pids.containers {
+        let (replica_max, redis, lb) = c.peak_memory().await;
+        return PeakMemory {
+            replica_max,
+            redis,
+            lb,
+            loadgen,
+        };
+    }
+    PeakMemory {
+        replica_max: pids.replicas.iter().filter_map(rss).max().unwrap_or(0),
+        redis: pids.redis.iter().filter_map(rss).max().unwrap_or(0),
+        lb: pids.lb.iter().filter_map(rss).sum(),
+        loadgen,
+    }
 }
 
 /// What each component can use at most, besides the replicas' budget.

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::infra::engine::Engine;
 use crate::infra::{procfs, prometheus_text, redis_info};
 
 pub async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
@@ -23,6 +24,51 @@ pub struct Pids {
     pub redis: Vec<u32>,
     pub lb: Vec<u32>,
     pub loadgen: u32,
+    /// The same components as containers, when their CPU is read from the Docker Engine
+    /// (from inside a container their processes are not in this machine's /proc).
+    pub containers: Option<Containers>,
+}
+
+/// Containers by component, with the Engine that reports their CPU.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    pub engine: Engine,
+    pub replicas: Vec<String>,
+    pub redis: Vec<String>,
+    pub lb: Vec<String>,
+}
+
+impl Containers {
+    /// CPU seconds the containers used so far (each one's cgroup counter, in ns); a
+    /// container gone (a killed replica) counts nothing, as a process gone does.
+    async fn cpu_sum(&self, ids: &[String]) -> f64 {
+        let reads = ids.iter().map(|id| self.engine.cpu_ns(id));
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|ns| ns as f64 / 1e9)
+            .sum()
+    }
+
+    /// Peak memory of the largest replica, of Redis, and of the balancer, in bytes.
+    pub async fn peak_memory(&self) -> (u64, u64, u64) {
+        (
+            self.largest(&self.replicas).await,
+            self.largest(&self.redis).await,
+            self.largest(&self.lb).await,
+        )
+    }
+
+    async fn largest(&self, ids: &[String]) -> u64 {
+        let reads = ids.iter().map(|id| self.engine.memory_peak(id));
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,11 +129,23 @@ pub async fn snapshot(
             Err(_) => replica_requests.push(0),
         }
     }
+    let (cpu_replicas, cpu_redis, cpu_lb) = match &pids.containers {
+        Some(c) => (
+            c.cpu_sum(&c.replicas).await,
+            c.cpu_sum(&c.redis).await,
+            c.cpu_sum(&c.lb).await,
+        ),
+        None => (
+            cpu_sum(&pids.replicas),
+            cpu_sum(&pids.redis),
+            cpu_sum(&pids.lb),
+        ),
+    };
     Snapshot {
         at: Instant::now(),
-        cpu_replicas: cpu_sum(&pids.replicas),
-        cpu_redis: cpu_sum(&pids.redis),
-        cpu_lb: cpu_sum(&pids.lb),
+        cpu_replicas,
+        cpu_redis,
+        cpu_lb,
         cpu_loadgen: cpu_sum(&[pids.loadgen]),
         redis_calls,
         redis_used_memory,

@@ -1,11 +1,15 @@
 //! `loadtest compare --via compose`: the replica sweep on the services of
-//! docker-compose.yml. Each replica count is `docker compose up -d --scale ...`, then
-//! `nginx -s reload` so the balancer resolves the service names again and sees the new
-//! replicas. The load generator runs here and talks to the containers' own addresses (no
-//! port forwarding in the way); their processes are read in /proc like local ones, so
-//! results.json carries the same figures as a local `compare`. Linux hosts only.
+//! docker-compose.yml, driven through the Docker Engine API. It runs on the host (the
+//! stack started with `docker compose up -d` when it is not running) or inside the
+//! stack's own `compare` service, which is given the Engine's socket. Each replica count
+//! is a service scaled through the Engine (its first container cloned, or the last ones
+//! removed), then `nginx -s reload` in the balancer so it resolves the service names again
+//! and sees the new replicas. The load generator talks to the containers' own addresses
+//! (no port forwarding in the way); replica, Redis and balancer CPU come from the Engine's
+//! counters of each container, so results.json carries the same figures as a local
+//! `compare` wherever this runs. Linux hosts only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,14 +19,21 @@ use super::plan::{self, Job};
 use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
 use crate::cli::{BudgetChoice, CompareArgs};
 use crate::infra::cpu_budget::CpuBudget;
+use crate::infra::engine::{Container, Engine};
 use crate::infra::{env_info, procfs};
-use crate::measure::snapshot::Pids;
+use crate::measure::snapshot::{Containers, Pids};
 use crate::measure::Target;
 use crate::model::{self, Mode, ServerKind};
 
-/// How long `up` may take to get every container healthy.
+/// How long the services may take to get every container healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
 
+/// The services the sweep needs, as docker-compose.yml names them.
+const STACK: [&str; 4] = ["redis", "session-server", "token-server", "balancer"];
+const SERVERS: [&str; 2] = ["session-server", "token-server"];
+
+/// The compose CLI on the host: only to start the stack when it is not running, and to stop
+/// what it started.
 struct Compose {
     /// `docker compose` (v2) or `docker-compose` (v1).
     program: Vec<&'static str>,
@@ -46,11 +57,6 @@ fn output(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
 impl Compose {
     fn find(file: PathBuf) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            cfg!(target_os = "linux"),
-            "--via compose reads the containers' processes in /proc and reaches their \
-             addresses directly: it needs a Linux host (elsewhere, run `docker compose up`)"
-        );
-        anyhow::ensure!(
             file.is_file(),
             "{} not found: run this from the repository's top folder or pass --compose-file",
             file.display()
@@ -68,236 +74,158 @@ impl Compose {
             }
         }
         anyhow::bail!(
-            "--via compose needs Docker Engine with Compose (`docker compose` or `docker-compose`)"
+            "--via compose on the host needs Docker Compose (`docker compose` or \
+             `docker-compose`) to start the stack"
         )
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let what = format!("{} {}", self.program.join(" "), args.join(" "));
         let mut cmd = Command::new(self.program[0]);
         cmd.args(&self.program[1..])
             .arg("-f")
             .arg(&self.file)
             .args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
-        let what = format!("{} {}", self.program.join(" "), args.join(" "));
-        output(&mut self.cmd(args), &what)
-    }
-
-    /// The containers of `service`, running or not.
-    fn ids(&self, service: &str) -> anyhow::Result<Vec<String>> {
-        Ok(self
-            .run(&["ps", "-q", service])?
-            .lines()
-            .map(str::to_owned)
-            .collect())
+        output(&mut cmd, &what)
     }
 }
 
-/// `docker inspect -f FORMAT` of each container, in order.
-fn inspect(ids: &[String], format: &str) -> anyhow::Result<Vec<String>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let out = output(
-        Command::new("docker")
-            .args(["inspect", "-f", format])
-            .args(ids),
-        "docker inspect",
-    )?;
-    Ok(out.lines().map(|l| l.trim().to_owned()).collect())
+/// The compose stack through the Engine.
+struct Stack {
+    engine: Engine,
+    project: String,
 }
 
-/// One address of each container on the compose network.
-fn addresses(ids: &[String]) -> anyhow::Result<Vec<String>> {
-    inspect(
-        ids,
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-    )?
-    .into_iter()
-    .map(|l| {
-        l.split_whitespace()
+impl Stack {
+    async fn service(&self, service: &str) -> anyhow::Result<Vec<Container>> {
+        self.engine.service(&self.project, service).await
+    }
+
+    async fn one(&self, service: &str) -> anyhow::Result<Container> {
+        self.service(service)
+            .await?
+            .into_iter()
             .next()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("a container has no network address"))
-    })
-    .collect()
-}
-
-fn pids(ids: &[String]) -> anyhow::Result<Vec<u32>> {
-    inspect(ids, "{{.State.Pid}}")?
-        .iter()
-        .map(|p| {
-            p.parse()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| anyhow::anyhow!("a container is not running"))
-        })
-        .collect()
-}
-
-/// A container's CPU limit in CPUs, from either way Docker stores it.
-fn cpu_limit(id: &str) -> anyhow::Result<Option<f64>> {
-    let line = inspect(
-        &[id.to_owned()],
-        "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}}",
-    )?;
-    Ok(line.first().and_then(|l| parse_cpu_limit(l)))
-}
-
-/// `NanoCpus CpuQuota CpuPeriod` (Compose v1 and v2 set one or the other) in CPUs.
-fn parse_cpu_limit(line: &str) -> Option<f64> {
-    let nums: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    match nums[..] {
-        [nano, _, _] if nano > 0.0 => Some(nano / 1e9),
-        [_, quota, period] if quota > 0.0 && period > 0.0 => Some(quota / period),
-        _ => None,
+            .ok_or_else(|| anyhow::anyhow!("{service}: no running container"))
     }
-}
 
-/// The services that are not all healthy yet, with what they say.
-fn unhealthy(compose: &Compose, services: &[&str]) -> anyhow::Result<Vec<String>> {
-    let mut waiting = Vec::new();
-    for service in services {
-        let ids = compose.ids(service)?;
-        let states = inspect(
-            &ids,
-            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
-        )?;
-        if ids.is_empty() {
-            waiting.push(format!("{service}: no container"));
-        }
-        for state in states {
-            if state != "healthy" {
-                waiting.push(format!("{service}: {state}"));
+    /// The services whose containers are not all healthy, with what they say.
+    async fn unhealthy(&self, want: &[(&str, Option<u32>)]) -> anyhow::Result<Vec<String>> {
+        let mut waiting = Vec::new();
+        for &(service, count) in want {
+            let cs = self.service(service).await?;
+            if cs.is_empty() {
+                waiting.push(format!("{service}: no container"));
             }
+            if let Some(n) = count.filter(|n| *n as usize != cs.len()) {
+                waiting.push(format!("{service}: {} of {n} containers", cs.len()));
+            }
+            waiting.extend(
+                cs.iter()
+                    .filter(|c| c.health != "healthy")
+                    .map(|c| format!("{}: {}", c.name, c.health)),
+            );
         }
+        Ok(waiting)
     }
-    Ok(waiting)
-}
 
-/// Waits until every container of these services reports healthy.
-async fn wait_healthy(compose: &Compose, services: &[&str]) -> anyhow::Result<()> {
-    wait_until(
-        "compose services healthy",
-        HEALTHY_WITHIN,
-        Duration::from_millis(500),
-        || {
-            let seen = unhealthy(compose, services);
-            async move {
-                match seen {
+    async fn wait_healthy(&self, want: &[(&str, Option<u32>)]) -> anyhow::Result<()> {
+        wait_until(
+            "compose services healthy",
+            HEALTHY_WITHIN,
+            Duration::from_millis(500),
+            || async move {
+                match self.unhealthy(want).await {
                     Ok(w) if w.is_empty() => Check::Done(()),
                     Ok(w) => Check::Waiting(w.join(", ")),
                     Err(e) => Check::Failed(format!("{e:#}")),
                 }
-            }
-        },
-    )
-    .await?;
-    Ok(())
-}
+            },
+        )
+        .await?;
+        Ok(())
+    }
 
-/// After a reload nginx starts new workers (which resolved the names again) and lets the
-/// old ones finish; wait until only new ones are left.
-async fn reload_balancer(compose: &Compose, master: u32) -> anyhow::Result<()> {
-    let before = procfs::children(master);
-    compose.run(&["exec", "-T", "balancer", "nginx", "-s", "reload"])?;
-    wait_until(
-        "nginx's old workers gone after a reload",
-        Duration::from_secs(15),
-        Duration::from_millis(100),
-        || {
-            let now = procfs::children(master);
-            let fresh = !now.is_empty() && now.iter().all(|p| !before.contains(p));
-            async move {
-                if fresh {
-                    Check::Done(())
-                } else {
-                    Check::Waiting(format!("workers {now:?}"))
+    /// nginx's worker processes (host PIDs), its master left out.
+    async fn balancer_workers(&self, lb: &Container) -> anyhow::Result<Vec<u32>> {
+        let mut all = self.engine.processes(&lb.id).await?;
+        all.retain(|p| *p != lb.pid);
+        Ok(all)
+    }
+
+    /// After a reload nginx starts new workers (which resolved the names again) and lets the
+    /// old ones finish; waits until only new ones are left.
+    async fn reload_balancer(&self) -> anyhow::Result<()> {
+        let lb = self.one("balancer").await?;
+        let before = self.balancer_workers(&lb).await?;
+        self.engine.exec(&lb.id, &["nginx", "-s", "reload"]).await?;
+        let (lb, before) = (&lb, &before);
+        wait_until(
+            "nginx's old workers gone after a reload",
+            Duration::from_secs(15),
+            Duration::from_millis(100),
+            || async move {
+                match self.balancer_workers(lb).await {
+                    Ok(now) if !now.is_empty() && now.iter().all(|p| !before.contains(p)) => {
+                        Check::Done(())
+                    }
+                    Ok(now) => Check::Waiting(format!("workers {now:?}")),
+                    Err(e) => Check::Failed(format!("{e:#}")),
                 }
-            }
-        },
-    )
-    .await?;
-    Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Both servers at `n` replicas, healthy, and a balancer that resolved them.
+    async fn scale(&self, n: u32) -> anyhow::Result<()> {
+        eprintln!("compose: {n} replica(s) of each server ...");
+        for service in SERVERS {
+            self.engine.scale(&self.project, service, n).await?;
+        }
+        self.wait_healthy(&SERVERS.map(|s| (s, Some(n)))).await?;
+        self.reload_balancer().await
+    }
 }
 
 /// The services of docker-compose.yml, scaled to each job's replica count.
 struct Services {
-    compose: Compose,
-    /// Whether this command started the stack (and so stops it).
-    started_here: bool,
+    stack: Stack,
+    /// The compose CLI, when this command started the stack (and so stops it).
+    started_here: Option<Compose>,
+    /// Replicas of each server as found, restored at the end when the stack was running.
+    found: u32,
     /// The budget given on the command line (else each container's compose limit holds).
     cpus_per_replica: Option<f64>,
     /// The replica count the services are scaled to now.
     scaled_to: Option<u32>,
-    /// The budget of the replicas measured now (their own cgroups).
+    /// The budget of the replicas measured now.
     budget: Option<CpuBudget>,
 }
 
 impl Services {
-    /// `up -d --scale ...`, health, and a balancer that resolved the new replicas.
-    async fn scale(&mut self, n: u32) -> anyhow::Result<()> {
-        eprintln!("compose: {n} replica(s) of each server ...");
-        let scale_s = format!("session-server={n}");
-        let scale_t = format!("token-server={n}");
-        let mut up = self.compose.cmd(&[
-            "up",
-            "-d",
-            "--scale",
-            &scale_s,
-            "--scale",
-            &scale_t,
-            "redis",
-            "session-server",
-            "token-server",
-            "balancer",
-        ]);
-        // With a budget, replicas start with the whole machine and are held to the budget
-        // during measured windows only, as `compare` does locally: set-up (two password
-        // hashes per user) at 0.1 CPU would outlast any warm-up.
-        if let Some(budget) = self.cpus_per_replica {
-            up.env("REPLICA_CPUS", procfs::available_cpus().to_string())
-                .env("WORKERS", budget.ceil().max(1.0).to_string());
+    /// Leaves the stack as found: `down -v` when this command started it, else the replica
+    /// counts it had.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        self.budget = None;
+        if let Some(compose) = self.started_here.take() {
+            eprintln!("compose: stopping what this command started ...");
+            return compose.run(&["down", "-v"]).map(|_| ());
         }
-        output(&mut up, "docker compose up")?;
-        wait_healthy(
-            &self.compose,
-            &["redis", "session-server", "token-server", "balancer"],
-        )
-        .await?;
-        let lb_master = self.balancer_pid()?;
-        reload_balancer(&self.compose, lb_master).await?;
-        self.scaled_to = Some(n);
+        if self.scaled_to.is_some_and(|n| n != self.found) {
+            self.stack.scale(self.found).await?;
+        }
         Ok(())
-    }
-
-    fn balancer_pid(&self) -> anyhow::Result<u32> {
-        pids(&self.compose.ids("balancer")?)?
-            .first()
-            .copied()
-            .ok_or_else(|| anyhow::anyhow!("no balancer"))
-    }
-
-    /// `down -v`, when this command started the stack.
-    fn stop(&mut self) -> anyhow::Result<()> {
-        if !std::mem::take(&mut self.started_here) {
-            return Ok(());
-        }
-        eprintln!("compose: stopping what this command started ...");
-        self.compose.run(&["down", "-v"]).map(|_| ())
     }
 }
 
 impl Drop for Services {
     /// Interrupted: what this command started does not outlive it.
     fn drop(&mut self) {
-        let _ = self.stop();
+        if let Some(compose) = self.started_here.take() {
+            let _ = compose.run(&["down", "-v"]);
+        }
     }
 }
 
@@ -305,60 +233,70 @@ impl Deployment for Services {
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
         let n = job.replicas;
         if self.scaled_to != Some(n) {
-            self.scale(n).await?;
+            // The budget's containers may be about to go.
+            self.budget = None;
+            self.stack.scale(n).await?;
+            self.scaled_to = Some(n);
         }
-        let balancer = self.compose.ids("balancer")?;
-        let lb_master = self.balancer_pid()?;
-        let lb_ip = addresses(&balancer)?.remove(0);
-        let mut lb = vec![lb_master];
-        lb.extend(procfs::children(lb_master));
-        let redis_ids = self.compose.ids("redis")?;
-        let redis_pid = pids(&redis_ids)?.first().copied();
-        let redis_url = addresses(&redis_ids)?
-            .first()
-            .map(|ip| format!("redis://{ip}:6379"));
+        let stack = &self.stack;
+        let lb = stack.one("balancer").await?;
+        let redis = stack.one("redis").await?;
         let service = job.server.binary();
-        let ids = self.compose.ids(service)?;
+        let replicas = stack.service(service).await?;
         anyhow::ensure!(
-            ids.len() == n as usize,
+            replicas.len() == n as usize,
             "{service}: {} containers where {n} were asked for",
-            ids.len()
+            replicas.len()
         );
-        let replica_pids = pids(&ids)?;
-        self.budget = Some(CpuBudget::containers(self.cpus_per_replica, &replica_pids)?);
-        let cpus_per_replica = match self.cpus_per_replica {
-            Some(c) => Some(c),
-            None => cpu_limit(&ids[0])?,
-        };
-        let cpus = procfs::available_cpus();
-        let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > cpus as f64;
+        let ids: Vec<String> = replicas.iter().map(|c| c.id.clone()).collect();
+        self.budget =
+            Some(CpuBudget::containers(self.cpus_per_replica, &stack.engine, &ids).await?);
+        let cpus_per_replica = self.cpus_per_replica.or(replicas[0].cpus);
+        let oversubscribed =
+            cpus_per_replica.unwrap_or(1.0) * n as f64 > procfs::available_cpus() as f64;
         let port = if job.server == ServerKind::Session {
             8081
         } else {
             8082
         };
+        let address = |c: &Container| {
+            c.ip.clone()
+                .ok_or_else(|| anyhow::anyhow!("{} has no network address", c.name))
+        };
+        let workers = stack.balancer_workers(&lb).await?;
+        let replica_workers = stack
+            .engine
+            .env(&replicas[0].id, "WORKERS")
+            .await
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1);
         let target = Target {
-            url: format!("http://{lb_ip}:{port}"),
+            url: format!("http://{}:{port}", address(&lb)?),
             server: job.server,
             pids: Pids {
-                replicas: replica_pids,
-                redis: redis_pid.into_iter().collect(),
-                lb: lb.clone(),
+                // Host PIDs: on the host, their peak memory is read in /proc.
+                replicas: replicas.iter().map(|c| c.pid).collect(),
+                redis: vec![redis.pid],
+                lb: std::iter::once(lb.pid)
+                    .chain(workers.iter().copied())
+                    .collect(),
                 loadgen: std::process::id(),
+                containers: Some(Containers {
+                    engine: stack.engine.clone(),
+                    replicas: ids,
+                    redis: vec![redis.id.clone()],
+                    lb: vec![lb.id.clone()],
+                }),
             },
-            redis_urls: redis_url.into_iter().collect(),
+            redis_urls: vec![format!("redis://{}:6379", address(&redis)?)],
             store_rtt_ms: None,
             failover: None,
-            replica_urls: addresses(&ids)?
-                .into_iter()
-                .map(|ip| format!("http://{ip}:8080"))
-                .collect(),
-            lb_workers: (lb.len() - 1).max(1) as u32,
-            // As `up` set it: one worker per whole CPU of the budget (the compose file's
-            // default is 1).
-            replica_workers: self
-                .cpus_per_replica
-                .map_or(1, |c| c.ceil().max(1.0) as u32),
+            replica_urls: replicas
+                .iter()
+                .map(|c| Ok(format!("http://{}:8080", address(c)?)))
+                .collect::<anyhow::Result<_>>()?,
+            lb_workers: workers.len().max(1) as u32,
+            replica_workers,
             cpu_visible: true,
         };
         Ok(Stage {
@@ -371,33 +309,89 @@ impl Deployment for Services {
     }
 }
 
+/// The stack to measure: the one this process runs in, else the compose file's (started
+/// here when it is not running).
+async fn find_stack(args: &CompareArgs) -> anyhow::Result<(Stack, Option<Compose>)> {
+    anyhow::ensure!(
+        cfg!(target_os = "linux"),
+        "--via compose reaches the containers' addresses directly: it needs a Linux host \
+         (elsewhere, run `docker compose run --rm compare`)"
+    );
+    let engine = Engine::connect().await?;
+    if let Some(project) = engine.own_project().await {
+        eprintln!("compose: measuring project {project} from inside it ...");
+        return Ok((Stack { engine, project }, None));
+    }
+    let compose = Compose::find(args.compose_file.clone())?;
+    let running = |compose: &Compose| -> anyhow::Result<Option<String>> {
+        Ok(compose
+            .run(&["ps", "-q", "balancer"])?
+            .lines()
+            .next()
+            .map(str::to_owned))
+    };
+    let mut started_here = None;
+    let mut balancer = running(&compose)?;
+    let is_up = match &balancer {
+        Some(id) => engine
+            .inspect(id)
+            .await?
+            .state
+            .and_then(|s| s.running)
+            .unwrap_or(false),
+        None => false,
+    };
+    if !is_up {
+        eprintln!("compose: starting the stack ...");
+        let mut up = vec!["up", "-d"];
+        up.extend(STACK);
+        compose.run(&up)?;
+        balancer = running(&compose)?;
+        started_here = Some(compose);
+    }
+    let id = balancer.ok_or_else(|| anyhow::anyhow!("compose: no balancer container"))?;
+    let project = engine
+        .inspect(&id)
+        .await?
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|l| l.get("com.docker.compose.project").cloned())
+        .ok_or_else(|| anyhow::anyhow!("compose: the balancer has no compose project label"))?;
+    Ok((Stack { engine, project }, started_here))
+}
+
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let m = args.measure.effective(crate::cli::Repeats::Rounds);
-    let compose = Compose::find(args.compose_file.clone())?;
     let replicas = args.replica_counts();
-    // `ps -q` also lists stopped containers (e.g. after `up --exit-code-from`).
-    let started_here = !inspect(&compose.ids("balancer")?, "{{.State.Running}}")?
-        .iter()
-        .any(|r| r == "true");
-    // Containers keep the compose file's limit unless a number is given: a calibration
-    // would need the containers' CPU, which is not visible from here.
+    // Containers keep the compose file's limit unless a number is given.
     let cpus_per_replica = match args.cpus_per_replica {
         BudgetChoice::Cpus(c) => Some(c),
         BudgetChoice::Auto | BudgetChoice::Unlimited => None,
     };
+    let (stack, started_here) = find_stack(&args).await?;
+    let inside = started_here.is_none() && stack.engine.own_project().await.is_some();
+    stack.wait_healthy(&STACK.map(|s| (s, None))).await?;
+    let found = stack.service("session-server").await?.len() as u32;
     let stamp = env_info::utc_stamp();
     let out = model::out_dir(m.out.as_deref(), &stamp);
     let mut env = env_info::collect(Mode::Compose, &stamp);
     env.cpu_budget_method = match cpus_per_replica {
-        Some(_) => "the containers' cgroup cpu quota, during measured windows".into(),
+        Some(_) => "each container's CPU limit, set through the Docker Engine during measured \
+                    windows"
+            .into(),
         None => "the compose file's CPU limit per container (REPLICA_CPUS)".into(),
     };
     env.config = measurement_config(&m);
     for (k, v) in [
         (
             "via",
-            format!("docker compose ({})", args.compose_file.display()),
+            if inside {
+                format!("docker compose, from inside project {}", stack.project)
+            } else {
+                format!("docker compose ({})", args.compose_file.display())
+            },
         ),
+        ("engine", stack.engine.version.clone()),
         (
             "cpus_per_replica",
             cpus_per_replica.map_or("the compose file's limit".into(), |c| c.to_string()),
@@ -408,12 +402,23 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         ),
         (
             "loadgen",
-            crate::measure::loadgen_description() + " on the host",
+            crate::measure::loadgen_description()
+                + if inside {
+                    " in the compare container"
+                } else {
+                    " on the host"
+                },
+        ),
+        (
+            "cpu_seen",
+            "replicas, Redis and the balancer: each container's CPU counter from the Docker \
+             Engine's stats (ns)"
+                .into(),
         ),
     ] {
         env.config.insert(k.to_string(), v);
     }
-    let mut journal = Journal::new(env, out, m.out.is_none())?;
+    let mut journal = Journal::new(env, out.clone(), m.out.is_none())?;
     if !args.no_experiments && !args.experiments.is_empty() {
         journal.note(
             "--via compose runs the sweep only: the experiments stop, freeze and reconfigure \
@@ -422,8 +427,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         );
     }
     let mut services = Services {
-        compose,
+        stack,
         started_here,
+        found,
         cpus_per_replica,
         scaled_to: None,
         budget: None,
@@ -436,27 +442,37 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         &m.setup(),
     );
     let outcome = execute(&mut services, &jobs, &m, &mut journal).await;
-    services.budget = None;
-    if services.started_here {
-        if let Err(e) = services.stop() {
-            journal.note(format!("compose down failed: {e:#}"));
-        }
-    } else {
-        eprintln!("compose: left running as found, at the last replica count; `docker compose down -v` stops it");
+    if let Err(e) = services.finish().await {
+        journal.note(format!("compose: leaving the stack as found failed: {e:#}"));
     }
-    conclude(journal, outcome)
+    if !inside {
+        eprintln!("compose: the stack is left as found; `docker compose down -v` stops it");
+    }
+    let report = conclude(journal, outcome);
+    if inside {
+        give_to_owner(&out);
+    }
+    report
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_cpu_limit;
-
-    #[test]
-    fn cpu_limits_either_way_docker_stores_them() {
-        assert_eq!(parse_cpu_limit("500000000 0 0"), Some(0.5));
-        assert_eq!(parse_cpu_limit("0 25000 100000"), Some(0.25));
-        assert_eq!(parse_cpu_limit("0 0 0"), None);
-        assert_eq!(parse_cpu_limit("0 -1 100000"), None);
-        assert_eq!(parse_cpu_limit(""), None);
+/// Inside the container this runs as root (the Engine's socket is root's); what it wrote
+/// under the mounted reports folder is given to that folder's owner, so it is the user's
+/// to read and delete.
+fn give_to_owner(out: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(parent) = out.parent() else { return };
+    let Ok(meta) = std::fs::metadata(parent) else {
+        return;
+    };
+    let (uid, gid) = (Some(meta.uid()), Some(meta.gid()));
+    fn walk(p: &Path, uid: Option<u32>, gid: Option<u32>) {
+        let _ = std::os::unix::fs::lchown(p, uid, gid);
+        if let Ok(entries) = std::fs::read_dir(p) {
+            for e in entries.flatten() {
+                walk(&e.path(), uid, gid);
+            }
+        }
     }
+    walk(out, uid, gid);
+    let _ = std::os::unix::fs::lchown(parent.join("latest"), uid, gid);
 }

@@ -132,6 +132,7 @@ impl Shared {
                 redis: vec![self.redis.proc_.pid()],
                 lb: group.lb_pids(),
                 loadgen: std::process::id(),
+                containers: None,
             },
             redis_urls: vec![self.redis.url.clone()],
             store_rtt_ms: None,
