@@ -32,7 +32,17 @@ fn main() {
         }
     });
     match outcome {
-        Ok(report) => println!("report: {}", report.display()),
+        Ok(report) => {
+            println!("report: {}", report.display());
+            // Where this runs tells the user what to run next (docker-compose.yml's loadtest
+            // service names the command that gives the whole report).
+            if let Some(line) = std::env::var("LOADTEST_CLOSING_LINE")
+                .ok()
+                .filter(|l| !l.trim().is_empty())
+            {
+                println!("{line}");
+            }
+        }
         Err(e) => {
             eprintln!("loadtest: {e:#}");
             let interrupted = e.to_string().starts_with("interrupted");

@@ -113,6 +113,12 @@ impl CpuBudget {
         Ok(budget)
     }
 
+    /// This budget as the store's (Redis's): named first when Redis is held back.
+    pub fn as_store(mut self) -> Self {
+        self.label = "redis";
+        self
+    }
+
     /// Gives replica `index` (its process `pid`, every thread) a cgroup of its own, not yet
     /// limited.
     pub fn assign(&mut self, index: usize, pid: u32) -> anyhow::Result<()> {
@@ -202,8 +208,17 @@ impl CpuBudget {
 
     /// Quota periods so far, and of those the ones in which the processes ran out of their
     /// quota and were held back (`cpu.stat`, cgroup v1 or v2), summed over this budget's
-    /// cgroups; `None` without cgroups.
-    pub fn throttling(&self) -> Option<(u64, u64)> {
+    /// cgroups or containers; `None` without either.
+    pub async fn throttling(&self) -> Option<(u64, u64)> {
+        if let Method::Engine(engine, found) = &self.method {
+            let mut total = (0, 0);
+            for (id, _) in found {
+                let (p, t) = engine.throttling(id).await?;
+                total.0 += p;
+                total.1 += t;
+            }
+            return Some(total);
+        }
         let dirs: Vec<&PathBuf> = self
             .assigned
             .iter()

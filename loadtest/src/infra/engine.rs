@@ -1,7 +1,8 @@
 //! The Docker Engine API, for the compose deployment: the services' containers (addresses,
-//! health, CPU limits), their CPU in nanoseconds from the Engine's stats, a CPU budget set
-//! on them, a service scaled by cloning one of its containers, and a command run inside
-//! one (`nginx -s reload`). It works the same from the host and from inside the loadtest
+//! health, CPU limits), their CPU in nanoseconds and their memory from the Engine's stats,
+//! a CPU budget set on them, copies of a service's container (more replicas, replicas set
+//! up for an experiment, probes), the faults (pause, kill), and a command run inside one
+//! (`nginx -s reload`). It works the same from the host and from inside the loadtest
 //! container (which is given the Engine's socket), so nothing here reads this machine's
 //! /proc or shells out to a CLI an image would have to carry.
 
@@ -10,13 +11,13 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerUpdateBody, EndpointSettings,
-    HealthStatusEnum, NetworkingConfig,
+    HealthStatusEnum, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
-use bollard::Docker;
+use bollard::{body_full, Docker};
 use futures_util::StreamExt;
 
 /// The labels by which Compose (v1 and v2) knows its containers.
@@ -238,7 +239,20 @@ impl Engine {
             .map_err(failed(format!("unpause {id}")))
     }
 
+    /// SIGKILL to the container, after switching its restart policy off: a killed replica
+    /// stays dead, as a killed process does, instead of coming back mid-window.
     pub async fn kill(&self, id: &str) -> anyhow::Result<()> {
+        let never = ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(id, never)
+            .await
+            .map_err(failed(format!("switch {id}'s restart policy off")))?;
         self.docker
             .kill_container(id, None)
             .await
@@ -308,44 +322,107 @@ impl Engine {
         Ok(())
     }
 
-    /// Makes `service` run `n` containers: clones of its first one (same image, command,
-    /// environment, limits, health check, network alias and compose labels, so Compose's
-    /// own `down` removes them), or the highest-numbered stopped and removed. Returns
-    /// whether anything changed.
-    pub async fn scale(&self, project: &str, service: &str, n: u32) -> anyhow::Result<bool> {
-        let now = self.service(project, service).await?;
-        let template = now.first().ok_or_else(|| {
-            anyhow::anyhow!("{service}: no running container to scale from (is the stack up?)")
-        })?;
-        let have = now.len() as u32;
-        if have > n {
-            for c in &now[n as usize..] {
-                self.remove(&c.id).await?;
-            }
-            return Ok(true);
-        }
-        if have == n {
-            return Ok(false);
-        }
-        let template = self.inspect(&template.id).await?;
-        let mut number = now.iter().map(|c| c.number).max().unwrap_or(0);
-        for _ in have..n {
-            number += 1;
-            let (name, body) = clone_of(&template, project, service, number)?;
-            let made = self
-                .docker
-                .create_container(
-                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                    body,
+    /// Every container of `service` in `project`, running or not (a killed replica stays
+    /// until it is removed).
+    pub async fn stopped(&self, project: &str, service: &str) -> anyhow::Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{PROJECT}={project}"),
+                format!("{SERVICE}={service}"),
+                format!("{ONEOFF}=False"),
+            ],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(failed(format!("list {service}")))?;
+        Ok(list
+            .into_iter()
+            .filter(|c| c.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+            .filter_map(|c| c.id)
+            .collect())
+    }
+
+    /// Creates and starts a copy of `template` (a container of `service`): container
+    /// `number` of the service (or, for a probe, of a service of its own that no balancer
+    /// resolves), with `variation`'s environment and files.
+    pub async fn clone_container(
+        &self,
+        template: &ContainerInspectResponse,
+        project: &str,
+        clone: CloneOf<'_>,
+    ) -> anyhow::Result<Container> {
+        let (name, body) = clone_of(template, project, &clone)?;
+        let made = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await
+            .map_err(failed(format!("create {name}")))?;
+        for (path, contents) in &clone.variation.files {
+            let (dir, file) = path
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow::anyhow!("{path}: not an absolute path"))?;
+            let options = UploadToContainerOptionsBuilder::default()
+                .path(if dir.is_empty() { "/" } else { dir })
+                .build();
+            self.docker
+                .upload_to_container(
+                    &made.id,
+                    Some(options),
+                    body_full(tar_of(file, contents).into()),
                 )
                 .await
-                .map_err(failed(format!("create {name}")))?;
-            self.docker
-                .start_container(&made.id, None)
-                .await
-                .map_err(failed(format!("start {name}")))?;
+                .map_err(failed(format!("write {path} into {name}")))?;
         }
-        Ok(true)
+        self.docker
+            .start_container(&made.id, None)
+            .await
+            .map_err(failed(format!("start {name}")))?;
+        Ok(describe(self.inspect(&made.id).await?))
+    }
+
+    /// Quota periods so far and of those the ones in which the container was held back
+    /// (its cgroup's `cpu.stat`, as the Engine reports it).
+    pub async fn throttling(&self, id: &str) -> Option<(u64, u64)> {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+        let t = stats.cpu_stats?.throttling_data?;
+        Some((t.periods?, t.throttled_periods?))
+    }
+
+    /// The container's resident anonymous memory, in bytes: `rss` (cgroup v1) or `anon`
+    /// (v2) of its memory.stat, which is its processes' heap and stacks (what a server
+    /// keeps per user), without the page cache that `usage` also counts.
+    pub async fn resident(&self, id: &str) -> anyhow::Result<u64> {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self
+            .docker
+            .stats(id, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("Docker Engine: no stats for {id}"))?
+            .map_err(failed(format!("stats of {id}")))?;
+        let m = stats.memory_stats.and_then(|m| m.stats).unwrap_or_default();
+        m.get("rss")
+            .or_else(|| m.get("anon"))
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("Docker Engine: {id}'s memory stats carry no rss/anon"))
     }
 
     /// Stops (SIGTERM, then SIGKILL after 5 s) and removes a container.
@@ -367,7 +444,8 @@ impl Engine {
     }
 }
 
-fn describe(c: ContainerInspectResponse) -> Container {
+/// A container as the Engine inspected it.
+pub fn describe(c: ContainerInspectResponse) -> Container {
     let state = c.state.unwrap_or_default();
     let running = state.running.unwrap_or(false);
     let health = match state.health.and_then(|h| h.status) {
@@ -399,19 +477,85 @@ fn describe(c: ContainerInspectResponse) -> Container {
     }
 }
 
-/// The name and body of container `number` of `service`, cloned from `template`.
+/// What a copy of a service's container is.
+pub struct CloneOf<'a> {
+    pub service: &'a str,
+    pub number: u32,
+    /// A probe: a service of its own (`<service>-probe`), not resolved under the service's
+    /// name, so no balancer sends it traffic; reached at its own address.
+    pub probe: bool,
+    pub variation: &'a Variation,
+}
+
+/// How a copy of a service's container differs from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Variation {
+    /// Environment set on top of (or instead of) the container's own.
+    pub env: Vec<(String, String)>,
+    /// Files written into the container before it starts: absolute path, contents.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// `env` (`KEY=value` entries) with `over` set: a key given again is replaced.
+fn with_env(env: Vec<String>, over: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = env
+        .into_iter()
+        .filter(|kv| {
+            let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            !over.iter().any(|(k, _)| k == key)
+        })
+        .collect();
+    out.extend(over.iter().map(|(k, v)| format!("{k}={v}")));
+    out
+}
+
+/// A tar archive holding one file (ustar, mode 0644), for the Engine's archive upload.
+fn tar_of(name: &str, contents: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    let field = |h: &mut [u8; 512], at: usize, v: &[u8]| h[at..at + v.len()].copy_from_slice(v);
+    field(&mut header, 0, name.as_bytes());
+    field(&mut header, 100, b"0000644\0");
+    field(&mut header, 108, b"0000000\0");
+    field(&mut header, 116, b"0000000\0");
+    field(
+        &mut header,
+        124,
+        format!("{:011o}\0", contents.len()).as_bytes(),
+    );
+    field(&mut header, 136, b"00000000000\0");
+    header[156] = b'0';
+    field(&mut header, 257, b"ustar\x0000");
+    // The checksum is taken with its own field as spaces.
+    header[148..156].fill(b' ');
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    field(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut out = header.to_vec();
+    out.extend_from_slice(contents);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+/// The name and body of a copy of `template` (same image, command, environment, limits,
+/// health check and compose labels, so Compose's own `down` removes it; a probe with
+/// `--remove-orphans`).
 fn clone_of(
     template: &ContainerInspectResponse,
     project: &str,
-    service: &str,
-    number: u32,
+    clone: &CloneOf<'_>,
 ) -> anyhow::Result<(String, ContainerCreateBody)> {
+    let service = clone.service;
     let config = template
         .config
         .clone()
         .ok_or_else(|| anyhow::anyhow!("{service}: its container has no config"))?;
+    let own = if clone.probe {
+        format!("{service}-probe")
+    } else {
+        service.to_owned()
+    };
     let mut labels = config.labels.clone().unwrap_or_default();
-    labels.insert(NUMBER.into(), number.to_string());
+    labels.insert(NUMBER.into(), clone.number.to_string());
+    labels.insert(SERVICE.into(), own.clone());
     // Compose v1 names containers project_service_N, v2 project-service-N: follow the
     // template's own name.
     let old = template
@@ -424,7 +568,7 @@ fn clone_of(
     } else {
         '-'
     };
-    let name = format!("{project}{sep}{service}{sep}{number}");
+    let name = format!("{project}{sep}{own}{sep}{}", clone.number);
     let endpoints: HashMap<String, EndpointSettings> = template
         .network_settings
         .as_ref()
@@ -433,15 +577,22 @@ fn clone_of(
         .into_keys()
         .map(|net| {
             let settings = EndpointSettings {
-                aliases: Some(vec![service.to_owned()]),
+                aliases: Some(vec![own.clone()]),
                 ..Default::default()
             };
             (net, settings)
         })
         .collect();
+    let mut host = template.host_config.clone().unwrap_or_default();
+    if clone.probe {
+        host.restart_policy = None;
+    }
     let body = ContainerCreateBody {
         user: config.user,
-        env: config.env,
+        env: Some(with_env(
+            config.env.unwrap_or_default(),
+            &clone.variation.env,
+        )),
         cmd: config.cmd,
         entrypoint: config.entrypoint,
         healthcheck: config.healthcheck,
@@ -451,7 +602,7 @@ fn clone_of(
         stop_signal: config.stop_signal,
         stop_timeout: config.stop_timeout,
         labels: Some(labels),
-        host_config: template.host_config.clone(),
+        host_config: Some(host),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(endpoints),
         }),

@@ -561,8 +561,9 @@ mod tests {
     /// servers carry the same parameters.
     #[test]
     fn the_compose_and_local_balancers_share_their_proxying() {
+        // Session, token, and the sticky session port.
         let locations = COMPOSE_CONF.matches("location / {").count();
-        assert_eq!(locations, 2);
+        assert_eq!(locations, 3);
         assert_eq!(
             COMPOSE_CONF.matches("include proxy.conf;").count(),
             locations

@@ -1,12 +1,48 @@
-//! Where faults are injected: a signal to a process this tool started, sent during the
-//! measured window, and the times it was really sent recorded for the results (never
-//! re-derived from the plan).
+//! Where faults are injected: a signal to a process this tool started, or the Docker
+//! Engine's pause and kill of a container, sent during the measured window, and the times
+//! it was really sent recorded for the results (never re-derived from the plan).
 
 use std::time::{Duration, Instant};
 
 use plumbing::Signal;
 
+use crate::infra::engine::Engine;
 use crate::model::{Fault, FaultKind};
+
+/// What a fault hits.
+#[derive(Debug, Clone)]
+pub enum Victim {
+    /// A process of this machine: SIGSTOP / SIGCONT, SIGKILL.
+    Process(u32),
+    /// A container: paused and unpaused (its cgroup frozen, as SIGSTOP freezes a process),
+    /// or killed.
+    Container { engine: Engine, id: String },
+}
+
+impl Victim {
+    async fn hit(&self, kind: FaultKind) -> anyhow::Result<()> {
+        match (self, kind) {
+            (Self::Process(pid), _) => {
+                let sig = match kind {
+                    FaultKind::FreezeRedis => Signal::Stop,
+                    FaultKind::KillReplica | FaultKind::KillPrimary => Signal::Kill,
+                };
+                plumbing::signal(*pid, sig)
+                    .map_err(|e| anyhow::anyhow!("{sig:?} to process {pid}: {e}"))
+            }
+            (Self::Container { engine, id }, FaultKind::FreezeRedis) => engine.pause(id).await,
+            (Self::Container { engine, id }, _) => engine.kill(id).await,
+        }
+    }
+
+    async fn thaw(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Process(pid) => plumbing::signal(*pid, Signal::Cont)
+                .map_err(|e| anyhow::anyhow!("SIGCONT to process {pid}: {e}")),
+            Self::Container { engine, id } => engine.unpause(id).await,
+        }
+    }
+}
 
 /// A fault to inject: what, when after the window opens, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +56,7 @@ pub struct FaultPlan {
 /// A planned fault against one process, stepped forward as the window runs.
 pub struct Injector {
     plan: FaultPlan,
-    pid: u32,
+    victim: Victim,
     /// For a killed Redis primary: the port of its replica, watched until it says it is
     /// the primary now.
     successor: Option<u16>,
@@ -29,12 +65,12 @@ pub struct Injector {
 }
 
 impl Injector {
-    /// `pid` is the process the fault hits: Redis for a freeze, replica 1 for a kill, the
+    /// `victim` is what the fault hits: Redis for a freeze, replica 1 for a kill, the
     /// first primary for a failover (whose replica listens on `successor`).
-    pub fn new(plan: FaultPlan, pid: u32, successor: Option<u16>) -> Self {
+    pub fn new(plan: FaultPlan, victim: Victim, successor: Option<u16>) -> Self {
         Self {
             plan,
-            pid,
+            victim,
             successor,
             began: None,
             ended: None,
@@ -58,15 +94,10 @@ impl Injector {
 
     /// Injects or lifts the fault when its time has come; `opened` is when the window
     /// opened.
-    pub fn step(&mut self, opened: Instant) -> anyhow::Result<()> {
+    pub async fn step(&mut self, opened: Instant) -> anyhow::Result<()> {
         let t = opened.elapsed();
         if self.began.is_none() && t >= self.plan.at {
-            let sig = match self.plan.kind {
-                FaultKind::FreezeRedis => Signal::Stop,
-                FaultKind::KillReplica | FaultKind::KillPrimary => Signal::Kill,
-            };
-            plumbing::signal(self.pid, sig)
-                .map_err(|e| anyhow::anyhow!("{sig:?} to process {}: {e}", self.pid))?;
+            self.victim.hit(self.plan.kind).await?;
             self.began = Some(opened.elapsed().as_secs_f64());
         }
         // The time the replica said it had taken over, as seen (every step, 50 ms apart).
@@ -79,7 +110,7 @@ impl Injector {
             return Ok(());
         }
         if t >= self.plan.at + self.plan.lasts {
-            self.lift(opened)?;
+            self.lift(opened).await?;
         }
         Ok(())
     }
@@ -90,10 +121,9 @@ impl Injector {
     }
 
     /// Lifts a freeze still in force (at the end of the window, or on the way out).
-    pub fn lift(&mut self, opened: Instant) -> anyhow::Result<()> {
+    pub async fn lift(&mut self, opened: Instant) -> anyhow::Result<()> {
         if self.freeze_in_force() {
-            plumbing::signal(self.pid, Signal::Cont)
-                .map_err(|e| anyhow::anyhow!("SIGCONT to process {}: {e}", self.pid))?;
+            self.victim.thaw().await?;
             self.ended = Some(opened.elapsed().as_secs_f64());
         }
         Ok(())
@@ -113,8 +143,20 @@ impl Injector {
 impl Drop for Injector {
     /// Never leave Redis frozen behind, whatever stopped the run.
     fn drop(&mut self) {
-        if self.freeze_in_force() {
-            let _ = plumbing::signal(self.pid, Signal::Cont);
+        if !self.freeze_in_force() {
+            return;
+        }
+        match &self.victim {
+            Victim::Process(pid) => {
+                let _ = plumbing::signal(*pid, Signal::Cont);
+            }
+            // Drop cannot wait: the unpause goes on the runtime this ran on.
+            Victim::Container { .. } => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let victim = self.victim.clone();
+                    rt.spawn(async move { victim.thaw().await });
+                }
+            }
         }
     }
 }
@@ -124,22 +166,22 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    #[test]
-    fn a_freeze_is_recorded_as_it_happened() {
+    #[tokio::test]
+    async fn a_freeze_is_recorded_as_it_happened() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let plan = FaultPlan {
             kind: FaultKind::FreezeRedis,
             at: Duration::from_millis(30),
             lasts: Duration::from_millis(30),
         };
-        let mut inj = Injector::new(plan, child.id(), None);
+        let mut inj = Injector::new(plan, Victim::Process(child.id()), None);
         let opened = Instant::now();
-        inj.step(opened).unwrap();
+        inj.step(opened).await.unwrap();
         assert!(inj.recorded().is_none(), "not yet");
         while inj.recorded().and_then(|f| f.lasts_s).is_none() {
             assert!(opened.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(5));
-            inj.step(opened).unwrap();
+            inj.step(opened).await.unwrap();
         }
         let f = inj.recorded().unwrap();
         assert!(f.at_s >= 0.03 && f.at_s < 1.0, "{f:?}");

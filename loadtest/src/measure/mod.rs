@@ -25,10 +25,10 @@ use crate::infra::procfs;
 use crate::model::{
     Bottleneck, CpuPerRequest, Experiment, FaultKind, PeakMemory, Run, Scenario, ServerKind, Setup,
 };
-use fault::{FaultPlan, Injector};
+use fault::{FaultPlan, Injector, Victim};
 use recorder::Recorder;
 pub use scenarios::RefreshPolicy;
-use snapshot::{snapshot, Pids, Snapshot};
+use snapshot::{snapshot, Containers, Edge, Pids, Snapshot};
 
 /// Where to send the load, and what can be seen of the system that answers it.
 pub struct Target {
@@ -228,6 +228,35 @@ impl<'a> Progress<'a> {
     }
 }
 
+/// What a fault of `kind` hits in `target`: Redis for a freeze, the first replica for a
+/// kill (containers where the deployment has them), the first primary for a failover (and
+/// the port of its replica, watched until it takes over).
+fn victim_of(target: &Target, kind: FaultKind) -> (Option<Victim>, Option<u16>) {
+    let container = |pick: fn(&Containers) -> &Vec<String>| {
+        let c = target.pids.containers.as_ref()?;
+        Some(Victim::Container {
+            engine: c.engine.clone(),
+            id: pick(c).first()?.clone(),
+        })
+    };
+    match kind {
+        FaultKind::FreezeRedis => (
+            container(|c| &c.redis)
+                .or_else(|| target.pids.redis.first().map(|p| Victim::Process(*p))),
+            None,
+        ),
+        FaultKind::KillReplica => (
+            container(|c| &c.replicas)
+                .or_else(|| target.pids.replicas.first().map(|p| Victim::Process(*p))),
+            None,
+        ),
+        FaultKind::KillPrimary => match target.failover {
+            Some(t) => (Some(Victim::Process(t.victim_pid)), Some(t.replica_port)),
+            None => (None, None),
+        },
+    }
+}
+
 /// Waits for set-up and warm-up, then measures until `duration` passed or goose is about
 /// to stop, injecting the fault if there is one.
 async fn window(
@@ -294,25 +323,28 @@ async fn window(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let store = budgets.iter().find(|b| b.is_store());
-    let throttled_at_open = store.and_then(|b| b.throttling());
+    let throttled_at_open = match store {
+        Some(b) => b.throttling().await,
+        None => None,
+    };
     let mut injector = match plan.fault {
         Some(f) => {
-            let (pid, successor) = match f.kind {
-                FaultKind::FreezeRedis => (target.pids.redis.first().copied(), None),
-                FaultKind::KillReplica => (target.pids.replicas.first().copied(), None),
-                FaultKind::KillPrimary => match target.failover {
-                    Some(t) => (Some(t.victim_pid), Some(t.replica_port)),
-                    None => (None, None),
-                },
-            };
-            let pid = pid.ok_or_else(|| {
+            let (victim, successor) = victim_of(target, f.kind);
+            let victim = victim.ok_or_else(|| {
                 anyhow::anyhow!("{:?}: no process of this run to inject it into", f.kind)
             })?;
-            Some(Injector::new(f, pid, successor))
+            Some(Injector::new(f, victim, successor))
         }
         None => None,
     };
-    let start = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
+    let start = snapshot(
+        http,
+        &target.pids,
+        &target.redis_urls,
+        &target.replica_urls,
+        Edge::Open,
+    )
+    .await;
     recorder.open(true, plan.fault.is_some());
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
     let shortened = until < start.at + plan.duration;
@@ -325,7 +357,7 @@ async fn window(
                 m.write().await;
                 write_before_kill_ms = m.since_write_ms();
             }
-            if let Err(e) = inj.step(start.at) {
+            if let Err(e) = inj.step(start.at).await {
                 fault_error = Some(e);
                 break;
             }
@@ -338,19 +370,32 @@ async fn window(
     }
     // A freeze still in force is lifted before anything else, and a failure to do so is
     // reported only after the window is closed and the budget switched off.
-    if let Some(Err(e)) = injector.as_mut().map(|inj| inj.lift(start.at)) {
-        fault_error.get_or_insert(e);
+    if let Some(inj) = injector.as_mut() {
+        if let Err(e) = inj.lift(start.at).await {
+            fault_error.get_or_insert(e);
+        }
     }
     recorder.open(false, false);
     let mut notes = Vec::new();
-    let store_throttled = match (throttled_at_open, store.and_then(|b| b.throttling())) {
+    let throttled_at_close = match store {
+        Some(b) => b.throttling().await,
+        None => None,
+    };
+    let store_throttled = match (throttled_at_open, throttled_at_close) {
         (Some((p0, t0)), Some((p1, t1))) if p1 > p0 => {
             Some(t1.saturating_sub(t0) as f64 / (p1 - p0) as f64)
         }
         _ => None,
     };
     // A killed primary's counters are gone: the end reading counts the nodes alive.
-    let end = snapshot(http, &target.pids, &target.redis_urls, &target.replica_urls).await;
+    let end = snapshot(
+        http,
+        &target.pids,
+        &target.redis_urls,
+        &target.replica_urls,
+        Edge::Close,
+    )
+    .await;
     // The next run's set-up (sign-ups and logins) is not measured: it gets the whole machine.
     for b in budgets {
         b.limit(false).await?;
@@ -363,7 +408,7 @@ async fn window(
             let give_up = Instant::now() + FAILOVER_WAIT;
             while !inj.failed_over() && Instant::now() < give_up && fault_error.is_none() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Err(e) = inj.step(start.at) {
+                if let Err(e) = inj.step(start.at).await {
                     fault_error = Some(e);
                 }
             }

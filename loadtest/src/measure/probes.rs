@@ -520,7 +520,27 @@ pub struct MemoryArm<'a> {
     pub server: ServerKind,
     pub variant: Variant,
     pub base: &'a str,
-    pub replica_pid: u32,
+    pub replica: MemorySource,
+}
+
+/// Where a replica's memory is read.
+pub enum MemorySource {
+    /// A process of this machine: its resident set (`/proc/PID/status`).
+    Process(u32),
+    /// A container: its resident anonymous memory, from the Docker Engine's stats.
+    Container {
+        engine: crate::infra::engine::Engine,
+        id: String,
+    },
+}
+
+impl MemorySource {
+    async fn resident(&self) -> anyhow::Result<u64> {
+        match self {
+            Self::Process(pid) => crate::infra::procfs::rss(*pid),
+            Self::Container { engine, id } => engine.resident(id).await,
+        }
+    }
 }
 
 /// Memory of one replica and of Redis with no user logged in, then with `users.0`, then
@@ -540,7 +560,7 @@ pub async fn server_memory(
                 server: arm.server,
                 variant: arm.variant,
                 logged_in,
-                replica_rss_bytes: crate::infra::procfs::rss(arm.replica_pid)?,
+                replica_rss_bytes: arm.replica.resident().await?,
                 redis_used_bytes: crate::infra::redis_info::field(&info, "used_memory")
                     .ok_or_else(|| anyhow::anyhow!("Redis reported no used_memory"))?,
             })

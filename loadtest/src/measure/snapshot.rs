@@ -112,33 +112,54 @@ async fn workload_calls(urls: &[String]) -> Option<u64> {
     sum
 }
 
+/// Which edge of the window a snapshot is taken at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Open,
+    Close,
+}
+
+/// Every reading at one edge of the window. Redis's command count is compared with the
+/// requests the load generator counted while the window was open, so it is read nearest
+/// the window: last when it opens, first when it closes (the Docker Engine's CPU readings,
+/// a few ms each, go on the far side, all at once).
 pub async fn snapshot(
     http: &reqwest::Client,
     pids: &Pids,
     redis_urls: &[String],
     replica_urls: &[String],
+    edge: Edge,
 ) -> Snapshot {
-    let (redis_calls, redis_used_memory) = (
-        workload_calls(redis_urls).await,
-        used_memory(redis_urls).await,
-    );
-    let mut replica_requests = Vec::new();
-    for url in replica_urls {
-        match scrape(http, url).await {
-            Ok(text) => replica_requests.push(prometheus_text::requests_total(&text)),
-            Err(_) => replica_requests.push(0),
-        }
+    let mut redis = None;
+    if edge == Edge::Close {
+        redis = Some((
+            workload_calls(redis_urls).await,
+            used_memory(redis_urls).await,
+        ));
     }
     let (cpu_replicas, cpu_redis, cpu_lb) = match &pids.containers {
-        Some(c) => (
-            c.cpu_sum(&c.replicas).await,
-            c.cpu_sum(&c.redis).await,
-            c.cpu_sum(&c.lb).await,
+        Some(c) => tokio::join!(
+            c.cpu_sum(&c.replicas),
+            c.cpu_sum(&c.redis),
+            c.cpu_sum(&c.lb)
         ),
         None => (
             cpu_sum(&pids.replicas),
             cpu_sum(&pids.redis),
             cpu_sum(&pids.lb),
+        ),
+    };
+    let scrapes = replica_urls.iter().map(|url| async move {
+        scrape(http, url)
+            .await
+            .map_or(0, |text| prometheus_text::requests_total(&text))
+    });
+    let replica_requests = futures_util::future::join_all(scrapes).await;
+    let (redis_calls, redis_used_memory) = match redis {
+        Some(r) => r,
+        None => (
+            workload_calls(redis_urls).await,
+            used_memory(redis_urls).await,
         ),
     };
     Snapshot {

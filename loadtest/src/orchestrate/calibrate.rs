@@ -8,7 +8,7 @@
 //! request); everything else must then still have room at R. The budget is the largest c
 //! for which it does, for every group.
 
-use crate::model::{Calibration, CalibrationRun};
+use crate::model::{self, Calibration, CalibrationRun, ServerKind};
 
 /// What the whole system may use of the machine at the top of the sweep: the bottleneck
 /// rule flags a machine 85% busy, so this leaves a margin for the costs' noise.
@@ -85,6 +85,25 @@ pub fn store_budget(ratio: Option<f64>, cpus_per_replica: Option<f64>, max_repli
     let replicas_worth = (f64::from(max_replicas) / 2.0).max(0.5);
     let cpus = replicas_worth * cpus_per_replica.unwrap_or(1.0) * ratio;
     ((cpus * 100.0).round() / 100.0).clamp(MIN_CPUS, 0.5)
+}
+
+/// Redis's CPU per request against the replica's, for session reads: from the calibration,
+/// else from the sweep's smallest session read.
+pub fn session_redis_ratio(results: &model::Results) -> Option<f64> {
+    let from = |c: &model::CpuPerRequest| {
+        Some(c.redis? / c.replicas?).filter(|x| x.is_finite() && *x > 0.0)
+    };
+    results
+        .calibration
+        .as_ref()
+        .and_then(|c| c.runs.iter().find(|r| r.server == ServerKind::Session))
+        .and_then(|r| from(&r.cpu_us_per_request))
+        .or_else(|| {
+            results
+                .sweep(ServerKind::Session, model::Scenario::Read)
+                .first()
+                .and_then(|r| from(&r.cpu_us_per_request))
+        })
 }
 
 #[cfg(test)]

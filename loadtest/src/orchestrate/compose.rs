@@ -1,29 +1,39 @@
-//! `loadtest compare --via compose`: the replica sweep on the services of
-//! docker-compose.yml, driven through the Docker Engine API. It runs on the host (the
-//! stack started with `docker compose up -d` when it is not running) or inside the
-//! stack's own `compare` service, which is given the Engine's socket. Each replica count
-//! is a service scaled through the Engine (its first container cloned, or the last ones
-//! removed), then `nginx -s reload` in the balancer so it resolves the service names again
-//! and sees the new replicas. The load generator talks to the containers' own addresses
-//! (no port forwarding in the way); replica, Redis and balancer CPU come from the Engine's
-//! counters of each container, so results.json carries the same figures as a local
-//! `compare` wherever this runs. Linux hosts only.
+//! `loadtest compare --via compose`: the same `compare` as the local one (calibrated
+//! replica sweep, experiments, probes, report) on the services of docker-compose.yml,
+//! driven through the Docker Engine API. It runs on the host (the stack started with
+//! `docker compose up -d` when it is not running) or inside the stack's own `compare`
+//! service, which is given the Engine's socket. Each job's replicas are copies of the
+//! service's first container as found (more of them, fewer, or all replaced by copies set
+//! up for an experiment), then `nginx -s reload` in the balancer so it resolves the service
+//! names again. The load generator talks to the containers' own addresses (no port
+//! forwarding in the way); replica, Redis and balancer CPU come from the Engine's counters
+//! of each container, faults are the Engine's pause (Redis) and kill (a replica), and a
+//! probe's server is a container of its own. Linux hosts only.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use bollard::models::ContainerInspectResponse;
 use plumbing::{wait_until, Check};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
 
 use super::plan::{self, Job};
-use super::{conclude, execute, measurement_config, Deployment, Journal, Stage};
-use crate::cli::{BudgetChoice, CompareArgs};
+use super::probing::{self, ProbeHost, ProbeServer};
+use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
+use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
-use crate::infra::engine::{Container, Engine};
+use crate::infra::engine::{CloneOf, Container, Engine, Variation};
+use crate::infra::topology::Balance;
 use crate::infra::{env_info, procfs};
+use crate::measure::probes::MemorySource;
 use crate::measure::snapshot::{Containers, Pids};
-use crate::measure::Target;
-use crate::model::{self, Mode, ServerKind};
+use crate::measure::{measure, Target};
+use crate::model::{self, CalibrationRun, Experiment, Mode, ServerKind, Variant};
 
 /// How long the services may take to get every container healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
@@ -31,6 +41,16 @@ const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
 /// The services the sweep needs, as docker-compose.yml names them.
 const STACK: [&str; 4] = ["redis", "session-server", "token-server", "balancer"];
 const SERVERS: [&str; 2] = ["session-server", "token-server"];
+
+/// The balancer's ports (deploy/nginx/nginx.conf): each group round robin, and the session
+/// replicas again with sticky routing (a hash of each user's id, experiment `shared-store`).
+const SESSION_PORT: u16 = 8081;
+const TOKEN_PORT: u16 = 8082;
+const SESSION_STICKY_PORT: u16 = 8083;
+
+/// Where an EdDSA replica finds the Ed25519 key every replica of the run shares (written
+/// into each container before it starts).
+const ED25519_PEM: &str = "/tmp/ed25519-local-only.pem";
 
 /// The compose CLI on the host: only to start the stack when it is not running, and to stop
 /// what it started.
@@ -94,9 +114,24 @@ impl Compose {
 struct Stack {
     engine: Engine,
     project: String,
+    /// Each server service's first container as found: what every copy is made from.
+    templates: HashMap<&'static str, ContainerInspectResponse>,
+    /// The probe containers made so far (removed by [`Stack::remove_probes`]).
+    probes: Mutex<Vec<String>>,
+    probe_number: AtomicU32,
 }
 
 impl Stack {
+    fn new(engine: Engine, project: String) -> Self {
+        Self {
+            engine,
+            project,
+            templates: HashMap::new(),
+            probes: Mutex::new(Vec::new()),
+            probe_number: AtomicU32::new(0),
+        }
+    }
+
     async fn service(&self, service: &str) -> anyhow::Result<Vec<Container>> {
         self.engine.service(&self.project, service).await
     }
@@ -178,45 +213,181 @@ impl Stack {
         Ok(())
     }
 
-    /// Both servers at `n` replicas, healthy, and a balancer that resolved them.
-    async fn scale(&self, n: u32) -> anyhow::Result<()> {
-        eprintln!("compose: {n} replica(s) of each server ...");
+    /// Remembers each server service's first container, to copy from.
+    async fn keep_templates(&mut self) -> anyhow::Result<()> {
         for service in SERVERS {
-            self.engine.scale(&self.project, service, n).await?;
+            let first = self.one(service).await?;
+            let template = self.engine.inspect(&first.id).await?;
+            self.templates.insert(service, template);
         }
-        self.wait_healthy(&SERVERS.map(|s| (s, Some(n)))).await?;
+        Ok(())
+    }
+
+    fn template(&self, service: &str) -> anyhow::Result<&ContainerInspectResponse> {
+        self.templates
+            .get(service)
+            .ok_or_else(|| anyhow::anyhow!("{service}: no container to copy from"))
+    }
+
+    /// `service` at `n` running replicas set up as `variation` (`now` says how it is set up
+    /// now): dead containers (a killed replica) removed, every container replaced when the
+    /// set-up differs, else copies added or the highest-numbered removed; then healthy, and
+    /// a balancer that resolved them. Nothing is done when nothing differs.
+    async fn deploy(
+        &self,
+        service: &'static str,
+        n: u32,
+        variation: &Variation,
+        now: &mut Variation,
+    ) -> anyhow::Result<()> {
+        let dead = self.engine.stopped(&self.project, service).await?;
+        for id in &dead {
+            self.engine.remove(id).await?;
+        }
+        let mut running = self.service(service).await?;
+        if *now == *variation && running.len() == n as usize && dead.is_empty() {
+            return Ok(());
+        }
+        eprintln!(
+            "compose: {n} replica(s) of {service}{} ...",
+            if variation.env.is_empty() {
+                String::new()
+            } else {
+                let keys: Vec<&str> = variation.env.iter().map(|(k, _)| k.as_str()).collect();
+                format!(" with {}", keys.join(", "))
+            }
+        );
+        if *now != *variation {
+            for c in running.drain(..) {
+                self.engine.remove(&c.id).await?;
+            }
+            *now = variation.clone();
+        }
+        for c in running.iter().skip(n as usize) {
+            self.engine.remove(&c.id).await?;
+        }
+        let template = self.template(service)?;
+        let highest = running.iter().map(|c| c.number).max().unwrap_or(0);
+        let missing = (n as usize).saturating_sub(running.len()) as u32;
+        for number in highest + 1..=highest + missing {
+            let clone = CloneOf {
+                service,
+                number,
+                probe: false,
+                variation,
+            };
+            self.engine
+                .clone_container(template, &self.project, clone)
+                .await?;
+        }
+        self.wait_healthy(&[(service, Some(n))]).await?;
         self.reload_balancer().await
+    }
+
+    /// One replica of `service` set up as `variation`, in a service of its own (no balancer
+    /// sends it traffic), healthy.
+    async fn probe(
+        &self,
+        service: &'static str,
+        variation: &Variation,
+    ) -> anyhow::Result<Container> {
+        let number = self.probe_number.fetch_add(1, Ordering::SeqCst) + 1;
+        let clone = CloneOf {
+            service,
+            number,
+            probe: true,
+            variation,
+        };
+        let made = self
+            .engine
+            .clone_container(self.template(service)?, &self.project, clone)
+            .await?;
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(made.id.clone());
+        let id = &made.id;
+        wait_until(
+            "a probe's server healthy",
+            HEALTHY_WITHIN,
+            Duration::from_millis(250),
+            || async move {
+                match self
+                    .engine
+                    .inspect(id)
+                    .await
+                    .map(crate::infra::engine::describe)
+                {
+                    Ok(c) if c.health == "healthy" => Check::Done(c),
+                    Ok(c) if c.running => Check::Waiting(c.health),
+                    Ok(c) => Check::Failed(format!("{}: {}", c.name, c.health)),
+                    Err(e) => Check::Failed(format!("{e:#}")),
+                }
+            },
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn remove_probes(&self) -> anyhow::Result<()> {
+        let ids: Vec<String> =
+            std::mem::take(&mut *self.probes.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in ids {
+            self.engine.remove(&id).await?;
+        }
+        Ok(())
     }
 }
 
-/// The services of docker-compose.yml, scaled to each job's replica count.
+/// The services of docker-compose.yml, set up for each job.
 struct Services {
     stack: Stack,
     /// The compose CLI, when this command started the stack (and so stops it).
     started_here: Option<Compose>,
     /// Replicas of each server as found, restored at the end when the stack was running.
     found: u32,
-    /// The budget given on the command line (else each container's compose limit holds).
+    /// The replicas' budget, given or calibrated (else each container's compose limit holds).
     cpus_per_replica: Option<f64>,
-    /// The replica count the services are scaled to now.
-    scaled_to: Option<u32>,
-    /// The budget of the replicas measured now.
+    /// How each server service is set up now (its copies' extra environment and files).
+    deployed: HashMap<&'static str, Variation>,
+    /// The budget of the replicas measured now, and Redis's in experiment `store-bound`.
     budget: Option<CpuBudget>,
+    store_budget: Option<CpuBudget>,
+    /// The Ed25519 key every EdDSA replica of this run shares (PKCS#8 PEM, made for it).
+    ed25519_pem: Vec<u8>,
 }
 
 impl Services {
-    /// Leaves the stack as found: `down -v` when this command started it, else the replica
-    /// counts it had.
+    /// Leaves the stack as found: `down -v` when this command started it, else every server
+    /// with the replica count and set-up it had.
     async fn finish(&mut self) -> anyhow::Result<()> {
         self.budget = None;
+        self.store_budget = None;
+        self.stack.remove_probes().await?;
         if let Some(compose) = self.started_here.take() {
             eprintln!("compose: stopping what this command started ...");
-            return compose.run(&["down", "-v"]).map(|_| ());
+            return compose.run(&["down", "-v", "--remove-orphans"]).map(|_| ());
         }
-        if self.scaled_to.is_some_and(|n| n != self.found) {
-            self.stack.scale(self.found).await?;
+        for service in SERVERS {
+            let mut now = self.deployed.remove(service).unwrap_or_default();
+            self.stack
+                .deploy(service, self.found, &Variation::default(), &mut now)
+                .await?;
         }
         Ok(())
+    }
+
+    /// How `job`'s replicas differ from the service's own: the variant's environment, the
+    /// job's own (a token lifetime), and the key file of an EdDSA replica.
+    fn variation(&self, job: &Job) -> (Variation, Balance) {
+        let (mut env, balance) = plan::setup(job.setup.variant, Path::new(ED25519_PEM));
+        env.extend(job.extra_env());
+        let files = if job.setup.variant == Variant::Eddsa {
+            vec![(ED25519_PEM.to_owned(), self.ed25519_pem.clone())]
+        } else {
+            Vec::new()
+        };
+        (Variation { env, files }, balance)
     }
 }
 
@@ -224,24 +395,35 @@ impl Drop for Services {
     /// Interrupted: what this command started does not outlive it.
     fn drop(&mut self) {
         if let Some(compose) = self.started_here.take() {
-            let _ = compose.run(&["down", "-v"]);
+            let _ = compose.run(&["down", "-v", "--remove-orphans"]);
         }
     }
 }
 
+/// Whether the compose stack can set up `job`: a Redis Cluster and the delaying proxy are
+/// made by the local `compare` only.
+fn runs_in_compose(job: &Job) -> bool {
+    job.setup.redis_primaries.is_none() && job.setup.store_delay_ms.is_none()
+}
+
 impl Deployment for Services {
     async fn stage(&mut self, job: &Job) -> anyhow::Result<Stage<'_>> {
+        anyhow::ensure!(
+            runs_in_compose(job),
+            "{}: a Redis Cluster or a delayed store is set up by the local `compare` only",
+            job.describe(job.server.main_scenario())
+        );
         let n = job.replicas;
-        if self.scaled_to != Some(n) {
-            // The budget's containers may be about to go.
-            self.budget = None;
-            self.stack.scale(n).await?;
-            self.scaled_to = Some(n);
-        }
+        let service = job.server.binary();
+        let (variation, balance) = self.variation(job);
+        // The budgets' containers may be about to go.
+        self.budget = None;
+        self.store_budget = None;
+        let now = self.deployed.entry(service).or_default();
+        self.stack.deploy(service, n, &variation, now).await?;
         let stack = &self.stack;
         let lb = stack.one("balancer").await?;
         let redis = stack.one("redis").await?;
-        let service = job.server.binary();
         let replicas = stack.service(service).await?;
         anyhow::ensure!(
             replicas.len() == n as usize,
@@ -249,19 +431,31 @@ impl Deployment for Services {
             replicas.len()
         );
         let ids: Vec<String> = replicas.iter().map(|c| c.id.clone()).collect();
-        self.budget =
-            Some(CpuBudget::containers(self.cpus_per_replica, &stack.engine, &ids).await?);
-        let cpus_per_replica = self.cpus_per_replica.or(replicas[0].cpus);
-        let oversubscribed =
-            cpus_per_replica.unwrap_or(1.0) * n as f64 > procfs::available_cpus() as f64;
-        let port = if job.server == ServerKind::Session {
-            8081
+        let machine = procfs::available_cpus() as f64;
+        // Unbudgeted: a limit of every CPU of the machine, which never holds a replica back.
+        let limit = if job.setup.unbudgeted {
+            Some(machine)
         } else {
-            8082
+            self.cpus_per_replica
         };
-        let address = |c: &Container| {
-            c.ip.clone()
-                .ok_or_else(|| anyhow::anyhow!("{} has no network address", c.name))
+        self.budget = Some(CpuBudget::containers(limit, &stack.engine, &ids).await?);
+        if let Some(c) = job.setup.redis_cpus {
+            let store =
+                CpuBudget::containers(Some(c), &stack.engine, std::slice::from_ref(&redis.id))
+                    .await?;
+            self.store_budget = Some(store.as_store());
+        }
+        let cpus_per_replica = if job.setup.unbudgeted {
+            None
+        } else {
+            self.cpus_per_replica.or(replicas[0].cpus)
+        };
+        let oversubscribed = cpus_per_replica.unwrap_or(1.0) * n as f64 > machine;
+        let port = match (job.server, balance) {
+            (ServerKind::Session, Balance::Sticky) => SESSION_STICKY_PORT,
+            (ServerKind::Session, Balance::RoundRobin) => SESSION_PORT,
+            (_, Balance::Sticky) => anyhow::bail!("sticky routing is set up for sessions only"),
+            (_, Balance::RoundRobin) => TOKEN_PORT,
         };
         let workers = stack.balancer_workers(&lb).await?;
         let replica_workers = stack
@@ -301,11 +495,103 @@ impl Deployment for Services {
         };
         Ok(Stage {
             target,
-            budgets: self.budget.iter().collect(),
+            budgets: self.budget.iter().chain(self.store_budget.iter()).collect(),
             cpus_per_replica,
             oversubscribed,
             group: None,
         })
+    }
+}
+
+fn address(c: &Container) -> anyhow::Result<String> {
+    c.ip.clone()
+        .ok_or_else(|| anyhow::anyhow!("{} has no network address", c.name))
+}
+
+/// A probe's server: one container of its own, reached at its address.
+struct ProbeContainer {
+    engine: Engine,
+    container: Container,
+}
+
+impl ProbeServer for ProbeContainer {
+    fn url(&self) -> String {
+        format!(
+            "http://{}:8080",
+            self.container.ip.as_deref().unwrap_or("127.0.0.1")
+        )
+    }
+
+    fn memory(&self) -> MemorySource {
+        MemorySource::Container {
+            engine: self.engine.clone(),
+            id: self.container.id.clone(),
+        }
+    }
+}
+
+/// The probes' servers as containers of the stack.
+struct ComposeProbes<'a> {
+    stack: &'a Stack,
+    redis_url: String,
+    admin: (String, String),
+}
+
+impl ProbeHost for ComposeProbes<'_> {
+    type Server = ProbeContainer;
+
+    async fn start(
+        &self,
+        kind: ServerKind,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<ProbeContainer> {
+        let variation = Variation {
+            env,
+            files: Vec::new(),
+        };
+        let container = self.stack.probe(kind.binary(), &variation).await?;
+        anyhow::ensure!(
+            container.ip.is_some(),
+            "{} has no network address",
+            container.name
+        );
+        Ok(ProbeContainer {
+            engine: self.stack.engine.clone(),
+            container,
+        })
+    }
+
+    fn redis_url(&self) -> String {
+        self.redis_url.clone()
+    }
+
+    fn jwt_secret(&self) -> Option<String> {
+        let env = self
+            .stack
+            .template("token-server")
+            .ok()?
+            .config
+            .as_ref()?
+            .env
+            .as_ref()?;
+        env.iter()
+            .find_map(|kv| kv.strip_prefix("JWT_SECRET=").map(str::to_owned))
+    }
+
+    fn admin(&self) -> (String, String) {
+        self.admin.clone()
+    }
+
+    async fn browser(
+        &self,
+        _ttl_s: u64,
+        _chromium: Option<&Path>,
+    ) -> Option<anyhow::Result<model::BrowserStudy>> {
+        Some(Err(anyhow::anyhow!(
+            "skipped: not run through docker compose (it needs Chromium and its own TLS \
+             balancer beside the servers, which the local `loadtest compare` sets up; the \
+             application image has no Chromium)"
+        )))
     }
 }
 
@@ -320,7 +606,7 @@ async fn find_stack(args: &CompareArgs) -> anyhow::Result<(Stack, Option<Compose
     let engine = Engine::connect().await?;
     if let Some(project) = engine.own_project().await {
         eprintln!("compose: measuring project {project} from inside it ...");
-        return Ok((Stack { engine, project }, None));
+        return Ok((Stack::new(engine, project), None));
     }
     let compose = Compose::find(args.compose_file.clone())?;
     let running = |compose: &Compose| -> anyhow::Result<Option<String>> {
@@ -357,31 +643,76 @@ async fn find_stack(args: &CompareArgs) -> anyhow::Result<(Stack, Option<Compose
         .and_then(|c| c.labels)
         .and_then(|l| l.get("com.docker.compose.project").cloned())
         .ok_or_else(|| anyhow::anyhow!("compose: the balancer has no compose project label"))?;
-    Ok((Stack { engine, project }, started_here))
+    Ok((Stack::new(engine, project), started_here))
 }
 
-pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
-    let m = args.measure.effective(crate::cli::Repeats::Rounds);
-    let replicas = args.replica_counts();
-    // Containers keep the compose file's limit unless a number is given.
-    let cpus_per_replica = match args.cpus_per_replica {
-        BudgetChoice::Cpus(c) => Some(c),
-        BudgetChoice::Auto | BudgetChoice::Unlimited => None,
-    };
-    let (stack, started_here) = find_stack(&args).await?;
-    let inside = started_here.is_none() && stack.engine.own_project().await.is_some();
-    stack.wait_healthy(&STACK.map(|s| (s, None))).await?;
-    let found = stack.service("session-server").await?.len() as u32;
-    let stamp = env_info::utc_stamp();
-    let out = model::out_dir(m.out.as_deref(), &stamp);
-    let mut env = env_info::collect(Mode::Compose, &stamp);
-    env.cpu_budget_method = match cpus_per_replica {
-        Some(_) => "each container's CPU limit, set through the Docker Engine during measured \
-                    windows"
+/// What a request of each group costs with no budget, one replica each: the calibration.
+async fn calibrate(
+    services: &mut Services,
+    servers: &[ServerKind],
+    m: &Measure,
+) -> anyhow::Result<Vec<CalibrationRun>> {
+    let mut runs = Vec::new();
+    for &server in servers {
+        eprintln!(
+            "calibration: what a {} request costs here ...",
+            server.name()
+        );
+        let mut job = Job::calibration(server, m.users);
+        job.setup.unbudgeted = true;
+        // A short window: the costs per request settle within two seconds (the first run
+        // signs every user up, which its warm-up makes room for).
+        let short = Measure {
+            duration: Span(m.duration.0.min(Duration::from_secs(2))),
+            warmup: Span(m.warmup.0 + Duration::from_secs(3)),
+            ..m.clone()
+        };
+        let plan = job.run_plan(
+            server.main_scenario(),
+            &short,
+            format!("calibration {}", server.name()),
+            None,
+            false,
+        );
+        let stage = services.stage(&job).await?;
+        let (run, _) = measure(&stage.target, &stage.budgets, &plan).await?;
+        runs.push(CalibrationRun {
+            server,
+            rps: run.rps,
+            cpu_us_per_request: run.cpu_us_per_request,
+        });
+    }
+    Ok(runs)
+}
+
+fn secret(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// The environment of the report: how the stack was reached, the Engine, and what each
+/// figure was read from.
+fn environment(
+    args: &CompareArgs,
+    m: &Measure,
+    stack: &Stack,
+    inside: bool,
+    stamp: &str,
+) -> model::Environment {
+    let mut env = env_info::collect(Mode::Compose, stamp);
+    env.cpu_budget_method = match args.cpus_per_replica {
+        BudgetChoice::Unlimited => {
+            "the compose file's CPU limit per container (REPLICA_CPUS)".into()
+        }
+        _ => "each container's CPU limit, set through the Docker Engine during measured windows"
             .into(),
-        None => "the compose file's CPU limit per container (REPLICA_CPUS)".into(),
     };
-    env.config = measurement_config(&m);
+    env.config = measurement_config(m);
+    env.config
+        .insert("rounds".into(), args.rounds().to_string());
     for (k, v) in [
         (
             "via",
@@ -392,13 +723,24 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
             },
         ),
         ("engine", stack.engine.version.clone()),
+        ("JWT_ALG", "HS256".into()),
+        ("JWT_LEEWAY_S", plan::LEEWAY_S.to_string()),
+        ("ACCESS_TOKEN_TTL", "900".into()),
+        ("SESSION_STORE", "redis".into()),
         (
-            "cpus_per_replica",
-            cpus_per_replica.map_or("the compose file's limit".into(), |c| c.to_string()),
+            "password_hash",
+            auth_core::password::PasswordHasher::describe(),
         ),
         (
             "lb",
             "nginx (deploy/nginx/nginx.conf), round robin, keep-alive to replicas".into(),
+        ),
+        (
+            "sticky_routing",
+            format!(
+                "nginx `{}` (deploy/nginx/nginx.conf, port {SESSION_STICKY_PORT})",
+                Balance::Sticky.directive().unwrap_or_default()
+            ),
         ),
         (
             "loadgen",
@@ -415,33 +757,41 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
              Engine's stats (ns)"
                 .into(),
         ),
+        (
+            "faults",
+            "Redis outage: the Engine pauses the Redis container (its cgroup frozen); replica \
+             loss: the Engine kills a replica's container (SIGKILL, restart policy off)"
+                .into(),
+        ),
     ] {
         env.config.insert(k.to_string(), v);
     }
+    env
+}
+
+pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
+    let m = args.measure.effective(crate::cli::Repeats::Rounds);
+    let replicas = args.replica_counts();
+    let (mut stack, started_here) = find_stack(&args).await?;
+    let inside = started_here.is_none() && stack.engine.own_project().await.is_some();
+    stack.wait_healthy(&STACK.map(|s| (s, None))).await?;
+    stack.keep_templates().await?;
+    let found = stack.service("session-server").await?.len() as u32;
+    let stamp = env_info::utc_stamp();
+    let out = model::out_dir(m.out.as_deref(), &stamp);
+    let env = environment(&args, &m, &stack, inside, &stamp);
     let mut journal = Journal::new(env, out.clone(), m.out.is_none())?;
-    if !args.no_experiments && !args.experiments.is_empty() {
-        journal.note(
-            "--via compose runs the sweep only: the experiments stop, freeze and reconfigure \
-             processes, which `loadtest compare` (local) does"
-                .into(),
-        );
-    }
     let mut services = Services {
         stack,
         started_here,
         found,
-        cpus_per_replica,
-        scaled_to: None,
+        cpus_per_replica: None,
+        deployed: HashMap::new(),
         budget: None,
+        store_budget: None,
+        ed25519_pem: token_server::keys::generate_ed25519_pem()?.into_bytes(),
     };
-    let jobs = plan::sweep(
-        &args.servers,
-        &replicas,
-        &m.scenarios,
-        args.rounds(),
-        &m.setup(),
-    );
-    let outcome = execute(&mut services, &jobs, &m, &mut journal).await;
+    let outcome = run(&args, &m, &replicas, &mut services, &mut journal).await;
     if let Err(e) = services.finish().await {
         journal.note(format!("compose: leaving the stack as found failed: {e:#}"));
     }
@@ -453,6 +803,112 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         give_to_owner(&out);
     }
     report
+}
+
+/// The budget, the sweep, the experiments that run in containers, the latency curve and
+/// the probes, as the local `compare` runs them.
+async fn run(
+    args: &CompareArgs,
+    m: &Measure,
+    replicas: &[u32],
+    services: &mut Services,
+    journal: &mut Journal,
+) -> anyhow::Result<()> {
+    let max_replicas = replicas.iter().copied().max().unwrap_or(1);
+    let cpus = procfs::available_cpus();
+    services.cpus_per_replica = match args.cpus_per_replica {
+        BudgetChoice::Cpus(c) => Some(c),
+        BudgetChoice::Unlimited => None,
+        BudgetChoice::Auto => {
+            let runs = calibrate(services, &args.servers, m).await?;
+            let lb = services.stack.one("balancer").await?;
+            let lb_workers = services.stack.balancer_workers(&lb).await?.len().max(1) as u32;
+            let chosen = calibrate::choose(
+                runs,
+                max_replicas,
+                cpus,
+                lb_workers,
+                crate::measure::loadgen_threads(),
+            )
+            .ok_or_else(|| anyhow::anyhow!("the calibration measured nothing"))?;
+            let c = chosen.cpus_per_replica;
+            eprintln!(
+                "calibration: {c} CPU per replica ({} sets it: up to {:.0} req/s at {max_replicas} replicas)",
+                chosen.set_by.name(),
+                chosen.max_rps
+            );
+            journal.update(|r| r.calibration = Some(chosen))?;
+            Some(c)
+        }
+    };
+    let chosen = services.cpus_per_replica;
+    journal.update(|r| {
+        r.environment.config.insert(
+            "cpus_per_replica".into(),
+            match (args.cpus_per_replica, chosen) {
+                (BudgetChoice::Auto, Some(c)) => format!("{c} (chosen by the calibration)"),
+                (_, Some(c)) => format!("{c} (given)"),
+                (_, None) => "the compose file's limit".into(),
+            },
+        );
+    })?;
+    let sweep = plan::sweep(
+        &args.servers,
+        replicas,
+        &m.scenarios,
+        args.rounds(),
+        &m.setup(),
+    );
+    let plan_experiments = |store_cpus| {
+        if args.no_experiments {
+            plan::Plan::default()
+        } else {
+            let mut plan =
+                plan::experiments(&args.experiments, replicas, m.quick, m.users, store_cpus);
+            plan.jobs.retain(runs_in_compose);
+            plan
+        }
+    };
+    for e in &args.experiments {
+        if !args.no_experiments && matches!(e, Experiment::StoreCluster | Experiment::StoreLatency)
+        {
+            journal.note(format!(
+                "{}: not run through docker compose (its Redis Cluster or delaying proxy is set \
+                 up by the local `loadtest compare`)",
+                e.name()
+            ));
+        }
+    }
+    let counted = plan_experiments(f64::NAN);
+    super::announce(&sweep, m, journal);
+    super::announce(&counted.jobs, m, journal);
+    let curve_runs = plan::latency_curve_runs(&counted);
+    journal.expect(curve_runs, (m.warmup.0 + m.duration.0) * curve_runs as u32);
+    super::execute_announced(services, &sweep, m, journal).await?;
+    let store_cpus = calibrate::store_budget(
+        calibrate::session_redis_ratio(journal.results()),
+        chosen,
+        max_replicas,
+    );
+    let experiments = plan_experiments(store_cpus);
+    super::execute_announced(services, &experiments.jobs, m, journal).await?;
+    let curve = plan::latency_curve(journal.results());
+    super::execute_announced(services, &curve, m, journal).await?;
+    if experiments.probes.is_empty() {
+        return Ok(());
+    }
+    // The probes' servers go beside the stack's own: the replicas' budget is off.
+    services.budget = None;
+    services.store_budget = None;
+    let redis = services.stack.one("redis").await?;
+    let host = ComposeProbes {
+        stack: &services.stack,
+        redis_url: format!("redis://{}:6379", address(&redis)?),
+        admin: ("ltadmin".into(), secret(24)),
+    };
+    let probed = probing::run(&host, &experiments.probes, None, journal).await;
+    services.stack.remove_probes().await?;
+    probed
 }
 
 /// Inside the container this runs as root (the Engine's socket is root's); what it wrote

@@ -11,7 +11,8 @@ use rand::Rng;
 
 use std::time::Duration;
 
-use super::plan::{self, Job, Probe};
+use super::plan::{self, Job};
+use super::probing::{self, ProbeHost, ProbeServer};
 use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
 use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
@@ -20,9 +21,10 @@ use crate::infra::topology::{
     find_tool, Balance, Group, GroupSpec, Redis, RedisCluster, StoreAddr,
 };
 use crate::infra::{env_info, procfs};
+use crate::measure::probes::MemorySource;
 use crate::measure::snapshot::Pids;
-use crate::measure::{browser, measure, probes, FailoverTarget, Target};
-use crate::model::{self, CalibrationRun, Mode, ServerKind, Variant};
+use crate::measure::{browser, measure, FailoverTarget, Target};
+use crate::model::{self, CalibrationRun, Mode, ServerKind};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
 fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
@@ -206,84 +208,8 @@ impl Shared {
         Ok(runs)
     }
 
-    fn admin_env(&self) -> (String, String) {
-        (
-            "BOOTSTRAP_ADMIN".into(),
-            format!("{}:{}", self.admin.0, self.admin.1),
-        )
-    }
-
-    async fn revocation(&self, ttl_s: u64) -> anyhow::Result<model::Revocation> {
-        let ttl_env = vec![("ACCESS_TOKEN_TTL".to_string(), ttl_s.to_string())];
-        let mut deny_env = ttl_env.clone();
-        deny_env.push(("ACCESS_DENYLIST".into(), "true".into()));
-        let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
-        let token = self.probe_group(ServerKind::Token, ttl_env).await?;
-        let deny = self.probe_group(ServerKind::Token, deny_env).await?;
-        probes::revocation(
-            &session.url(),
-            &token.url(),
-            &deny.url(),
-            ttl_s,
-            plan::LEEWAY_S,
-        )
-        .await
-    }
-
-    async fn authority(&self, ttl_s: u64) -> anyhow::Result<model::Authority> {
-        let ttl = ("ACCESS_TOKEN_TTL".to_string(), ttl_s.to_string());
-        let session = self
-            .probe_group(ServerKind::Session, vec![self.admin_env()])
-            .await?;
-        let token = self
-            .probe_group(ServerKind::Token, vec![self.admin_env(), ttl.clone()])
-            .await?;
-        let deny = self
-            .probe_group(
-                ServerKind::Token,
-                vec![
-                    self.admin_env(),
-                    ttl,
-                    ("ACCESS_DENYLIST".into(), "true".into()),
-                ],
-            )
-            .await?;
-        let (session, token, denylist) = (session.url(), token.url(), deny.url());
-        probes::authority(&probes::AuthorityTargets {
-            session: &session,
-            token: &token,
-            denylist: &denylist,
-            admin: (&self.admin.0, &self.admin.1),
-            ttl_s,
-            leeway_s: plan::LEEWAY_S,
-        })
-        .await
-    }
-
-    async fn server_memory(&self, users: (u32, u32)) -> anyhow::Result<model::ServerMemory> {
-        let memory_env = vec![("SESSION_STORE".to_string(), "memory".to_string())];
-        let in_memory = self.probe_group(ServerKind::Session, memory_env).await?;
-        let in_redis = self.probe_group(ServerKind::Session, Vec::new()).await?;
-        let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
-        let names = probes::sign_up_many(&token.url(), users.1).await?;
-        let urls = [in_memory.url(), in_redis.url(), token.url()];
-        let arm = |i: usize, server, variant, group: &Group| probes::MemoryArm {
-            server,
-            variant,
-            base: &urls[i],
-            replica_pid: group.replicas[0].proc_.pid(),
-        };
-        let arms = [
-            arm(0, ServerKind::Session, Variant::MemoryStore, &in_memory),
-            arm(1, ServerKind::Session, Variant::Standard, &in_redis),
-            arm(2, ServerKind::Token, Variant::Standard, &token),
-        ];
-        let points = probes::server_memory(&arms, &self.redis.url, &names, users).await?;
-        Ok(model::ServerMemory { points })
-    }
-
     /// Experiment `browser`: skipped, with a note saying what to install, without Chromium.
-    async fn browser(
+    async fn run_browser(
         &self,
         ttl_s: u64,
         chromium: Option<&Path>,
@@ -306,101 +232,43 @@ impl Shared {
         let _ = std::fs::remove_dir_all(&settings.dir);
         Some(study)
     }
+}
 
-    /// The probes: the token taken apart first (its answer depends on nothing else), then
-    /// memory per user alone (Redis's memory must not move for anything else), then the
-    /// timed probes at once: they mostly wait for tokens to expire.
-    async fn probes(
+impl ProbeServer for Group {
+    fn url(&self) -> String {
+        Group::url(self)
+    }
+
+    fn memory(&self) -> MemorySource {
+        MemorySource::Process(self.replicas[0].proc_.pid())
+    }
+}
+
+impl ProbeHost for Shared {
+    type Server = Group;
+
+    async fn start(&self, kind: ServerKind, env: Vec<(String, String)>) -> anyhow::Result<Group> {
+        self.probe_group(kind, env).await
+    }
+
+    fn redis_url(&self) -> String {
+        self.redis.url.clone()
+    }
+
+    fn jwt_secret(&self) -> Option<String> {
+        Some(self.jwt_secret.clone())
+    }
+
+    fn admin(&self) -> (String, String) {
+        self.admin.clone()
+    }
+
+    async fn browser(
         &self,
-        probes: &[Probe],
+        ttl_s: u64,
         chromium: Option<&Path>,
-        journal: &mut Journal,
-    ) -> anyhow::Result<()> {
-        if probes.contains(&Probe::TokenAnatomy) {
-            eprintln!("token-anatomy: taking a real access token apart ...");
-            let token = self.probe_group(ServerKind::Token, Vec::new()).await?;
-            let session = self.probe_group(ServerKind::Session, Vec::new()).await?;
-            match probes::token_anatomy(&token.url(), &session.url(), Some(&self.jwt_secret)).await
-            {
-                Ok(a) => journal.update(|r| r.token_anatomy = Some(a))?,
-                Err(e) => journal.note(format!("token-anatomy: failed: {e:#}")),
-            }
-        }
-        let find = |pick: fn(&Probe) -> Option<u64>| probes.iter().find_map(pick);
-        let revocation = find(|p| match p {
-            Probe::Revocation { ttl_s } => Some(*ttl_s),
-            _ => None,
-        });
-        let authority = find(|p| match p {
-            Probe::Authority { ttl_s } => Some(*ttl_s),
-            _ => None,
-        });
-        let memory = probes.iter().find_map(|p| match p {
-            Probe::ServerMemory { users } => Some(*users),
-            _ => None,
-        });
-        if let Some(u) = memory {
-            eprintln!(
-                "server-memory: memory per logged-in user, at {} and {} users ...",
-                u.0, u.1
-            );
-            match self.server_memory(u).await {
-                Ok(m) => journal.update(|x| x.server_memory = Some(m))?,
-                Err(e) => journal.note(format!("server-memory: failed: {e:#}")),
-            }
-        }
-        let browser_ttl = probes.iter().find_map(|p| match p {
-            Probe::Browser { ttl_s } => Some(*ttl_s),
-            _ => None,
-        });
-        if revocation.is_none() && authority.is_none() && browser_ttl.is_none() {
-            return Ok(());
-        }
-        eprintln!(
-            "probes: how long credentials outlive logout, demotion, logout-all and theft (about {} s) ...",
-            revocation.or(authority).or(browser_ttl).map_or(30, |t| t + plan::LEEWAY_S)
-        );
-        // All three mostly wait for tokens to expire: they run at once.
-        let (rev, auth, browser) = tokio::join!(
-            async {
-                match revocation {
-                    Some(t) => Some(self.revocation(t).await),
-                    None => None,
-                }
-            },
-            async {
-                match authority {
-                    Some(t) => Some(self.authority(t).await),
-                    None => None,
-                }
-            },
-            async {
-                match browser_ttl {
-                    Some(t) => self.browser(t, chromium).await,
-                    None => None,
-                }
-            },
-        );
-        match rev {
-            Some(Ok(r)) => journal.update(|x| x.revocation = Some(r))?,
-            Some(Err(e)) => journal.note(format!("revocation: failed: {e:#}")),
-            None => {}
-        }
-        match auth {
-            Some(Ok(a)) => journal.update(|x| x.authority = Some(a))?,
-            Some(Err(e)) => journal.note(format!("authority: failed: {e:#}")),
-            None => {}
-        }
-        match browser {
-            Some(Ok(b)) => journal.update(|x| x.browser = Some(b))?,
-            Some(Err(e)) => {
-                eprintln!("browser: {e:#}");
-                journal.note(format!("browser: {e:#}"));
-            }
-            None => {}
-        }
-        journal.save()?;
-        Ok(())
+    ) -> Option<anyhow::Result<model::BrowserStudy>> {
+        self.run_browser(ttl_s, chromium).await
     }
 }
 
@@ -531,25 +399,6 @@ async fn ping_rtt_ms(url: &str) -> anyhow::Result<f64> {
     }
     rtts.sort_by(f64::total_cmp);
     Ok(rtts[rtts.len() / 2])
-}
-
-/// Redis's CPU per request against the replica's, for session reads: from the calibration,
-/// else from the sweep's smallest session read.
-fn session_redis_ratio(results: &model::Results) -> Option<f64> {
-    let from = |c: &model::CpuPerRequest| {
-        Some(c.redis? / c.replicas?).filter(|x| x.is_finite() && *x > 0.0)
-    };
-    results
-        .calibration
-        .as_ref()
-        .and_then(|c| c.runs.iter().find(|r| r.server == ServerKind::Session))
-        .and_then(|r| from(&r.cpu_us_per_request))
-        .or_else(|| {
-            results
-                .sweep(ServerKind::Session, model::Scenario::Read)
-                .first()
-                .and_then(|r| from(&r.cpu_us_per_request))
-        })
 }
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
@@ -697,7 +546,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         journal.expect(curve_runs, (m.warmup.0 + m.duration.0) * curve_runs as u32);
         super::execute_announced(&mut local, &sweep, &m, &mut journal).await?;
         let store_cpus = calibrate::store_budget(
-            session_redis_ratio(journal.results()),
+            calibrate::session_redis_ratio(journal.results()),
             cpus_per_replica,
             max_replicas,
         );
@@ -708,10 +557,13 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         super::execute_announced(&mut local, &curve, &m, &mut journal).await?;
         // The last job's own store (a cluster, the delaying proxy) goes before the probes.
         local.private = None;
-        local
-            .shared
-            .probes(&experiments.probes, args.chromium.as_deref(), &mut journal)
-            .await?;
+        probing::run(
+            &local.shared,
+            &experiments.probes,
+            args.chromium.as_deref(),
+            &mut journal,
+        )
+        .await?;
         anyhow::Ok(())
     }
     .await;

@@ -10,6 +10,7 @@ pub mod existing;
 pub mod journal;
 pub mod local;
 pub mod plan;
+pub mod probing;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
