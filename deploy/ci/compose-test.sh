@@ -9,10 +9,11 @@
 # checks and the application binaries.
 #
 # Steps: up with 2 replicas per server, wait for health, `loadtest run --quick` through the
-# balancers (the compose file's own loadtest service), check the report and that both
-# replicas of each server answered, `loadtest compare --via compose` over 1 and 2 replicas
-# from the host and again from inside the stack (`docker compose run --rm compare`), stop one token-server replica and check requests still succeed, `down -v`, check that
-# nothing is left.
+# balancers (the compose file's own loadtest service), check the report, its closing line and
+# that both replicas of each server answered; `loadtest compare --via compose` over 1 and 2
+# replicas from the host; the whole lesson from inside the stack (`docker compose run --rm
+# compare ... --quick`: calibration, sweep, experiments, probes, 18 verdicts); stop one
+# token-server replica and check requests still succeed; `down -v`, check that nothing is left.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PROFILE=${PROFILE:-release}
@@ -95,9 +96,11 @@ wait_healthy redis session-server token-server balancer
 [ "$("${compose[@]}" ps -q session-server | wc -l)" = 2 ] && [ "$("${compose[@]}" ps -q token-server | wc -l)" = 2 ] \
   || { echo "compose test: FAILED: not 2 replicas each"; "${compose[@]}" ps; exit 1; }
 
-step "loadtest compare --via compose, 1 then 2 replicas"
+step "loadtest compare --via compose from the host, 1 then 2 replicas, the compose limit"
+# No budget of its own (`none`): each replica keeps the compose file's limit, REPLICA_CPUS.
 "target/$PROFILE/loadtest" compare --via compose --quick --replicas 1,2 --servers session,token \
-  --scenarios read --out "$work/sweep" >"$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
+  --scenarios read --no-experiments --cpus-per-replica none --out "$work/sweep" >"$work/sweep.log" 2>&1 \
+  || { cat "$work/sweep.log"; exit 1; }
 python3 - "$work/sweep/results.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -93,6 +93,12 @@ def main():
                 out["configs"][key] = {"file": src}
                 svc["configs"].append({"source": key, "target": target})
         if name == "loadtest":
+            # Its closing line names `docker compose run --rm compare`, which a stack has not.
+            env = svc.get("environment")
+            if isinstance(env, dict):
+                env.pop("LOADTEST_CLOSING_LINE", None)
+            elif isinstance(env, list):
+                svc["environment"] = [e for e in env if not e.startswith("LOADTEST_CLOSING_LINE=")]
             deploy["restart_policy"] = {"condition": "none"}
             deploy["replicas"] = a.generators if a.loadtest_replicas is None else a.loadtest_replicas
             if a.generators > 1:

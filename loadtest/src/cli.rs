@@ -283,9 +283,12 @@ pub struct CompareArgs {
     #[arg(long)]
     pub chromium: Option<PathBuf>,
     /// Where the replicas run: `local` starts Redis, the servers and nginx as processes;
-    /// `compose` scales the services of docker-compose.yml to each replica count (`docker
-    /// compose up -d --scale ...`), reloads its nginx, and measures through it. `compose`
-    /// needs a Linux host with Docker Engine and Compose, and runs the sweep only.
+    /// `compose` drives the services of docker-compose.yml through the Docker Engine API
+    /// (copies of each server's container per replica count and experiment, Redis paused, a
+    /// replica killed, CPU limits and counters per container), from the host or from inside
+    /// the stack (`docker compose run --rm compare`). `compose` needs Linux; the browser
+    /// experiment, `store-cluster` and `store-latency` run with `local` only. With `compose`,
+    /// `--cpus-per-replica none` leaves each replica the compose file's limit.
     #[arg(long, value_enum, default_value = "local")]
     pub via: Via,
     /// The compose file that `--via compose` drives.
@@ -357,7 +360,7 @@ impl FromStr for KindValue {
 pub enum Via {
     /// Processes started by this command on this machine.
     Local,
-    /// The services of docker-compose.yml, scaled with `docker compose up -d --scale`.
+    /// The services of docker-compose.yml, through the Docker Engine API.
     Compose,
 }
 

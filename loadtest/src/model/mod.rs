@@ -320,10 +320,11 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
-    /// Redis frozen (SIGSTOP), then thawed (SIGCONT): it stops answering without closing
-    /// connections.
+    /// Redis frozen (SIGSTOP, or the Engine's pause of its container), then thawed (SIGCONT,
+    /// unpause): it stops answering without closing connections.
     FreezeRedis,
-    /// The first replica killed (SIGKILL); it stays dead.
+    /// The first replica killed (SIGKILL, or the Engine's kill of its container); it stays
+    /// dead.
     KillReplica,
     /// The first Redis Cluster primary killed (SIGKILL); its replica takes over. `lasts_s`
     /// is until the replica said it was the primary.

@@ -7,7 +7,7 @@ use super::figures::{FaultImpact, BACK_SHARE};
 use super::svg::{bar_chart, fmt_num, line_chart_with, LineOptions, Series};
 use super::{bottleneck_text, row, us, Chart, Section, Table};
 use crate::model::{
-    Bottleneck, Experiment, MemoryPoint, Phase, Results, Run, Scenario, ServerKind, Variant,
+    Bottleneck, Experiment, MemoryPoint, Mode, Phase, Results, Run, Scenario, ServerKind, Variant,
 };
 
 fn spread_text(r: &Run) -> String {
@@ -482,9 +482,16 @@ pub fn redis_outage(results: &Results) -> Option<Section> {
         results.experiment(Experiment::RedisOutage),
         "redis-outage",
         "When Redis stops answering",
-        "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen (SIGSTOP) for a third of \
-         the window and then thawed (SIGCONT); nothing is restarted. Each arm ran with the contract's retry grace \
-         (REFRESH_REUSE_INTERVAL, a retried credential is answered as its successor) and without it.",
+        &format!(
+            "The refresh scenario (reads, and a refresh every K requests) while Redis is frozen ({}) for a third of \
+             the window and then thawed; nothing is restarted. Each arm ran with the contract's retry grace \
+             (REFRESH_REUSE_INTERVAL, a retried credential is answered as its successor) and without it.",
+            match results.environment.mode {
+                Mode::Compose => "its container paused by the Docker Engine, which freezes its cgroup as SIGSTOP \
+                                  freezes a process, then unpaused",
+                _ => "SIGSTOP, then SIGCONT",
+            }
+        ),
         |r| {
             let refused = r.refused_in(None, Phase::After);
             let slowed = FaultImpact::of(r)
@@ -523,9 +530,16 @@ pub fn replica_loss(results: &Results) -> Option<Section> {
         results.experiment(Experiment::ReplicaLoss),
         "replica-loss",
         "When a replica dies",
-        "The refresh scenario on two replicas; a third of the way in, replica 1 is killed (SIGKILL) and stays dead. \
-         nginx sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it can no \
-         longer be asked.)",
+        &format!(
+            "The refresh scenario on two replicas; a third of the way in, replica 1 is killed ({}) and stays dead. \
+             nginx sends its traffic to the survivor. (requests_per_replica counts nothing for the dead replica: it \
+             can no longer be asked.)",
+            match results.environment.mode {
+                Mode::Compose => "its container killed by the Docker Engine, SIGKILL, its restart policy switched off \
+                                  first",
+                _ => "SIGKILL",
+            }
+        ),
         |r| {
             let (kept, n) = users_kept(r)?;
             let refused = r.refused_in(None, Phase::During);
@@ -928,11 +942,16 @@ pub fn server_memory(results: &Results) -> Option<Section> {
     );
     Some(Section {
         reading,
-        method: "One replica of each arm; users log in (eight at a time, each once), and the replica's resident memory (VmRSS) and \
-                 Redis's used_memory are read with none, then two numbers of users logged in. The per-user figure is the \
-                 slope between the two counts, so what a process holds anyway does not count. The replica's figure is \
-                 noisier: allocators keep memory in chunks."
-            .into(),
+        method: format!(
+            "One replica of each arm; users log in (eight at a time, each once), and the replica's resident memory ({}) \
+             and Redis's used_memory are read with none, then two numbers of users logged in. The per-user figure is \
+             the slope between the two counts, so what a process holds anyway does not count. The replica's figure is \
+             noisier: allocators keep memory in chunks.",
+            match results.environment.mode {
+                Mode::Compose => "its container's rss or anon from the Docker Engine's memory stats",
+                _ => "VmRSS",
+            }
+        ),
         table: Some(Table::new(
             &[
                 "arm",
