@@ -150,8 +150,14 @@ impl Engine {
         c.config?.labels?.get(PROJECT).cloned()
     }
 
-    /// The running containers of `service` in `project`, by their compose number.
-    pub async fn service(&self, project: &str, service: &str) -> anyhow::Result<Vec<Container>> {
+    /// The containers Compose made for `service` in `project` (not its one-off `run`s);
+    /// stopped ones too when `all`.
+    async fn list(
+        &self,
+        project: &str,
+        service: &str,
+        all: bool,
+    ) -> anyhow::Result<Vec<bollard::models::ContainerSummary>> {
         let filters = HashMap::from([(
             "label",
             vec![
@@ -160,15 +166,20 @@ impl Engine {
                 format!("{ONEOFF}=False"),
             ],
         )]);
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(
                 ListContainersOptionsBuilder::default()
+                    .all(all)
                     .filters(&filters)
                     .build(),
             ))
             .await
-            .map_err(failed(format!("list {service}")))?;
+            .map_err(failed(format!("list {service}")))
+    }
+
+    /// The running containers of `service` in `project`, by their compose number.
+    pub async fn service(&self, project: &str, service: &str) -> anyhow::Result<Vec<Container>> {
+        let list = self.list(project, service, false).await?;
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id else { continue };
@@ -178,19 +189,24 @@ impl Engine {
         Ok(out)
     }
 
-    /// CPU time the container's processes used so far, in ns (its cgroup's own counter).
-    pub async fn cpu_ns(&self, id: &str) -> anyhow::Result<u64> {
+    /// One reading of the container's stats, now (`one-shot`: without it the Engine waits
+    /// for a second sample, about 2 s).
+    async fn stats(&self, id: &str) -> anyhow::Result<bollard::models::ContainerStatsResponse> {
         let options = StatsOptionsBuilder::default()
             .stream(false)
             .one_shot(true)
             .build();
-        let stats = self
-            .docker
+        self.docker
             .stats(id, Some(options))
             .next()
             .await
             .ok_or_else(|| anyhow::anyhow!("Docker Engine: no stats for {id}"))?
-            .map_err(failed(format!("stats of {id}")))?;
+            .map_err(failed(format!("stats of {id}")))
+    }
+
+    /// CPU time the container's processes used so far, in ns (its cgroup's own counter).
+    pub async fn cpu_ns(&self, id: &str) -> anyhow::Result<u64> {
+        let stats = self.stats(id).await?;
         stats
             .cpu_stats
             .and_then(|c| c.cpu_usage)
@@ -209,11 +225,7 @@ impl Engine {
     /// The container's peak memory (cgroup v1's `max_usage`; cgroup v2 keeps none, and then
     /// its memory now), in bytes.
     pub async fn memory_peak(&self, id: &str) -> Option<u64> {
-        let options = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+        let stats = self.stats(id).await.ok()?;
         let m = stats.memory_stats?;
         m.max_usage.filter(|u| *u > 0).or(m.usage)
     }
@@ -322,28 +334,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Every container of `service` in `project`, running or not (a killed replica stays
-    /// until it is removed).
+    /// The ids of `service`'s containers that are not running (a killed replica stays until
+    /// it is removed).
     pub async fn stopped(&self, project: &str, service: &str) -> anyhow::Result<Vec<String>> {
-        let filters = HashMap::from([(
-            "label",
-            vec![
-                format!("{PROJECT}={project}"),
-                format!("{SERVICE}={service}"),
-                format!("{ONEOFF}=False"),
-            ],
-        )]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(failed(format!("list {service}")))?;
-        Ok(list
+        Ok(self
+            .list(project, service, true)
+            .await?
             .into_iter()
             .filter(|c| c.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
             .filter_map(|c| c.id)
@@ -394,11 +390,7 @@ impl Engine {
     /// Quota periods so far and of those the ones in which the container was held back
     /// (its cgroup's `cpu.stat`, as the Engine reports it).
     pub async fn throttling(&self, id: &str) -> Option<(u64, u64)> {
-        let options = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+        let stats = self.stats(id).await.ok()?;
         let t = stats.cpu_stats?.throttling_data?;
         Some((t.periods?, t.throttled_periods?))
     }
@@ -407,17 +399,7 @@ impl Engine {
     /// (v2) of its memory.stat, which is its processes' heap and stacks (what a server
     /// keeps per user), without the page cache that `usage` also counts.
     pub async fn resident(&self, id: &str) -> anyhow::Result<u64> {
-        let options = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let stats = self
-            .docker
-            .stats(id, Some(options))
-            .next()
-            .await
-            .ok_or_else(|| anyhow::anyhow!("Docker Engine: no stats for {id}"))?
-            .map_err(failed(format!("stats of {id}")))?;
+        let stats = self.stats(id).await?;
         let m = stats.memory_stats.and_then(|m| m.stats).unwrap_or_default();
         m.get("rss")
             .or_else(|| m.get("anon"))
