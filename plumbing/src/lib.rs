@@ -18,12 +18,9 @@ use std::time::{Duration, Instant};
 /// same port again for another caller (two balancers with `reuseport` would then share
 /// it), and a port that comes back later can meet state left by its earlier user.
 pub fn free_port() -> std::io::Result<u16> {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     for _ in 0..1000 {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
+        if hand_out(port) {
             return Ok(port);
         }
     }
@@ -31,6 +28,19 @@ pub fn free_port() -> std::io::Result<u16> {
         std::io::ErrorKind::AddrInUse,
         "no loopback port left that this process has not used already",
     ))
+}
+
+/// Records `port` as handed out; false when it was already. A port someone will listen on
+/// without asking [`free_port`] for it (a cluster node's bus port) is recorded here too, so
+/// that no later caller is given it.
+fn hand_out(port: u16) -> bool {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    if given.contains(&port) {
+        return false;
+    }
+    given.push(port);
+    true
 }
 
 /// The signals this project sends.

@@ -39,13 +39,17 @@ const BUS_PORT_OFFSET: u16 = 10000;
 
 /// A free loopback port for a cluster node whose bus port (the port plus 10000) is free as
 /// well. The OS hands out ports up to 60999 here, and a node given one above 55535 would not
-/// start, so [`crate::free_port`] alone is not enough.
+/// start, so [`crate::free_port`] alone is not enough. The bus port is recorded as handed
+/// out: a node, replica or balancer given it later would find the bus listening there (CI
+/// once saw a node's INFO reset by another node's bus).
 pub fn free_node_port() -> std::io::Result<u16> {
     for _ in 0..1000 {
         let port = crate::free_port()?;
-        if port <= HIGHEST_NODE_PORT
-            && std::net::TcpListener::bind(("127.0.0.1", port + BUS_PORT_OFFSET)).is_ok()
-        {
+        let bus = match port.checked_add(BUS_PORT_OFFSET) {
+            Some(bus) if port <= HIGHEST_NODE_PORT => bus,
+            _ => continue,
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() && crate::hand_out(bus) {
             return Ok(port);
         }
     }
@@ -145,6 +149,20 @@ pub fn role(port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_port_handed_out_later_is_a_nodes_bus_port() {
+        let nodes: Vec<u16> = (0..300).map(|_| free_node_port().unwrap()).collect();
+        let buses: std::collections::HashSet<u16> =
+            nodes.iter().map(|p| p + BUS_PORT_OFFSET).collect();
+        for p in &nodes {
+            assert!(!buses.contains(p), "node port {p} is another node's bus port");
+        }
+        for _ in 0..2000 {
+            let p = crate::free_port().unwrap();
+            assert!(!buses.contains(&p), "{p} was handed out but is a node's bus port");
+        }
+    }
 
     #[test]
     fn a_node_port_leaves_room_for_its_bus_port() {

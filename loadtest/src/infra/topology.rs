@@ -223,15 +223,19 @@ impl RedisCluster {
         }
         let ports: Vec<u16> = started.iter().map(|(_, p)| *p).collect();
         // Every node must be listening before they are joined.
-        for &port in &ports {
+        for (proc_, port) in &mut started {
             let url = format!("redis://127.0.0.1:{port}");
-            wait_until(
+            let answered = wait_until(
                 "a cluster node answers INFO",
                 Duration::from_secs(10),
                 Duration::from_millis(50),
                 || {
+                    let exited = proc_.exited();
                     let url = &url;
                     async move {
+                        if let Some(status) = exited {
+                            return Check::Failed(format!("exited ({status})"));
+                        }
                         match super::redis_info::query(url, "server").await {
                             Ok(_) => Check::Done(()),
                             Err(e) => Check::Waiting(e.to_string()),
@@ -239,7 +243,8 @@ impl RedisCluster {
                     }
                 },
             )
-            .await?;
+            .await;
+            answered.map_err(|e| anyhow::anyhow!("{e}\n{}", proc_.log_tail()))?;
         }
         let join = ports.clone();
         tokio::task::spawn_blocking(move || redis_cluster::create(&join, replicas_each)).await??;
