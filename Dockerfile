@@ -1,6 +1,8 @@
 # The servers and the load generator, built from this workspace.
-#   docker build -t session-vs-token .     (docker compose up --build does this for you)
+#   docker build --target runtime -t session-vs-token .     (docker compose up --build does this for you)
 # One image holds all three programs; each compose service picks one with `command`.
+# The last stage, `lesson`, adds Chromium and nginx for the browser experiment of
+# `docker compose run --rm compare` (README, "Docker", gives its size).
 
 FROM rust:1-slim-bookworm AS build
 # goose's HTTP client links OpenSSL.
@@ -28,3 +30,14 @@ WORKDIR /work
 ENV LISTEN_ADDR=0.0.0.0:8080
 EXPOSE 8080
 CMD ["session-server"]
+
+# The whole lesson's load tester (`docker compose run --rm compare`): the runtime image plus
+# Chromium and nginx, so that the browser experiment runs from inside the stack (a headless
+# browser behind a TLS nginx, beside one replica of each server). Only the compare service
+# uses it; the replicas run the smaller runtime image.
+FROM runtime AS lesson
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium nginx \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+USER app

@@ -156,11 +156,17 @@ mod tests {
         let buses: std::collections::HashSet<u16> =
             nodes.iter().map(|p| p + BUS_PORT_OFFSET).collect();
         for p in &nodes {
-            assert!(!buses.contains(p), "node port {p} is another node's bus port");
+            assert!(
+                !buses.contains(p),
+                "node port {p} is another node's bus port"
+            );
         }
         for _ in 0..2000 {
             let p = crate::free_port().unwrap();
-            assert!(!buses.contains(&p), "{p} was handed out but is a node's bus port");
+            assert!(
+                !buses.contains(&p),
+                "{p} was handed out but is a node's bus port"
+            );
         }
     }
 

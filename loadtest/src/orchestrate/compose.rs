@@ -19,20 +19,18 @@ use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
 use plumbing::{wait_until, Check};
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 
 use super::plan::{self, Job};
 use super::probing::{self, ProbeHost, ProbeServer};
-use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
+use super::{calibrate, conclude, measurement_config, secret, Deployment, Journal, Stage};
 use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::engine::{CloneOf, Container, Engine, Variation};
-use crate::infra::topology::Balance;
+use crate::infra::topology::{Balance, Group, GroupSpec, StoreAddr};
 use crate::infra::{env_info, procfs};
 use crate::measure::probes::MemorySource;
 use crate::measure::snapshot::{Containers, Pids};
-use crate::measure::{measure, Target};
+use crate::measure::{browser, measure, Target};
 use crate::model::{self, CalibrationRun, Experiment, Mode, ServerKind, Variant};
 
 /// How long the services may take to get every container healthy.
@@ -584,14 +582,88 @@ impl ProbeHost for ComposeProbes<'_> {
 
     async fn browser(
         &self,
-        _ttl_s: u64,
-        _chromium: Option<&Path>,
+        ttl_s: u64,
+        chromium: Option<&Path>,
     ) -> Option<anyhow::Result<model::BrowserStudy>> {
-        Some(Err(anyhow::anyhow!(
-            "skipped: not run through docker compose (it needs Chromium and its own TLS \
-             balancer beside the servers, which the local `loadtest compare` sets up; the \
-             application image has no Chromium)"
-        )))
+        let dir = std::env::temp_dir().join(format!("svt-browser-{}", std::process::id()));
+        let study = async {
+            let servers =
+                BesideTheBrowser::new(self.redis_url.clone(), dir.join("servers"), chromium)?;
+            let token_life = (ttl_s, plan::LEEWAY_S);
+            browser::study(
+                &servers,
+                chromium,
+                dir.join("study"),
+                token_life,
+                self.admin.clone(),
+            )
+            .await
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(study)
+    }
+}
+
+/// Experiment `browser` through compose: Chromium, its TLS balancer (nginx) and one replica
+/// of the server under test run as processes where the load tester runs (the compare
+/// service's image, the Dockerfile's `lesson` stage, holds them all), on the stack's Redis.
+/// The experiment measures what a browser sends, blocks and leaks, not how fast: where the
+/// servers run does not change it, and the browser must reach them by the names it is told.
+struct BesideTheBrowser {
+    bins: PathBuf,
+    redis_url: String,
+    session_key: String,
+    jwt_secret: String,
+    logs: PathBuf,
+}
+
+impl BesideTheBrowser {
+    /// `skipped`, naming the image that has them, when Chromium, nginx or a server binary
+    /// is not here.
+    fn new(redis_url: String, logs: PathBuf, chromium: Option<&Path>) -> anyhow::Result<Self> {
+        let skipped = |what: String| {
+            anyhow::anyhow!(
+                "skipped: {what} here (`docker compose run --rm compare` runs the image of \
+                 the Dockerfile's `lesson` stage, which has Chromium, nginx and both servers)"
+            )
+        };
+        browser::find_chromium(chromium).map_err(|_| skipped("no Chromium".into()))?;
+        crate::infra::topology::find_tool("nginx", "nginx")
+            .map_err(|_| skipped("no nginx for the browser's TLS balancer".into()))?;
+        let exe = std::env::current_exe()?;
+        let bins = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        for kind in [ServerKind::Session, ServerKind::Token] {
+            let bin = bins.join(kind.binary());
+            anyhow::ensure!(bin.is_file(), skipped(format!("no {}", bin.display())));
+        }
+        std::fs::create_dir_all(&logs)?;
+        Ok(Self {
+            bins,
+            redis_url,
+            session_key: secret(64),
+            jwt_secret: secret(48),
+            logs,
+        })
+    }
+}
+
+impl browser::Servers for BesideTheBrowser {
+    async fn start(&self, kind: ServerKind, env: Vec<(String, String)>) -> anyhow::Result<Group> {
+        let spec = GroupSpec {
+            kind,
+            replicas: 1,
+            bin_dir: &self.bins,
+            store: StoreAddr::Url(self.redis_url.clone()),
+            session_key: &self.session_key,
+            jwt_secret: &self.jwt_secret,
+            lb_workers: 1,
+            workers_per_replica: 1,
+            extra_env: env,
+            balance: Balance::RoundRobin,
+        };
+        let mut unlimited = CpuBudget::new(None)?;
+        Group::start(&spec, &mut unlimited, &self.logs).await
     }
 }
 
@@ -683,14 +755,6 @@ async fn calibrate(
         });
     }
     Ok(runs)
-}
-
-fn secret(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
 }
 
 /// The environment of the report: how the stack was reached, the Engine, and what each
@@ -906,7 +970,13 @@ async fn run(
         redis_url: format!("redis://{}:6379", address(&redis)?),
         admin: ("ltadmin".into(), secret(24)),
     };
-    let probed = probing::run(&host, &experiments.probes, None, journal).await;
+    let probed = probing::run(
+        &host,
+        &experiments.probes,
+        args.chromium.as_deref(),
+        journal,
+    )
+    .await;
     services.stack.remove_probes().await?;
     probed
 }

@@ -6,14 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rand::distributions::Alphanumeric;
-use rand::Rng;
-
 use std::time::Duration;
 
 use super::plan::{self, Job};
 use super::probing::{self, ProbeHost, ProbeServer};
-use super::{calibrate, conclude, measurement_config, Deployment, Journal, Stage};
+use super::{calibrate, conclude, measurement_config, secret, Deployment, Journal, Stage};
 use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::delay_proxy::DelayProxy;
@@ -47,14 +44,6 @@ fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
         anyhow::ensure!(cmd.status()?.success(), "building the servers failed");
     }
     Ok(dir)
-}
-
-fn secret(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
 }
 
 /// Extra warm-up for the first run of a process, which signs its users up.
@@ -214,23 +203,9 @@ impl Shared {
         ttl_s: u64,
         chromium: Option<&Path>,
     ) -> Option<anyhow::Result<model::BrowserStudy>> {
-        let exe = match browser::find_chromium(chromium) {
-            Ok(exe) => exe,
-            Err(e) => return Some(Err(e.context("skipped"))),
-        };
-        let settings = browser::Settings {
-            chromium: exe,
-            dir: self.logs.join("browser"),
-            ttl_s,
-            leeway_s: plan::LEEWAY_S,
-            admin: self.admin.clone(),
-        };
-        let study = browser::run(self, &settings)
-            .await
-            .map_err(|e| e.context("failed"));
-        // Pages, certificate and browser profiles are this run's only.
-        let _ = std::fs::remove_dir_all(&settings.dir);
-        Some(study)
+        let dir = self.logs.join("browser");
+        let token_life = (ttl_s, plan::LEEWAY_S);
+        Some(browser::study(self, chromium, dir, token_life, self.admin.clone()).await)
     }
 }
 

@@ -135,3 +135,13 @@ pub(crate) fn conclude(journal: Journal, outcome: anyhow::Result<()>) -> anyhow:
         }
     }
 }
+
+/// A local-only secret (a session key, a JWT secret, a password) made for one run.
+pub(crate) fn secret(len: usize) -> String {
+    use rand::distributions::{Alphanumeric, Distribution};
+    Alphanumeric
+        .sample_iter(rand::thread_rng())
+        .take(len)
+        .map(char::from)
+        .collect()
+}

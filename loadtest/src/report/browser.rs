@@ -473,9 +473,16 @@ fn section(results: &crate::model::Results) -> Option<Section> {
              Authorization was carried, never their values), what the browser refused from its own DevTools \
              reports, what was stolen from the collector; a stolen credential was then used from outside the \
              browser (GET /api/me every 250 ms) until it was refused. The victim is an admin logged in on the API's \
-             own origin (the token handler's app: on the app's origin).",
+             own origin (the token handler's app: on the app's origin).{}",
             b.browser, b.user_agent, b.access_token_ttl_s,
-            sites.join(", ")
+            sites.join(", "),
+            match results.environment.mode {
+                crate::model::Mode::Compose =>
+                    " Through docker compose, the browser, its nginx and each server ran as processes in the \
+                     compare container (its image holds Chromium and nginx), on the stack's Redis: the cases \
+                     are about what the browser sends and blocks, which does not depend on where the servers run.",
+                _ => "",
+            }
         ),
         table: Some(Table::new(
             &[

@@ -102,6 +102,32 @@ pub fn find_chromium(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     anyhow::bail!("no Chromium found: install it (Debian/Ubuntu: `apt-get install -y chromium`)")
 }
 
+/// The experiment as a comparison records it: `skipped` (with what to install) without
+/// Chromium, `failed` with the reason, or the study. `dir` is this run's alone, and goes
+/// with it (pages, certificate, browser profiles); the token server's lifetime and leeway
+/// are in seconds.
+pub(crate) async fn study(
+    servers: &impl Servers,
+    chromium: Option<&Path>,
+    dir: PathBuf,
+    (ttl_s, leeway_s): (u64, u64),
+    admin: (String, String),
+) -> anyhow::Result<BrowserStudy> {
+    let chromium = find_chromium(chromium).map_err(|e| e.context("skipped"))?;
+    let settings = Settings {
+        chromium,
+        dir,
+        ttl_s,
+        leeway_s,
+        admin,
+    };
+    let study = run(servers, &settings)
+        .await
+        .map_err(|e| e.context("failed"));
+    let _ = std::fs::remove_dir_all(&settings.dir);
+    study
+}
+
 /// Every group, in turn; stolen tokens are watched until they stop working, all at once.
 pub(crate) async fn run(start: &impl Servers, s: &Settings) -> anyhow::Result<BrowserStudy> {
     std::fs::create_dir_all(&s.dir)?;
