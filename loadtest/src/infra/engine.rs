@@ -14,8 +14,9 @@ use bollard::models::{
     HealthStatusEnum, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::{body_full, Docker};
 use futures_util::StreamExt;
@@ -224,6 +225,22 @@ impl Engine {
 
     /// The container's peak memory (cgroup v1's `max_usage`; cgroup v2 keeps none, and then
     /// its memory now), in bytes.
+    /// The last `lines` lines a container wrote (stdout and stderr), for an error that says
+    /// why it did not become healthy; empty when the Engine cannot tell.
+    pub async fn log_tail(&self, id: &str, lines: usize) -> String {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+
     pub async fn memory_peak(&self, id: &str) -> Option<u64> {
         let stats = self.stats(id).await.ok()?;
         let m = stats.memory_stats?;

@@ -8,7 +8,100 @@
 //! request); everything else must then still have room at R. The budget is the largest c
 //! for which it does, for every group.
 
+use std::time::Duration;
+
+use super::plan::Job;
+use super::{Deployment, Journal};
+use crate::cli::{Effective as Measure, Span};
+use crate::measure::measure;
 use crate::model::{self, Calibration, CalibrationRun, ServerKind};
+
+/// Extra warm-up for the first run of a process: it signs every simulated user up (an
+/// argon2 hash each, then another to log in), and without room for that the window could
+/// not open before goose's fixed run time ends (64 users took over 3 s here).
+const SIGN_UP_ROOM: Duration = Duration::from_secs(3);
+
+/// What the budget must leave room beside at the top of the sweep.
+pub struct Room {
+    pub max_replicas: u32,
+    pub machine_cpus: usize,
+    /// nginx's worker processes.
+    pub lb_workers: u32,
+}
+
+/// The calibration, on any deployment (processes here, or containers through compose):
+/// measures what a request of each group's main scenario costs with no budget on one
+/// replica, chooses the budget per replica that leaves `room` its margin, records it in
+/// `journal`, and returns it.
+pub(super) async fn calibrate(
+    deployment: &mut impl Deployment,
+    servers: &[ServerKind],
+    m: &Measure,
+    room: Room,
+    journal: &mut Journal,
+) -> anyhow::Result<f64> {
+    let runs = costs(deployment, servers, m).await?;
+    let chosen = choose(
+        runs,
+        room.max_replicas,
+        room.machine_cpus,
+        room.lb_workers,
+        crate::measure::loadgen_threads(),
+    )
+    .ok_or_else(|| anyhow::anyhow!("the calibration measured nothing"))?;
+    let c = chosen.cpus_per_replica;
+    eprintln!(
+        "calibration: {c} CPU per replica ({} sets it: up to {:.0} req/s at {} replicas \
+         leave the load generator, nginx, Redis and the machine their margin)",
+        chosen.set_by.name(),
+        chosen.max_rps,
+        room.max_replicas
+    );
+    journal.update(|r| r.calibration = Some(chosen))?;
+    Ok(c)
+}
+
+/// Each group's costs per request, unbudgeted, one replica: a short window each, since the
+/// costs per request settle within two seconds.
+async fn costs(
+    deployment: &mut impl Deployment,
+    servers: &[ServerKind],
+    m: &Measure,
+) -> anyhow::Result<Vec<CalibrationRun>> {
+    let mut runs = Vec::new();
+    for &server in servers {
+        eprintln!(
+            "calibration: what a {} request costs here ...",
+            server.name()
+        );
+        let job = Job::calibration(server, m.users);
+        let room = if runs.is_empty() {
+            SIGN_UP_ROOM
+        } else {
+            Duration::ZERO
+        };
+        let short = Measure {
+            duration: Span(m.duration.0.min(Duration::from_secs(2))),
+            warmup: Span(m.warmup.0 + room),
+            ..m.clone()
+        };
+        let plan = job.run_plan(
+            server.main_scenario(),
+            &short,
+            format!("calibration {}", server.name()),
+            None,
+            false,
+        );
+        let stage = deployment.stage(&job).await?;
+        let (run, _) = measure(&stage.target, &stage.budgets, &plan).await?;
+        runs.push(CalibrationRun {
+            server,
+            rps: run.rps,
+            cpu_us_per_request: run.cpu_us_per_request,
+        });
+    }
+    Ok(runs)
+}
 
 /// What the whole system may use of the machine at the top of the sweep: the bottleneck
 /// rule flags a machine 85% busy, so this leaves a margin for the costs' noise.

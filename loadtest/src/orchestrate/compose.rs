@@ -22,19 +22,22 @@ use plumbing::{wait_until, Check};
 
 use super::plan::{self, Job};
 use super::probing::{self, ProbeHost, ProbeServer};
-use super::{calibrate, conclude, measurement_config, secret, Deployment, Journal, Stage};
-use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
+use super::{calibrate, compare_config, conclude, secret, Deployment, Journal, Stage};
+use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::engine::{CloneOf, Container, Engine, Variation};
 use crate::infra::topology::{Balance, Group, GroupSpec, StoreAddr};
 use crate::infra::{env_info, procfs};
 use crate::measure::probes::MemorySource;
 use crate::measure::snapshot::{Containers, Pids};
-use crate::measure::{browser, measure, Target};
-use crate::model::{self, CalibrationRun, Experiment, Mode, ServerKind, Variant};
+use crate::measure::{browser, Target};
+use crate::model::{self, Experiment, Mode, ServerKind, Variant};
 
 /// How long the services may take to get every container healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
+
+/// How much of an unhealthy container's log an error quotes.
+const LOG_LINES: usize = 20;
 
 /// The services the sweep needs, as docker-compose.yml names them.
 const STACK: [&str; 4] = ["redis", "session-server", "token-server", "balancer"];
@@ -163,7 +166,7 @@ impl Stack {
     }
 
     async fn wait_healthy(&self, want: &[(&str, Option<u32>)]) -> anyhow::Result<()> {
-        wait_until(
+        let healthy = wait_until(
             "compose services healthy",
             HEALTHY_WITHIN,
             Duration::from_millis(500),
@@ -175,8 +178,30 @@ impl Stack {
                 }
             },
         )
-        .await?;
-        Ok(())
+        .await;
+        match healthy {
+            Ok(()) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("{e}{}", self.logs_of_unhealthy(want).await)),
+        }
+    }
+
+    /// The last lines of every container of `want` that is not healthy, read through the
+    /// Engine: why a replica never answered its health check.
+    async fn logs_of_unhealthy(&self, want: &[(&str, Option<u32>)]) -> String {
+        let mut said = String::new();
+        for (service, _) in want {
+            let Ok(cs) = self.engine.service(&self.project, service).await else {
+                continue;
+            };
+            for c in cs.iter().filter(|c| c.health != "healthy") {
+                let tail = self.engine.log_tail(&c.id, LOG_LINES).await;
+                said.push_str(&format!(
+                    "\n{} ({}), its last lines:\n{tail}",
+                    c.name, c.health
+                ));
+            }
+        }
+        said
     }
 
     /// nginx's worker processes (host PIDs), its master left out.
@@ -305,7 +330,7 @@ impl Stack {
             .unwrap_or_else(|e| e.into_inner())
             .push(made.id.clone());
         let id = &made.id;
-        wait_until(
+        let healthy = wait_until(
             "a probe's server healthy",
             HEALTHY_WITHIN,
             Duration::from_millis(250),
@@ -323,8 +348,14 @@ impl Stack {
                 }
             },
         )
-        .await
-        .map_err(Into::into)
+        .await;
+        match healthy {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let tail = self.engine.log_tail(id, LOG_LINES).await;
+                Err(anyhow::anyhow!("{e}; its last lines:\n{tail}"))
+            }
+        }
     }
 
     async fn remove_probes(&self) -> anyhow::Result<()> {
@@ -718,45 +749,6 @@ async fn find_stack(args: &CompareArgs) -> anyhow::Result<(Stack, Option<Compose
     Ok((Stack::new(engine, project), started_here))
 }
 
-/// What a request of each group costs with no budget, one replica each: the calibration.
-async fn calibrate(
-    services: &mut Services,
-    servers: &[ServerKind],
-    m: &Measure,
-) -> anyhow::Result<Vec<CalibrationRun>> {
-    let mut runs = Vec::new();
-    for &server in servers {
-        eprintln!(
-            "calibration: what a {} request costs here ...",
-            server.name()
-        );
-        let mut job = Job::calibration(server, m.users);
-        job.setup.unbudgeted = true;
-        // A short window: the costs per request settle within two seconds (the first run
-        // signs every user up, which its warm-up makes room for).
-        let short = Measure {
-            duration: Span(m.duration.0.min(Duration::from_secs(2))),
-            warmup: Span(m.warmup.0 + Duration::from_secs(3)),
-            ..m.clone()
-        };
-        let plan = job.run_plan(
-            server.main_scenario(),
-            &short,
-            format!("calibration {}", server.name()),
-            None,
-            false,
-        );
-        let stage = services.stage(&job).await?;
-        let (run, _) = measure(&stage.target, &stage.budgets, &plan).await?;
-        runs.push(CalibrationRun {
-            server,
-            rps: run.rps,
-            cpu_us_per_request: run.cpu_us_per_request,
-        });
-    }
-    Ok(runs)
-}
-
 /// The environment of the report: how the stack was reached, the Engine, and what each
 /// figure was read from.
 fn environment(
@@ -774,9 +766,7 @@ fn environment(
         _ => "each container's CPU limit, set through the Docker Engine during measured windows"
             .into(),
     };
-    env.config = measurement_config(m);
-    env.config
-        .insert("rounds".into(), args.rounds().to_string());
+    env.config = compare_config(args, m);
     for (k, v) in [
         (
             "via",
@@ -787,14 +777,6 @@ fn environment(
             },
         ),
         ("engine", stack.engine.version.clone()),
-        ("JWT_ALG", "HS256".into()),
-        ("JWT_LEEWAY_S", plan::LEEWAY_S.to_string()),
-        ("ACCESS_TOKEN_TTL", "900".into()),
-        ("SESSION_STORE", "redis".into()),
-        (
-            "password_hash",
-            auth_core::password::PasswordHasher::describe(),
-        ),
         (
             "lb",
             "nginx (deploy/nginx/nginx.conf), round robin, keep-alive to replicas".into(),
@@ -884,25 +866,14 @@ async fn run(
         BudgetChoice::Cpus(c) => Some(c),
         BudgetChoice::Unlimited => None,
         BudgetChoice::Auto => {
-            let runs = calibrate(services, &args.servers, m).await?;
             let lb = services.stack.one("balancer").await?;
             let lb_workers = services.stack.balancer_workers(&lb).await?.len().max(1) as u32;
-            let chosen = calibrate::choose(
-                runs,
+            let room = calibrate::Room {
                 max_replicas,
-                cpus,
+                machine_cpus: cpus,
                 lb_workers,
-                crate::measure::loadgen_threads(),
-            )
-            .ok_or_else(|| anyhow::anyhow!("the calibration measured nothing"))?;
-            let c = chosen.cpus_per_replica;
-            eprintln!(
-                "calibration: {c} CPU per replica ({} sets it: up to {:.0} req/s at {max_replicas} replicas)",
-                chosen.set_by.name(),
-                chosen.max_rps
-            );
-            journal.update(|r| r.calibration = Some(chosen))?;
-            Some(c)
+            };
+            Some(calibrate::calibrate(services, &args.servers, m, room, journal).await?)
         }
     };
     let chosen = services.cpus_per_replica;

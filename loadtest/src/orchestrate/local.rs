@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::plan::{self, Job};
 use super::probing::{self, ProbeHost, ProbeServer};
-use super::{calibrate, conclude, measurement_config, secret, Deployment, Journal, Stage};
-use crate::cli::{BudgetChoice, CompareArgs, Effective as Measure, Span};
+use super::{calibrate, compare_config, conclude, secret, Deployment, Journal, Stage};
+use crate::cli::{BudgetChoice, CompareArgs};
 use crate::infra::cpu_budget::CpuBudget;
 use crate::infra::delay_proxy::DelayProxy;
 use crate::infra::topology::{
@@ -20,8 +20,8 @@ use crate::infra::topology::{
 use crate::infra::{env_info, procfs};
 use crate::measure::probes::MemorySource;
 use crate::measure::snapshot::Pids;
-use crate::measure::{browser, measure, FailoverTarget, Target};
-use crate::model::{self, CalibrationRun, Mode, ServerKind};
+use crate::measure::{browser, FailoverTarget, Target};
+use crate::model::{self, Mode, ServerKind};
 
 /// Where the server binaries are. Under `cargo run`, build them first with the same profile.
 fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
@@ -45,9 +45,6 @@ fn bin_dir(args: &CompareArgs) -> anyhow::Result<PathBuf> {
     }
     Ok(dir)
 }
-
-/// Extra warm-up for the first run of a process, which signs its users up.
-const SIGN_UP_ROOM: Duration = Duration::from_secs(3);
 
 /// Redis, and groups of replicas behind nginx, as processes of this machine.
 struct Local {
@@ -148,53 +145,6 @@ impl Shared {
         let spec = self.spec(kind, 1, extra_env, Balance::RoundRobin);
         let mut unlimited = CpuBudget::new(None)?;
         Group::start(&spec, &mut unlimited, &self.logs).await
-    }
-
-    /// What each group's main scenario costs per request, unthrottled, on one replica.
-    async fn calibrate(
-        &self,
-        servers: &[ServerKind],
-        m: &Measure,
-    ) -> anyhow::Result<Vec<CalibrationRun>> {
-        let mut runs = Vec::new();
-        for &server in servers {
-            eprintln!(
-                "calibration: what a {} request costs here ...",
-                server.name()
-            );
-            let group = self.probe_group(server, Vec::new()).await?;
-            // A short window: the costs per request settle within two seconds. The first
-            // run of the process signs every simulated user up (an argon2 hash each, then
-            // another to log in): its warm-up gets room for that, or the window could not
-            // open before goose's fixed run time ends (64 users took over 3 s here).
-            let signs_up = runs.is_empty();
-            let short = Measure {
-                duration: Span(m.duration.0.min(Duration::from_secs(2))),
-                warmup: Span(
-                    m.warmup.0
-                        + if signs_up {
-                            SIGN_UP_ROOM
-                        } else {
-                            Duration::ZERO
-                        },
-                ),
-                ..m.clone()
-            };
-            let plan = Job::calibration(server, m.users).run_plan(
-                server.main_scenario(),
-                &short,
-                format!("calibration {}", server.name()),
-                None,
-                false,
-            );
-            let (run, _) = measure(&self.target(&group, server), &[], &plan).await?;
-            runs.push(CalibrationRun {
-                server,
-                rps: run.rps,
-                cpu_us_per_request: run.cpu_us_per_request,
-            });
-        }
-        Ok(runs)
     }
 
     /// Experiment `browser`: skipped, with a note saying what to install, without Chromium.
@@ -402,19 +352,8 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     let cpus = procfs::available_cpus();
     let lb_workers = args.lb_workers.unwrap_or((cpus / 4).max(1) as u32);
     let mut env = env_info::collect(Mode::Local, &stamp);
-    env.config = measurement_config(&m);
-    env.config
-        .insert("rounds".into(), args.rounds().to_string());
+    env.config = compare_config(&args, &m);
     for (k, v) in [
-        ("JWT_ALG", "HS256".to_string()),
-        // What the report needs to state a token's revocation window (lifetime + leeway).
-        ("JWT_LEEWAY_S", plan::LEEWAY_S.to_string()),
-        ("ACCESS_TOKEN_TTL", "900".into()),
-        ("SESSION_STORE", "redis".into()),
-        (
-            "password_hash",
-            auth_core::password::PasswordHasher::describe(),
-        ),
         (
             "lb",
             format!("nginx, round robin, keep-alive to replicas, {lb_workers} worker(s)"),
@@ -446,31 +385,25 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
         workers_per_replica: 1,
     };
     let outcome = async {
-        // The budget: calibrated here, given, or none.
         let max_replicas = replicas.iter().copied().max().unwrap_or(1);
+        let mut local = Local {
+            shared,
+            cpus_per_replica: None,
+            budget: CpuBudget::new(None)?,
+            store_budget: None,
+            private: None,
+        };
+        // The budget: calibrated here, given, or none.
         let cpus_per_replica = match args.cpus_per_replica {
             BudgetChoice::Cpus(c) => Some(c),
             BudgetChoice::Unlimited => None,
             BudgetChoice::Auto => {
-                let main: Vec<ServerKind> = args.servers.clone();
-                let runs = shared.calibrate(&main, &m).await?;
-                let chosen = calibrate::choose(
-                    runs,
+                let room = calibrate::Room {
                     max_replicas,
-                    cpus,
+                    machine_cpus: cpus,
                     lb_workers,
-                    crate::measure::loadgen_threads(),
-                )
-                .ok_or_else(|| anyhow::anyhow!("the calibration measured nothing"))?;
-                let c = chosen.cpus_per_replica;
-                eprintln!(
-                    "calibration: {c} CPU per replica ({} sets it: up to {:.0} req/s at {max_replicas} replicas \
-                     leave the load generator, nginx, Redis and the machine their margin)",
-                    chosen.set_by.name(),
-                    chosen.max_rps
-                );
-                journal.update(|r| r.calibration = Some(chosen))?;
-                Some(c)
+                };
+                Some(calibrate::calibrate(&mut local, &args.servers, &m, room, &mut journal).await?)
             }
         };
         let workers_per_replica = cpus_per_replica.map_or(1, |c| c.ceil().max(1.0) as u32);
@@ -486,16 +419,13 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
                     (_, None) => "none".into(),
                 },
             );
-            e.config
-                .insert("workers_per_replica".into(), workers_per_replica.to_string());
+            e.config.insert(
+                "workers_per_replica".into(),
+                workers_per_replica.to_string(),
+            );
         })?;
-        let mut local = Local {
-            shared,
-            cpus_per_replica,
-            budget,
-            store_budget: None,
-            private: None,
-        };
+        local.cpus_per_replica = cpus_per_replica;
+        local.budget = budget;
         local.shared.workers_per_replica = workers_per_replica;
         let sweep = plan::sweep(
             &args.servers,

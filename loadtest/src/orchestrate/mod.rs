@@ -116,6 +116,27 @@ pub fn measurement_config(m: &Measure) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// What a comparison's environment records wherever it ran: the measurement's settings, its
+/// rounds, and the servers' settings the report states (a token's revocation window is its
+/// lifetime plus the leeway; the login runs' cost is the password hash).
+fn compare_config(args: &CompareArgs, m: &Measure) -> BTreeMap<String, String> {
+    let mut config = measurement_config(m);
+    for (k, v) in [
+        ("rounds", args.rounds().to_string()),
+        ("JWT_ALG", "HS256".into()),
+        ("JWT_LEEWAY_S", plan::LEEWAY_S.to_string()),
+        ("ACCESS_TOKEN_TTL", "900".into()),
+        ("SESSION_STORE", "redis".into()),
+        (
+            "password_hash",
+            auth_core::password::PasswordHasher::describe(),
+        ),
+    ] {
+        config.insert(k.to_string(), v);
+    }
+    config
+}
+
 /// `loadtest compare`: local processes, or the compose services.
 pub async fn compare(args: CompareArgs) -> anyhow::Result<PathBuf> {
     match args.via {

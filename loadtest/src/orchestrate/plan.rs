@@ -181,6 +181,7 @@ impl Job {
     /// One replica of `server` running its main scenario with `users` users, for the
     /// calibration: what a request costs each component with no budget.
     pub fn calibration(server: ServerKind, users: u32) -> Self {
+        // What a request costs with nothing holding the replica back.
         Self::sweep(
             server,
             1,
@@ -188,6 +189,7 @@ impl Job {
             1,
             Setup::standard(users, None),
         )
+        .with(|s| s.unbudgeted = true)
     }
 
     /// `server scenario xN [variant]`.
