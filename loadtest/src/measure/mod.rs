@@ -95,8 +95,12 @@ pub const STORE_THROTTLED: f64 = 0.5;
 /// within 1/20 s.
 const OPEN_LAUNCHES_PER_USER: u64 = 20;
 
-/// Goose's run time beyond the planned warm-up and window, in seconds (see `run`).
-const RUN_TIME_SLACK_S: u64 = 6;
+/// Goose's run time beyond the planned warm-up and window, in seconds (see `run`). It costs
+/// nothing when the set-up is quick (the window's close stops goose), and through docker
+/// compose it is needed: 64 logins on a fresh replica container took over 4 s there, and the
+/// Engine's CPU reading at the window's opening up to another second (with 6 s, windows
+/// were shortened and two first runs gave up before every user had logged in).
+const RUN_TIME_SLACK_S: u64 = 10;
 
 /// Why goose stops: every run's users are stopped this way once its window closes.
 const WINDOW_CLOSED: &str = "the measured window closed";
@@ -167,6 +171,8 @@ fn goose_attack(
 struct Window {
     start: Snapshot,
     end: Snapshot,
+    /// How long the recorder counted requests (from just after `start` to just before `end`).
+    counted: Duration,
     /// Share of its quota periods in which Redis ran out of its budget, when it had one.
     store_throttled: Option<f64>,
     fault: Option<crate::model::Fault>,
@@ -346,6 +352,7 @@ async fn window(
     )
     .await;
     recorder.open(true, plan.fault.is_some());
+    let opened = Instant::now();
     let until = (start.at + plan.duration).min(goose_ends - Duration::from_millis(500));
     let shortened = until < start.at + plan.duration;
     let mut fault_error = None;
@@ -376,6 +383,7 @@ async fn window(
         }
     }
     recorder.open(false, false);
+    let counted = opened.elapsed();
     let mut notes = Vec::new();
     let throttled_at_close = match store {
         Some(b) => b.throttling().await,
@@ -438,6 +446,7 @@ async fn window(
     Ok(Window {
         start,
         end,
+        counted,
         store_throttled,
         fault: injector.and_then(|i| i.recorded()),
         failover,
@@ -508,23 +517,34 @@ pub async fn measure(
     );
 
     let w = &window;
-    let secs = w.end.at.duration_since(w.start.at).as_secs_f64();
+    // Requests per second over the span in which they were counted; each CPU figure as a
+    // rate over the span between its own two readings, and per request as that rate over
+    // the request rate. On one machine the spans are the same to a millisecond; through
+    // the Docker Engine a reading can come a second late, and CPU over that extra second
+    // divided by the window's requests would be load that was never counted.
+    let secs = w.counted.as_secs_f64();
+    let rps = requests as f64 / secs;
+    let span = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
+    let (engine_s, own_s) = (
+        span(w.start.cpu_at, w.end.cpu_at),
+        span(w.start.at, w.end.at),
+    );
     // The load generator is this process: always seen. The rest only where their
-    // processes are this machine's (not inside containers or elsewhere).
+    // processes are this machine's or the Engine's.
     let seen = |v: f64| target.cpu_visible.then_some(v);
-    let per_request = |a: f64, b: f64| (b - a) * 1e6 / requests as f64;
-    let cores = |a: f64, b: f64| (b - a) / secs;
-    let cpu_us = CpuPerRequest {
-        replicas: seen(per_request(w.start.cpu_replicas, w.end.cpu_replicas)),
-        redis: seen(per_request(w.start.cpu_redis, w.end.cpu_redis)),
-        lb: seen(per_request(w.start.cpu_lb, w.end.cpu_lb)),
-        loadgen: Some(per_request(w.start.cpu_loadgen, w.end.cpu_loadgen)),
-    };
+    let cores = |a: f64, b: f64, over: f64| (b - a) / over;
     let cpu_cores = CpuPerRequest {
-        replicas: seen(cores(w.start.cpu_replicas, w.end.cpu_replicas)),
-        redis: seen(cores(w.start.cpu_redis, w.end.cpu_redis)),
-        lb: seen(cores(w.start.cpu_lb, w.end.cpu_lb)),
-        loadgen: Some(cores(w.start.cpu_loadgen, w.end.cpu_loadgen)),
+        replicas: seen(cores(w.start.cpu_replicas, w.end.cpu_replicas, engine_s)),
+        redis: seen(cores(w.start.cpu_redis, w.end.cpu_redis, engine_s)),
+        lb: seen(cores(w.start.cpu_lb, w.end.cpu_lb, engine_s)),
+        loadgen: Some(cores(w.start.cpu_loadgen, w.end.cpu_loadgen, own_s)),
+    };
+    let per_request = |c: Option<f64>| c.map(|c| c * 1e6 / rps);
+    let cpu_us = CpuPerRequest {
+        replicas: per_request(cpu_cores.replicas),
+        redis: per_request(cpu_cores.redis),
+        lb: per_request(cpu_cores.lb),
+        loadgen: per_request(cpu_cores.loadgen),
     };
     let redis_commands_per_request = match (w.start.redis_calls, w.end.redis_calls) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / requests as f64),
@@ -557,7 +577,6 @@ pub async fn measure(
     } else {
         None
     };
-    let rps = requests as f64 / secs;
     let open_model = taken.open_model(rps);
     let bottleneck = bottleneck.or_else(|| {
         // Nothing saturated: in a closed loop the users' number set the pace; at a fixed

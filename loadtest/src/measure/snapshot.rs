@@ -74,6 +74,11 @@ impl Containers {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub at: Instant,
+    /// When the replicas', Redis's and the balancer's CPU counters were read. The Docker
+    /// Engine answers a container's stats at its collector's next tick (up to a second
+    /// after it was asked): their rates are taken over the span between these readings,
+    /// not over the window in which requests were counted.
+    pub cpu_at: Instant,
     pub cpu_replicas: f64,
     pub cpu_redis: f64,
     pub cpu_lb: f64,
@@ -149,6 +154,7 @@ pub async fn snapshot(
             cpu_sum(&pids.lb),
         ),
     };
+    let cpu_at = Instant::now();
     let scrapes = replica_urls.iter().map(|url| async move {
         scrape(http, url)
             .await
@@ -164,6 +170,7 @@ pub async fn snapshot(
     };
     Snapshot {
         at: Instant::now(),
+        cpu_at,
         cpu_replicas,
         cpu_redis,
         cpu_lb,

@@ -166,10 +166,18 @@ fn findings(h: &Headline) -> Vec<String> {
     }
     if let Some((s, t)) = &h.loss {
         out.push(format!(
-            "A replica dies: {}; sessions served {} and tokens {} of their rate before.",
+            "A replica dies: {}; sessions served {} and tokens {} of their rate before{}.",
             kept_both(s, t),
             pct(s.during_share),
-            pct(t.during_share)
+            pct(t.during_share),
+            if [s.during_share, t.during_share]
+                .iter()
+                .all(|d| d.is_some_and(|d| d < super::experiments::WAITED_ON_THE_DEAD))
+            {
+                " (the balancer waited on the dead replica's address: see \"When a replica dies\")"
+            } else {
+                ""
+            }
         ));
     }
     if let Some((token_s, ttl, leeway, session_ms)) = h.revocation {

@@ -553,25 +553,53 @@ pub fn replica_loss(results: &Results) -> Option<Section> {
             }
             // Said once, on the token arm: what every arm that kept its users shows.
             (r.server == ServerKind::Token && r.variant() == Variant::Standard).then(|| {
-                let shares: Vec<f64> = results
+                let kept_all: Vec<&Run> = results
                     .experiment(Experiment::ReplicaLoss)
                     .into_iter()
                     .filter(|x| users_kept(x).is_some_and(|(k, n)| k == n))
+                    .collect();
+                let shares: Vec<f64> = kept_all
+                    .iter()
                     .filter_map(|x| FaultImpact::of(x)?.during_share)
                     .collect();
                 let lo = shares.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = shares.iter().copied().fold(0.0, f64::max);
-                format!(
+                let range = format!(
                     "With one of two replicas gone, the arms that kept every user answered {} to {} of their rate \
-                     before: capacity falls with the servers, and service does not come back to its old rate until a \
-                     replica is added.",
+                     before",
                     FaultImpact::share_text(Some(lo)),
                     FaultImpact::share_text(Some(hi))
+                );
+                if hi >= WAITED_ON_THE_DEAD {
+                    return format!(
+                        "{range}: capacity falls with the servers, and service does not come back to its old rate \
+                         until a replica is added."
+                    );
+                }
+                let p99: Vec<f64> = kept_all.iter().map(|x| x.latency_ms.p99 / 1000.0).collect();
+                format!(
+                    "{range}, far below the survivor's half: the balancer kept sending requests to the dead replica \
+                     and each waited there before going on to the survivor (these runs' p99 latency: {} to {} s). {}",
+                    fmt_num(p99.iter().copied().fold(f64::INFINITY, f64::min)),
+                    fmt_num(p99.iter().copied().fold(0.0, f64::max)),
+                    match results.environment.mode {
+                        Mode::Compose => "A killed container's address stops answering instead of refusing: nginx, \
+                                          which never takes a replica out of rotation (max_fails=0), waited its 1 s \
+                                          connect timeout (proxy_connect_timeout) on it each time. A killed process \
+                                          on one machine refuses at once, so a local run shows the survivor's \
+                                          capacity instead. What users felt here is the balancer's, not the auth \
+                                          model's: both models alike.",
+                        _ => "What users felt here is the balancer's, not the auth model's: both models alike.",
+                    }
                 )
             })
         },
     )
 }
+
+/// Below this share of the rate before, a replica loss with one survivor of two says more
+/// about the balancer (it waited on the dead replica) than about the lost capacity.
+pub(super) const WAITED_ON_THE_DEAD: f64 = 0.25;
 
 fn ms_text(v: Option<f64>, limit_s: u64) -> String {
     match v {
