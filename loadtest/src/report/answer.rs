@@ -238,9 +238,18 @@ pub fn caveats(results: &Results) -> Section {
             fmt_num(r.duration_s)
         ));
         if let Some(c) = r.cpus_per_replica {
+            let how = if super::through_engine(results) {
+                "its container's CPU limit, a cgroup quota set through the Docker Engine"
+            } else {
+                "a cgroup quota"
+            };
+            let path = match e.mode {
+                Mode::Compose => "all ran on one machine, over Docker's bridge network",
+                _ => "all ran on one loopback",
+            };
             items.push(format!(
-                "Each replica was held to {} CPU (a cgroup quota) to stand for a small server, so that adding one \
-                 adds capacity; it cannot stand for network hops between machines (all ran on one loopback).",
+                "Each replica was held to {} CPU ({how}) to stand for a small server, so that adding one adds \
+                 capacity; it cannot stand for network hops between machines ({path}).",
                 fmt_num(c)
             ));
         }

@@ -108,6 +108,17 @@ impl Section {
     }
 }
 
+/// Whether the containers' CPU was read, and their budget set, through the Docker Engine
+/// (`compare --via compose` since schema 4; older compose runs wrote the containers'
+/// cgroup files from the host).
+fn through_engine(results: &Results) -> bool {
+    results
+        .environment
+        .config
+        .get("cpu_seen")
+        .is_some_and(|seen| seen.contains("Docker Engine"))
+}
+
 fn row(cells: &[String]) -> Vec<String> {
     cells.to_vec()
 }

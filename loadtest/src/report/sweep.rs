@@ -567,13 +567,12 @@ pub fn cpu(results: &Results) -> Option<Section> {
             "CPU microseconds per measured request for each component, {}: the median over every sweep round bound \
              by the replicas alone, with the lowest and highest round, rounded to what that spread supports. The \
              chart draws the median round at the smallest replica count.",
-            // Runs of schema 1 through compose read the containers' processes from the host.
-            match results.environment.config.get("cpu_seen") {
-                Some(seen) if seen.contains("Docker Engine") => "from each container's CPU counter in the Docker Engine's stats (ns; the load \
-                                  generator's own from getrusage), as its rate between the two readings around the \
-                                  window over the rate of requests counted in it (the Engine answers up to a second \
-                                  late)",
-                _ => "from each thread's /proc schedstat (ns)",
+            if super::through_engine(results) {
+                "from each container's CPU counter in the Docker Engine's stats (ns; the load generator's own from \
+                 getrusage), as its rate between the two readings around the window over the rate of requests \
+                 counted in it (the Engine answers up to a second late)"
+            } else {
+                "from each thread's /proc schedstat (ns)"
             }
         ),
         charts: vec![Chart::new(
