@@ -223,8 +223,6 @@ impl Engine {
             .find_map(|kv| kv.strip_prefix(&prefix).map(str::to_owned))
     }
 
-    /// The container's peak memory (cgroup v1's `max_usage`; cgroup v2 keeps none, and then
-    /// its memory now), in bytes.
     /// The last `lines` lines a container wrote (stdout and stderr), for an error that says
     /// why it did not become healthy; empty when the Engine cannot tell.
     pub async fn log_tail(&self, id: &str, lines: usize) -> String {
@@ -241,6 +239,8 @@ impl Engine {
         out
     }
 
+    /// The container's peak memory (cgroup v1's `max_usage`; cgroup v2 keeps none, and then
+    /// its memory now), in bytes.
     pub async fn memory_peak(&self, id: &str) -> Option<u64> {
         let stats = self.stats(id).await.ok()?;
         let m = stats.memory_stats?;
